@@ -1,0 +1,4 @@
+//! redsim: a deterministic simulator of Redis Cluster.
+
+pub mod engine;
+pub mod net;
