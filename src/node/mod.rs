@@ -1,0 +1,642 @@
+//! One Redis Cluster node as a sans-IO state machine.
+//!
+//! A [`Node`] gets `(now, Input)` and appends [`Effect`]s to an output buffer:
+//! messages to send on its links, links to open or close, its `nodes.conf` to
+//! save, and notes for observers. It never sees the event queue, the network
+//! or another node's memory, so every protocol step can be driven by a script
+//! of inputs in a unit test.
+//!
+//! Names follow Redis 7.0.15 `src/cluster.c`: `current_epoch`,
+//! `config_epoch`, `ping_sent`, `pong_received`, PFAIL, FAIL, and so on. Times
+//! inside the node are Unix milliseconds (`mstime()`), derived from the
+//! simulated clock with [`mstime`].
+
+pub mod bus;
+pub mod config;
+mod failure;
+mod gossip;
+mod render;
+pub mod slots;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use rand::RngExt;
+use rustc_hash::FxHashMap;
+
+use crate::engine::{Rng, SimTime};
+use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
+use config::Config;
+use slots::CLUSTER_SLOTS;
+
+/// Simulated time 0 as Unix milliseconds: the clock the `CLUSTER NODES`
+/// ping/pong columns are printed in (2023-11-14T22:13:20Z).
+pub const BASE_UNIX_MS: i64 = 1_700_000_000_000;
+
+/// Redis's `mstime()` at simulated time `now`.
+#[inline]
+pub fn mstime(now: SimTime) -> i64 {
+    BASE_UNIX_MS + (now / 1000) as i64
+}
+
+/// A link of this node: outbound links get ids counted by the node, inbound
+/// links ids given by whoever accepts the connection, with this bit set.
+pub type LinkId = u32;
+pub const INBOUND_LINK_BIT: u32 = 1 << 31;
+
+/// `CLUSTER_FAIL_REPORT_VALIDITY_MULT`, `CLUSTER_FAIL_UNDO_TIME_MULT`.
+pub const FAIL_REPORT_VALIDITY_MULT: i64 = 2;
+pub const FAIL_UNDO_TIME_MULT: i64 = 2;
+/// `CLUSTER_WRITABLE_DELAY`, `CLUSTER_MIN/MAX_REJOIN_DELAY` (ms).
+pub const WRITABLE_DELAY_MS: i64 = 2000;
+pub const MIN_REJOIN_DELAY_MS: i64 = 500;
+pub const MAX_REJOIN_DELAY_MS: i64 = 5000;
+/// The cron period: `clusterCron` runs from `serverCron` every 100 ms.
+pub const CRON_PERIOD: SimTime = 100_000;
+
+/// What a node is given.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// `clusterCron()`: every 100 ms.
+    Cron,
+    /// A new inbound connection on the bus port.
+    Accepted {
+        link: LinkId,
+        peer_ip: [u8; 4],
+        local_ip: [u8; 4],
+    },
+    /// An outbound connection this node asked for is established.
+    Connected { link: LinkId, local_ip: [u8; 4] },
+    /// A link is gone: connect refused or timed out, reset, EOF.
+    LinkError { link: LinkId },
+    /// A message arrived on a link.
+    Recv { link: LinkId, msg: Rc<BusMsg> },
+}
+
+/// Things observers may want to know; they never steer the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    Pfail { about: NodeId },
+    PfailCleared { about: NodeId },
+    /// This node marked `about` FAIL itself (quorum of reports reached).
+    FailMarked { about: NodeId },
+    /// This node learned `about` is FAIL from a FAIL message.
+    FailReceived { about: NodeId },
+    FailCleared { about: NodeId },
+    StateChanged { ok: bool },
+}
+
+/// What a node asks for.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    /// Open an outbound bus connection to `ip:cport`.
+    Connect { link: LinkId, ip: [u8; 4], cport: u32 },
+    /// Send a message on a link (outbound or inbound).
+    Send { link: LinkId, msg: Rc<BusMsg> },
+    /// Close a link.
+    Close { link: LinkId },
+    /// `clusterSaveConfig`: the new `nodes.conf` content.
+    SaveConfig { text: String, fsync: bool },
+    Note(Note),
+}
+
+/// `server.cluster->todo_before_sleep` bits.
+mod todo {
+    pub const UPDATE_STATE: u8 = 1 << 1;
+    pub const SAVE_CONFIG: u8 = 1 << 2;
+    pub const FSYNC_CONFIG: u8 = 1 << 3;
+}
+
+/// A node as this node knows it (`clusterNode`), myself included.
+#[derive(Clone, Debug)]
+pub struct ClusterNode {
+    pub name: NodeId,
+    pub flags: u16,
+    /// Creation time (ms), for the handshake timeout.
+    pub ctime: i64,
+    pub config_epoch: u64,
+    pub slots: Rc<SlotBitmap>,
+    pub numslots: u32,
+    /// Entry index of the master, if a replica.
+    pub slaveof: Option<u32>,
+    pub slaves: Vec<u32>,
+    pub ping_sent: i64,
+    pub pong_received: i64,
+    pub data_received: i64,
+    pub fail_time: i64,
+    pub voted_time: i64,
+    pub repl_offset_time: i64,
+    pub orphaned_time: i64,
+    pub repl_offset: u64,
+    /// None = no address (NOADDR or unknown).
+    pub ip: Option<[u8; 4]>,
+    pub port: u16,
+    pub cport: u32,
+    /// Outbound link (`node->link`), inbound link (`node->inbound_link`).
+    pub link: Option<LinkId>,
+    pub inbound_link: Option<LinkId>,
+    /// Failure reports: (reporting master's entry, time ms).
+    pub fail_reports: Vec<(u32, i64)>,
+    pub last_in_ping_gossip: u64,
+}
+
+impl ClusterNode {
+    fn new(name: NodeId, flags: u16, now_ms: i64) -> Self {
+        ClusterNode {
+            name,
+            flags,
+            ctime: now_ms,
+            config_epoch: 0,
+            slots: Rc::new(SlotBitmap::default()),
+            numslots: 0,
+            slaveof: None,
+            slaves: Vec::new(),
+            ping_sent: 0,
+            pong_received: 0,
+            data_received: 0,
+            fail_time: 0,
+            voted_time: 0,
+            repl_offset_time: 0,
+            orphaned_time: 0,
+            repl_offset: 0,
+            ip: None,
+            port: 0,
+            cport: 0,
+            link: None,
+            inbound_link: None,
+            fail_reports: Vec::new(),
+            last_in_ping_gossip: 0,
+        }
+    }
+    #[inline]
+    pub fn is_master(&self) -> bool {
+        self.flags & MASTER != 0
+    }
+    #[inline]
+    pub fn is_slave(&self) -> bool {
+        self.flags & SLAVE != 0
+    }
+    #[inline]
+    pub fn in_handshake(&self) -> bool {
+        self.flags & HANDSHAKE != 0
+    }
+    /// PFAIL (`nodeTimedOut`).
+    #[inline]
+    pub fn timed_out(&self) -> bool {
+        self.flags & PFAIL != 0
+    }
+    #[inline]
+    pub fn failed(&self) -> bool {
+        self.flags & FAIL != 0
+    }
+}
+
+/// A bus link (`clusterLink`).
+#[derive(Clone, Debug)]
+struct Link {
+    /// The node this link belongs to (outbound: always; inbound: once known).
+    node: Option<u32>,
+    inbound: bool,
+    ctime: i64,
+    /// Address of the other end, and ours, as the socket knows them.
+    peer_ip: [u8; 4],
+    local_ip: Option<[u8; 4]>,
+}
+
+/// Static facts about the process: its port and configuration.
+#[derive(Clone, Debug)]
+pub struct NodeSetup {
+    pub port: u16,
+    pub config: Config,
+}
+
+/// One Redis Cluster node.
+pub struct Node {
+    pub setup: NodeSetup,
+    rng: Rng,
+    now_ms: i64,
+    /// Known nodes (`server.cluster->nodes`); removed entries are `None`.
+    nodes: Vec<Option<ClusterNode>>,
+    /// Live entry indices in insertion order: our stand-in for dict order.
+    live: Vec<u32>,
+    by_name: BTreeMap<NodeId, u32>,
+    myself: u32,
+    /// Slot → entry index of its owner, `NO_OWNER` if unassigned.
+    slot_owner: Vec<u32>,
+    owner_not_claiming_slot: SlotBitmap,
+    migrating_slots_to: BTreeMap<u16, u32>,
+    importing_slots_from: BTreeMap<u16, u32>,
+    pub current_epoch: u64,
+    pub last_vote_epoch: u64,
+    state_ok: bool,
+    /// `server.cluster->size`: masters with slots, as last computed.
+    size: u32,
+    todo: u8,
+    stats_pfail_nodes: u32,
+    cron_iteration: u64,
+    cluster_pings_sent: u64,
+    first_call_time: i64,
+    among_minority_time: i64,
+    stats_sent: [u64; bus::MSG_TYPE_COUNT],
+    stats_received: [u64; bus::MSG_TYPE_COUNT],
+    links: FxHashMap<LinkId, Link>,
+    next_link: LinkId,
+    blacklist: BTreeMap<NodeId, i64>,
+}
+
+pub const NO_OWNER: u32 = u32::MAX;
+
+impl Node {
+    /// A fresh node with an empty `nodes.conf`: a new random ID, flags
+    /// `myself,master`, no address known yet (it learns its IP from MEET).
+    pub fn new(setup: NodeSetup, mut rng: Rng, now: SimTime) -> Node {
+        let now_ms = mstime(now);
+        let mut id = [0u8; 20];
+        rng.fill(&mut id[..]);
+        let mut node = Node::empty(setup, rng, now_ms);
+        let mut me = ClusterNode::new(NodeId(id), MYSELF | MASTER, now_ms);
+        me.port = node.setup.port;
+        me.cport = u32::from(node.setup.port) + 10000;
+        me.ip = node.announce_ip();
+        node.myself = node.add_node(me);
+        node.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
+        node
+    }
+
+    fn empty(setup: NodeSetup, rng: Rng, now_ms: i64) -> Node {
+        Node {
+            setup,
+            rng,
+            now_ms,
+            nodes: Vec::new(),
+            live: Vec::new(),
+            by_name: BTreeMap::new(),
+            myself: 0,
+            slot_owner: vec![NO_OWNER; CLUSTER_SLOTS],
+            owner_not_claiming_slot: SlotBitmap::default(),
+            migrating_slots_to: BTreeMap::new(),
+            importing_slots_from: BTreeMap::new(),
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            state_ok: false,
+            size: 1,
+            todo: 0,
+            stats_pfail_nodes: 0,
+            cron_iteration: 0,
+            cluster_pings_sent: 0,
+            first_call_time: 0,
+            among_minority_time: 0,
+            stats_sent: [0; bus::MSG_TYPE_COUNT],
+            stats_received: [0; bus::MSG_TYPE_COUNT],
+            links: FxHashMap::default(),
+            next_link: 1,
+            blacklist: BTreeMap::new(),
+        }
+    }
+
+    fn announce_ip(&self) -> Option<[u8; 4]> {
+        self.setup
+            .config
+            .cluster_announce_ip
+            .as_deref()
+            .and_then(|s| crate::net::Addr::parse(&format!("{s}:1")).ok())
+            .map(|a| a.ip)
+    }
+
+    /// Handle one input at time `now`; effects are appended to `out`.
+    pub fn handle(&mut self, now: SimTime, input: Input, out: &mut Vec<Effect>) {
+        self.now_ms = mstime(now);
+        match input {
+            Input::Cron => self.cluster_cron(out),
+            Input::Accepted {
+                link,
+                peer_ip,
+                local_ip,
+            } => {
+                self.links.insert(
+                    link,
+                    Link {
+                        node: None,
+                        inbound: true,
+                        ctime: self.now_ms,
+                        peer_ip,
+                        local_ip: Some(local_ip),
+                    },
+                );
+            }
+            Input::Connected { link, local_ip } => self.link_connected(link, local_ip, out),
+            Input::LinkError { link } => self.free_link(link, None),
+            Input::Recv { link, msg } => self.process_packet(link, &msg, out),
+        }
+        self.before_sleep(out);
+    }
+
+    /// `clusterBeforeSleep()`: deferred state update and config save.
+    fn before_sleep(&mut self, out: &mut Vec<Effect>) {
+        let flags = self.todo;
+        self.todo = 0;
+        if flags & todo::UPDATE_STATE != 0 {
+            self.update_state(out);
+        }
+        if flags & todo::SAVE_CONFIG != 0 {
+            out.push(Effect::SaveConfig {
+                text: self.nodes_conf(),
+                fsync: flags & todo::FSYNC_CONFIG != 0,
+            });
+        }
+    }
+
+    // ----- node table -------------------------------------------------------
+
+    fn add_node(&mut self, n: ClusterNode) -> u32 {
+        let idx = self.nodes.len() as u32;
+        self.by_name.insert(n.name, idx);
+        self.nodes.push(Some(n));
+        self.live.push(idx);
+        idx
+    }
+
+    #[inline]
+    pub(crate) fn n(&self, idx: u32) -> &ClusterNode {
+        self.nodes[idx as usize].as_ref().expect("live node entry")
+    }
+
+    #[inline]
+    pub(crate) fn nm(&mut self, idx: u32) -> &mut ClusterNode {
+        self.nodes[idx as usize].as_mut().expect("live node entry")
+    }
+
+    pub(crate) fn lookup(&self, name: &NodeId) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    /// `clusterRenameNode`.
+    fn rename_node(&mut self, idx: u32, name: NodeId) {
+        let old = self.n(idx).name;
+        self.by_name.remove(&old);
+        self.nm(idx).name = name;
+        self.by_name.insert(name, idx);
+    }
+
+    /// `clusterDelNode` + `freeClusterNode`.
+    fn del_node(&mut self, idx: u32, out: &mut Vec<Effect>) {
+        for j in 0..CLUSTER_SLOTS {
+            if self.slot_owner[j] == idx {
+                self.del_slot(j);
+            }
+        }
+        self.importing_slots_from.retain(|_, v| *v != idx);
+        self.migrating_slots_to.retain(|_, v| *v != idx);
+        for k in 0..self.live.len() {
+            let other = self.live[k];
+            if other != idx {
+                self.del_failure_report(other, idx);
+            }
+        }
+        let node = self.nodes[idx as usize].take().expect("live node entry");
+        for s in &node.slaves {
+            if let Some(sn) = self.nodes[*s as usize].as_mut() {
+                sn.slaveof = None;
+            }
+        }
+        if node.is_slave() {
+            if let Some(m) = node.slaveof {
+                self.remove_slave(m, idx);
+            }
+        }
+        self.by_name.remove(&node.name);
+        self.live.retain(|&i| i != idx);
+        for l in [node.link, node.inbound_link].into_iter().flatten() {
+            self.links.remove(&l);
+            out.push(Effect::Close { link: l });
+        }
+    }
+
+    fn remove_slave(&mut self, master: u32, slave: u32) {
+        let m = self.nm(master);
+        m.slaves.retain(|&s| s != slave);
+        if m.slaves.is_empty() {
+            m.flags &= !MIGRATE_TO;
+        }
+    }
+
+    fn add_slave(&mut self, master: u32, slave: u32) {
+        let m = self.nm(master);
+        if !m.slaves.contains(&slave) {
+            m.slaves.push(slave);
+            m.flags |= MIGRATE_TO;
+        }
+    }
+
+    fn masters_have_slaves(&self) -> bool {
+        self.live
+            .iter()
+            .any(|&i| self.n(i).is_master() && !self.n(i).slaves.is_empty())
+    }
+
+    /// `clusterAddSlot`.
+    pub(crate) fn add_slot(&mut self, idx: u32, slot: usize) -> bool {
+        if self.slot_owner[slot] != NO_OWNER {
+            return false;
+        }
+        let first_migrate = self.n(idx).numslots == 0 && self.masters_have_slaves();
+        let n = self.nm(idx);
+        if !n.slots.get(slot) {
+            Rc::make_mut(&mut n.slots).set(slot);
+            n.numslots += 1;
+            if n.numslots == 1 && first_migrate {
+                n.flags |= MIGRATE_TO;
+            }
+        }
+        self.slot_owner[slot] = idx;
+        true
+    }
+
+    /// `clusterDelSlot`.
+    pub(crate) fn del_slot(&mut self, slot: usize) -> bool {
+        let owner = self.slot_owner[slot];
+        if owner == NO_OWNER {
+            return false;
+        }
+        let n = self.nm(owner);
+        if n.slots.get(slot) {
+            Rc::make_mut(&mut n.slots).clear(slot);
+            n.numslots -= 1;
+        }
+        self.slot_owner[slot] = NO_OWNER;
+        true
+    }
+
+    /// `clusterDelNodeSlots`.
+    fn del_node_slots(&mut self, idx: u32) {
+        let owned: Vec<usize> = self.n(idx).slots.iter().collect();
+        for j in owned {
+            self.del_slot(j);
+        }
+    }
+
+    /// `clusterSetNodeAsMaster`.
+    fn set_node_as_master(&mut self, idx: u32) {
+        if self.n(idx).is_master() {
+            return;
+        }
+        if let Some(m) = self.n(idx).slaveof {
+            self.remove_slave(m, idx);
+            if idx != self.myself {
+                self.nm(idx).flags |= MIGRATE_TO;
+            }
+        }
+        let n = self.nm(idx);
+        n.flags &= !SLAVE;
+        n.flags |= MASTER;
+        n.slaveof = None;
+        self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
+    }
+
+    /// `clusterSetMaster`: make myself a replica of `master`.
+    fn set_master(&mut self, master: u32) {
+        let me = self.myself;
+        debug_assert_ne!(master, me);
+        if self.n(me).is_master() {
+            let m = self.nm(me);
+            m.flags &= !(MASTER | MIGRATE_TO);
+            m.flags |= SLAVE;
+            self.migrating_slots_to.clear();
+            self.importing_slots_from.clear();
+        } else if let Some(old) = self.n(me).slaveof {
+            self.remove_slave(old, me);
+        }
+        self.nm(me).slaveof = Some(master);
+        self.add_slave(master, me);
+    }
+
+    // ----- links --------------------------------------------------------------
+
+    fn create_link(&mut self, idx: u32, out: &mut Vec<Effect>) {
+        let id = self.next_link;
+        self.next_link += 1;
+        debug_assert!(id & INBOUND_LINK_BIT == 0, "outbound link ids exhausted");
+        let n = self.n(idx);
+        let ip = n.ip.expect("connect needs an address");
+        let cport = n.cport;
+        self.links.insert(
+            id,
+            Link {
+                node: Some(idx),
+                inbound: false,
+                ctime: self.now_ms,
+                peer_ip: ip,
+                local_ip: None,
+            },
+        );
+        self.nm(idx).link = Some(id);
+        out.push(Effect::Connect { link: id, ip, cport });
+    }
+
+    /// `freeClusterLink`. With `out`, the other end is told (a close we
+    /// decided); without, the link is already gone at the socket level.
+    fn free_link(&mut self, id: LinkId, out: Option<&mut Vec<Effect>>) {
+        let Some(link) = self.links.remove(&id) else {
+            return;
+        };
+        if let Some(idx) = link.node {
+            if let Some(n) = self.nodes[idx as usize].as_mut() {
+                if n.link == Some(id) {
+                    n.link = None;
+                } else if n.inbound_link == Some(id) {
+                    n.inbound_link = None;
+                }
+            }
+        }
+        if let Some(out) = out {
+            out.push(Effect::Close { link: id });
+        }
+    }
+
+    /// `clusterLinkConnectHandler`: queue a PING (or MEET) at once.
+    fn link_connected(&mut self, id: LinkId, local_ip: [u8; 4], out: &mut Vec<Effect>) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        link.local_ip = Some(local_ip);
+        let idx = link.node.expect("outbound link has a node");
+        let old_ping_sent = self.n(idx).ping_sent;
+        let typ = if self.n(idx).flags & MEET != 0 {
+            bus::MsgType::Meet
+        } else {
+            bus::MsgType::Ping
+        };
+        self.send_ping(id, typ, out);
+        if old_ping_sent != 0 {
+            self.nm(idx).ping_sent = old_ping_sent;
+        }
+        self.nm(idx).flags &= !MEET;
+    }
+
+    /// `clusterSendMessage`: counted only when there is a link.
+    fn send_message(&mut self, link: Option<LinkId>, msg: Rc<BusMsg>, out: &mut Vec<Effect>) {
+        if let Some(link) = link {
+            self.stats_sent[msg.typ as usize] += 1;
+            out.push(Effect::Send { link, msg });
+        }
+    }
+
+    // ----- read-only views ----------------------------------------------------
+
+    pub fn myself(&self) -> &ClusterNode {
+        self.n(self.myself)
+    }
+
+    pub fn my_id(&self) -> NodeId {
+        self.myself().name
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.myself().is_master()
+    }
+
+    /// `cluster_state:ok`.
+    pub fn state_ok(&self) -> bool {
+        self.state_ok
+    }
+
+    /// Known nodes in table order.
+    pub fn known_nodes(&self) -> impl Iterator<Item = &ClusterNode> {
+        self.live.iter().map(move |&i| self.n(i))
+    }
+
+    pub fn node_by_name(&self, name: &NodeId) -> Option<&ClusterNode> {
+        self.lookup(name).map(|i| self.n(i))
+    }
+
+    /// The owner of `slot` as this node sees it.
+    pub fn slot_owner(&self, slot: usize) -> Option<&ClusterNode> {
+        match self.slot_owner[slot] {
+            NO_OWNER => None,
+            i => Some(self.n(i)),
+        }
+    }
+
+    /// My master's ID, if I am a replica.
+    pub fn master_id(&self) -> Option<NodeId> {
+        self.myself().slaveof.map(|m| self.n(m).name)
+    }
+
+    /// The config epoch shown for me: my master's if I am a replica.
+    pub fn my_epoch(&self) -> u64 {
+        let me = self.myself();
+        match (me.is_slave(), me.slaveof) {
+            (true, Some(m)) => self.n(m).config_epoch,
+            _ => me.config_epoch,
+        }
+    }
+
+    /// A uniformly random known node (`dictGetRandomKey`).
+    fn random_live(&mut self) -> u32 {
+        let i = self.rng.random_range(0..self.live.len());
+        self.live[i]
+    }
+}
+
+#[cfg(test)]
+mod tests;

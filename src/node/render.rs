@@ -1,0 +1,287 @@
+//! Text exactly as Redis prints it: `CLUSTER NODES` (`clusterGenNodeDescription`),
+//! `CLUSTER INFO`, `nodes.conf`; and the `CLUSTER` subcommands the cluster
+//! manager uses (MEET, ADDSLOTS, SET-CONFIG-EPOCH, REPLICATE, ...).
+
+use std::fmt::Write;
+
+use super::bus::{flags::*, MsgType, NodeId};
+use super::slots::CLUSTER_SLOTS;
+use super::{todo, ClusterNode, Effect, Node};
+
+/// `representClusterNodeFlags`: in Redis's order, `noflags` if none.
+pub fn flags_string(flags: u16) -> String {
+    const TABLE: [(u16, &str); 8] = [
+        (MYSELF, "myself"),
+        (MASTER, "master"),
+        (SLAVE, "slave"),
+        (PFAIL, "fail?"),
+        (FAIL, "fail"),
+        (HANDSHAKE, "handshake"),
+        (NOADDR, "noaddr"),
+        (NOFAILOVER, "nofailover"),
+    ];
+    let names: Vec<&str> = TABLE
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        "noflags".to_string()
+    } else {
+        names.join(",")
+    }
+}
+
+/// Slot ranges as `CLUSTER NODES` prints them: ` 0-5460 5462`.
+pub fn write_slot_ranges(out: &mut String, slots: impl Iterator<Item = usize>) {
+    let mut start: Option<(usize, usize)> = None;
+    let flush = |out: &mut String, (a, b): (usize, usize)| {
+        if a == b {
+            let _ = write!(out, " {a}");
+        } else {
+            let _ = write!(out, " {a}-{b}");
+        }
+    };
+    for s in slots {
+        start = match start {
+            Some((a, b)) if b + 1 == s => Some((a, s)),
+            Some(r) => {
+                flush(out, r);
+                Some((s, s))
+            }
+            None => Some((s, s)),
+        };
+    }
+    if let Some(r) = start {
+        flush(out, r);
+    }
+}
+
+fn ip_str(ip: Option<[u8; 4]>) -> String {
+    match ip {
+        Some([a, b, c, d]) => format!("{a}.{b}.{c}.{d}"),
+        None => String::new(),
+    }
+}
+
+/// A reply error, as Redis sends it (without the leading `-`).
+pub type CommandError = String;
+
+/// The `CLUSTER` subcommands a node answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterCommand {
+    Meet { ip: [u8; 4], port: u16, cport: Option<u32> },
+    AddSlots(Vec<u16>),
+    SetConfigEpoch(u64),
+    Replicate(NodeId),
+    Nodes,
+    Info,
+    MyId,
+    CountFailureReports(NodeId),
+}
+
+impl Node {
+    /// `clusterGenNodeDescription` for one node.
+    fn node_description(&self, n: &ClusterNode, out: &mut String) {
+        n.name.write_hex(out);
+        let _ = write!(out, " {}:{}@{} ", ip_str(n.ip), n.port, n.cport);
+        out.push_str(&flags_string(n.flags));
+        out.push(' ');
+        match n.slaveof {
+            Some(m) => self.n(m).name.write_hex(out),
+            None => out.push('-'),
+        }
+        let epoch = match (n.is_slave(), n.slaveof) {
+            (true, Some(m)) => self.n(m).config_epoch,
+            _ => n.config_epoch,
+        };
+        let connected = n.link.is_some() || n.flags & MYSELF != 0;
+        let _ = write!(
+            out,
+            " {} {} {} {}",
+            n.ping_sent,
+            n.pong_received,
+            epoch,
+            if connected { "connected" } else { "disconnected" }
+        );
+        if n.numslots > 0 {
+            write_slot_ranges(out, n.slots.iter());
+        }
+        if n.flags & MYSELF != 0 {
+            for j in 0..CLUSTER_SLOTS as u16 {
+                if let Some(&to) = self.migrating_slots_to.get(&j) {
+                    let _ = write!(out, " [{j}->-{}]", self.n(to).name);
+                } else if let Some(&from) = self.importing_slots_from.get(&j) {
+                    let _ = write!(out, " [{j}-<-{}]", self.n(from).name);
+                }
+            }
+        }
+    }
+
+    /// `CLUSTER NODES` as this node prints it now.
+    pub fn cluster_nodes(&self) -> String {
+        self.nodes_text(false)
+    }
+
+    fn nodes_text(&self, skip_handshake: bool) -> String {
+        let mut s = String::with_capacity(self.live.len() * 120);
+        for &i in &self.live {
+            let n = self.n(i);
+            if skip_handshake && n.in_handshake() {
+                continue;
+            }
+            self.node_description(n, &mut s);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The `nodes.conf` content (`clusterSaveConfig`).
+    pub fn nodes_conf(&self) -> String {
+        let mut s = self.nodes_text(true);
+        let _ = writeln!(
+            s,
+            "vars currentEpoch {} lastVoteEpoch {}",
+            self.current_epoch, self.last_vote_epoch
+        );
+        s
+    }
+
+    /// `CLUSTER INFO` as this node prints it now (lines end in CRLF).
+    pub fn cluster_info(&self) -> String {
+        let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
+        for j in 0..CLUSTER_SLOTS {
+            let Some(n) = self.slot_owner(j) else { continue };
+            assigned += 1;
+            if n.failed() {
+                fail += 1;
+            } else if n.timed_out() {
+                pfail += 1;
+            } else {
+                ok += 1;
+            }
+        }
+        let mut s = String::with_capacity(600);
+        let _ = write!(
+            s,
+            "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{ok}\r\n\
+             cluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\n\
+             cluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
+            if self.state_ok { "ok" } else { "fail" },
+            self.live.len(),
+            self.size,
+            self.current_epoch,
+            self.my_epoch()
+        );
+        for (stats, dir) in [(&self.stats_sent, "sent"), (&self.stats_received, "received")] {
+            let mut total = 0;
+            for t in MsgType::ALL {
+                let v = stats[t as usize];
+                if v == 0 {
+                    continue;
+                }
+                total += v;
+                let _ = write!(s, "cluster_stats_messages_{}_{dir}:{v}\r\n", t.name());
+            }
+            let _ = write!(s, "cluster_stats_messages_{dir}:{total}\r\n");
+        }
+        s.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
+        s
+    }
+
+    /// Run a `CLUSTER` subcommand (`clusterCommand`). Effects (a config save)
+    /// go to `out` as with any input.
+    pub fn command(
+        &mut self,
+        now: crate::engine::SimTime,
+        cmd: ClusterCommand,
+        out: &mut Vec<Effect>,
+    ) -> Result<String, CommandError> {
+        self.now_ms = super::mstime(now);
+        let reply = self.run_command(cmd);
+        self.before_sleep(out);
+        reply
+    }
+
+    fn run_command(&mut self, cmd: ClusterCommand) -> Result<String, CommandError> {
+        match cmd {
+            ClusterCommand::Meet { ip, port, cport } => {
+                let cport = cport.unwrap_or(u32::from(port) + 10000);
+                if port == 0 || cport == 0 || cport > 65535 {
+                    return Err(format!(
+                        "ERR Invalid node address specified: {}:{port}",
+                        ip_str(Some(ip))
+                    ));
+                }
+                self.start_handshake(ip, port, cport);
+                Ok("OK".into())
+            }
+            ClusterCommand::AddSlots(slots) => {
+                let mut seen = vec![false; CLUSTER_SLOTS];
+                for &s in &slots {
+                    let s = usize::from(s);
+                    if s >= CLUSTER_SLOTS {
+                        return Err("ERR Invalid or out of range slot".into());
+                    }
+                    if self.slot_owner(s).is_some() {
+                        return Err(format!("ERR Slot {s} is already busy"));
+                    }
+                    if seen[s] {
+                        return Err(format!("ERR Slot {s} specified multiple times"));
+                    }
+                    seen[s] = true;
+                }
+                let me = self.myself;
+                for s in slots {
+                    let s = usize::from(s);
+                    self.importing_slots_from.remove(&(s as u16));
+                    self.add_slot(me, s);
+                }
+                self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
+                Ok("OK".into())
+            }
+            ClusterCommand::SetConfigEpoch(epoch) => {
+                if self.live.len() > 1 {
+                    Err("ERR The user can assign a config epoch only when the node does not know any other node.".into())
+                } else if self.myself().config_epoch != 0 {
+                    Err("ERR Node config epoch is already non-zero".into())
+                } else {
+                    let me = self.myself;
+                    self.nm(me).config_epoch = epoch;
+                    if self.current_epoch < epoch {
+                        self.current_epoch = epoch;
+                    }
+                    self.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
+                    Ok("OK".into())
+                }
+            }
+            ClusterCommand::Replicate(id) => {
+                let Some(n) = self.lookup(&id) else {
+                    return Err(format!("ERR Unknown node {id}"));
+                };
+                if n == self.myself {
+                    return Err("ERR Can't replicate myself".into());
+                }
+                if self.n(n).is_slave() {
+                    return Err("ERR I can only replicate a master, not a replica.".into());
+                }
+                if self.myself().is_master() && self.myself().numslots != 0 {
+                    return Err(
+                        "ERR To set a master the node must be empty and without assigned slots."
+                            .into(),
+                    );
+                }
+                self.set_master(n);
+                self.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
+                Ok("OK".into())
+            }
+            ClusterCommand::Nodes => Ok(self.cluster_nodes()),
+            ClusterCommand::Info => Ok(self.cluster_info()),
+            ClusterCommand::MyId => Ok(self.my_id().hex()),
+            ClusterCommand::CountFailureReports(id) => match self.lookup(&id) {
+                Some(n) => Ok(self.failure_reports_count(n).to_string()),
+                None => Err(format!("ERR Unknown node {id}")),
+            },
+        }
+    }
+}

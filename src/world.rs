@@ -1,0 +1,791 @@
+//! The world: Redis processes, the network between them, TCP connections,
+//! the fault schedule and the cluster manager. It turns the effects nodes
+//! return into events, and events into node inputs.
+//!
+//! ## Connections
+//! A node's `Connect` effect opens a TCP connection. Its SYN crosses the
+//! network like any message; it is lost when a partition or one-way rule
+//! blocks it, and then retransmitted as Linux does (1, 3, 7, 15, 31 and 63 s
+//! after the first try; the connect fails after 127 s). A SYN reaching a live
+//! host where no process listens is refused (RST), so a node sees the link to
+//! a killed process fail after one round trip; a SYN to a crashed host gets no
+//! answer. A paused (`SIGSTOP`) process's kernel still completes the
+//! handshake and buffers what arrives; the process reads it when resumed.
+//!
+//! Messages on an open connection arrive in order (each direction is a
+//! [`Pipe`]) and are dropped while a partition or one-way rule blocks them.
+//! A connection closed by either end, or by a process's death, loses what
+//! was in flight in both directions; the other end learns of it (EOF/RST)
+//! one transit later when the network lets it through.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use crate::admin::create::{allocate, Allocation};
+use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
+use crate::net::{Endpoint, Network, Pipe};
+use crate::node::bus::{BusMsg, NodeId};
+use crate::node::render::ClusterCommand;
+use crate::node::{Effect, Input, LinkId, Node, NodeSetup, Note, CRON_PERIOD, INBOUND_LINK_BIT};
+use crate::scenario::{FaultAction, Scenario};
+
+/// Linux's SYN retransmission schedule (`tcp_syn_retries = 6`): seconds
+/// after the first SYN at which it is sent again; the connect fails at the
+/// last entry.
+const SYN_RETRY_AT_S: [u64; 7] = [1, 3, 7, 15, 31, 63, 127];
+
+/// What the world schedules.
+#[derive(Debug)]
+pub enum Event {
+    /// `clusterCron` of a process incarnation.
+    Cron { proc: u32, inc: u32 },
+    /// A SYN reaches the target's host.
+    SynArrive { conn: u32 },
+    /// Time to retransmit a SYN that got no answer (or give up).
+    SynRetry { conn: u32, attempt: u8 },
+    /// The SYN-ACK reaches the initiator: it is connected.
+    Established { conn: u32 },
+    /// The handshake's last ACK reaches the acceptor: `accept()` returns.
+    Accept { conn: u32 },
+    /// A message becomes readable at one end.
+    Deliver { conn: u32, to_b: bool, msg: Rc<BusMsg> },
+    /// The other end closed or reset the connection (EOF/RST arrives).
+    Reset { conn: u32, to_b: bool },
+    /// The connect failed (refused or timed out).
+    ConnectFailed { conn: u32 },
+    /// The i-th scheduled fault.
+    Fault(u32),
+    /// The cluster manager's next step.
+    Admin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnState {
+    Connecting,
+    Open,
+    Closed,
+}
+
+struct Conn {
+    a: u32,
+    a_inc: u32,
+    a_link: LinkId,
+    /// The target process, if the address belongs to one.
+    b: Option<u32>,
+    b_inc: u32,
+    b_link: LinkId,
+    state: ConnState,
+    /// Messages the initiator wrote before the connection was established.
+    queued: Vec<Rc<BusMsg>>,
+    ab: Pipe,
+    ba: Pipe,
+    accepted: bool,
+}
+
+/// What a process is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcState {
+    Running,
+    /// `SIGSTOP`: inputs are buffered until `resume`.
+    Paused,
+    Dead,
+}
+
+/// What a process has on disk.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    /// The last `nodes.conf` written (the OS holds it even if not fsynced).
+    pub nodes_conf: Option<String>,
+    /// The last one fsynced: what survives a host crash.
+    pub nodes_conf_fsynced: Option<String>,
+}
+
+/// One Redis process.
+pub struct Proc {
+    pub name: String,
+    pub addr: crate::net::Addr,
+    pub host: u32,
+    pub node: Option<Node>,
+    pub state: ProcState,
+    /// Bumped at every death, so stale events and connections are ignored.
+    pub inc: u32,
+    inbox: Vec<Input>,
+    cron_missed: bool,
+    pub disk: Disk,
+    setup: NodeSetup,
+}
+
+/// Something that happened, for checks and reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HistoryKind {
+    /// A node's note; `about` resolved to a process when known.
+    Note { note: Note, about: Option<u32> },
+    Fault { index: u32 },
+    /// The cluster manager finished creating the cluster.
+    Created,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEvent {
+    pub at: SimTime,
+    /// The process it happened at, if any.
+    pub proc: Option<u32>,
+    pub kind: HistoryKind,
+}
+
+/// The cluster manager (`redis-cli --cluster create`) as a small script.
+#[derive(Clone, Debug)]
+enum AdminPhase {
+    /// Send ADDSLOTS, SET-CONFIG-EPOCH and MEET.
+    Start,
+    /// Poll until every node reports the same slot configuration.
+    WaitJoin,
+    Done,
+}
+
+/// A warning about something in the scenario that this version does not do.
+pub type Warning = String;
+
+pub struct World {
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub procs: Vec<Proc>,
+    pub net: Network,
+    net_rng: Rng,
+    conns: Vec<Conn>,
+    conn_of_link: FxHashMap<(u32, LinkId), u32>,
+    proc_at: BTreeMap<([u8; 4], u32), u32>,
+    id_to_proc: BTreeMap<NodeId, u32>,
+    host_up: Vec<bool>,
+    next_inbound: u32,
+    allocation: Allocation,
+    admin: AdminPhase,
+    pub history: Vec<HistoryEvent>,
+    pub warnings: Vec<Warning>,
+    effects: Vec<Effect>,
+}
+
+impl World {
+    /// Build the processes of a scenario and schedule the first events.
+    pub fn new(scenario: Scenario, seed: u64, queue: &mut EventQueue<Event>) -> Result<World, String> {
+        let nodes = &scenario.nodes;
+        let hosts: Vec<u32> = nodes.iter().map(|n| n.host).collect();
+        let host_count = hosts.iter().copied().max().map_or(0, |h| h + 1) as usize;
+        let net = Network::new(&scenario.network, hosts);
+        let create_addrs: Vec<_> = nodes.iter().filter(|n| n.in_create).map(|n| n.addr).collect();
+        let mut admin_rng = actor_rng(seed, Actor::Admin);
+        let allocation = allocate(&create_addrs, scenario.cluster.replicas as usize, &mut admin_rng)?;
+        let mut world = World {
+            seed,
+            procs: Vec::with_capacity(nodes.len()),
+            net,
+            net_rng: actor_rng(seed, Actor::Network),
+            conns: Vec::new(),
+            conn_of_link: FxHashMap::default(),
+            proc_at: BTreeMap::new(),
+            id_to_proc: BTreeMap::new(),
+            host_up: vec![true; host_count],
+            next_inbound: 0,
+            allocation,
+            admin: AdminPhase::Start,
+            history: Vec::new(),
+            warnings: Vec::new(),
+            effects: Vec::new(),
+            scenario,
+        };
+        for (i, spec) in world.scenario.nodes.iter().enumerate() {
+            let setup = NodeSetup {
+                port: spec.addr.port,
+                config: spec.config.clone(),
+            };
+            world.proc_at.insert((spec.addr.ip, spec.addr.cport()), i as u32);
+            world.procs.push(Proc {
+                name: spec.name.clone(),
+                addr: spec.addr,
+                host: spec.host,
+                node: None,
+                state: ProcState::Dead,
+                inc: 0,
+                inbox: Vec::new(),
+                cron_missed: false,
+                disk: Disk::default(),
+                setup,
+            });
+        }
+        for i in 0..world.procs.len() as u32 {
+            world.start_proc(i, 0, queue);
+        }
+        queue.push(0, Event::Admin);
+        for (i, f) in world.scenario.faults.iter().enumerate() {
+            queue.push(f.at, Event::Fault(i as u32));
+        }
+        Ok(world)
+    }
+
+    /// Start (or restart) process `p` from what is on its disk.
+    fn start_proc(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        proc.inc += 1;
+        let mut rng = actor_rng(self.seed, Actor::Node(p));
+        // Each incarnation draws from its own part of the node's stream.
+        rng.set_word_pos(u128::from(proc.inc) << 64);
+        let phase = rand::RngExt::random_range(&mut rng, 0..CRON_PERIOD);
+        let node = match &proc.disk.nodes_conf {
+            Some(text) => Node::load(proc.setup.clone(), rng, now, text)
+                .unwrap_or_else(|e| panic!("{}: own nodes.conf did not load: {e}", proc.name)),
+            None => Node::new(proc.setup.clone(), rng, now),
+        };
+        self.id_to_proc.insert(node.my_id(), p);
+        proc.node = Some(node);
+        proc.state = ProcState::Running;
+        proc.inbox.clear();
+        proc.cron_missed = false;
+        let inc = proc.inc;
+        queue.push(now + phase, Event::Cron { proc: p, inc });
+        self.flush_effects(p, now, queue);
+    }
+
+    fn alive(&self, p: u32, inc: u32) -> bool {
+        let proc = &self.procs[p as usize];
+        proc.inc == inc && proc.state != ProcState::Dead
+    }
+
+    /// Give `input` to process `p`, or buffer it if the process is paused.
+    fn input(&mut self, p: u32, now: SimTime, input: Input, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        match proc.state {
+            ProcState::Dead => {}
+            ProcState::Paused => proc.inbox.push(input),
+            ProcState::Running => {
+                let node = proc.node.as_mut().expect("running process has a node");
+                node.handle(now, input, &mut self.effects);
+                self.flush_effects(p, now, queue);
+            }
+        }
+    }
+
+    /// Turn the effects process `p` just returned into events.
+    fn flush_effects(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for e in effects.drain(..) {
+            match e {
+                Effect::Connect { link, ip, cport } => self.connect(p, link, ip, cport, now, queue),
+                Effect::Send { link, msg } => self.send(p, link, msg, now, queue),
+                Effect::Close { link } => self.close(p, link, now, queue),
+                Effect::SaveConfig { text, fsync } => {
+                    let disk = &mut self.procs[p as usize].disk;
+                    if fsync {
+                        disk.nodes_conf_fsynced = Some(text.clone());
+                    }
+                    disk.nodes_conf = Some(text);
+                }
+                Effect::Note(note) => {
+                    let about = match &note {
+                        Note::Pfail { about }
+                        | Note::PfailCleared { about }
+                        | Note::FailMarked { about }
+                        | Note::FailReceived { about }
+                        | Note::FailCleared { about } => self.id_to_proc.get(about).copied(),
+                        Note::StateChanged { .. } => None,
+                    };
+                    self.history.push(HistoryEvent {
+                        at: now,
+                        proc: Some(p),
+                        kind: HistoryKind::Note { note, about },
+                    });
+                }
+            }
+        }
+        self.effects = effects;
+    }
+
+    fn transit_to(&mut self, from: u32, to: u32, bytes: u64) -> crate::net::Transit {
+        self.net
+            .transit(Endpoint::Node(from), Endpoint::Node(to), bytes, &mut self.net_rng)
+    }
+
+    fn reachable(&self, from: u32, to: u32) -> bool {
+        self.host_up[self.procs[to as usize].host as usize]
+            && self.net.reachable(Endpoint::Node(from), Endpoint::Node(to))
+    }
+
+    fn connect(&mut self, p: u32, link: LinkId, ip: [u8; 4], cport: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let id = self.conns.len() as u32;
+        let b = self.proc_at.get(&(ip, cport)).copied();
+        self.conns.push(Conn {
+            a: p,
+            a_inc: self.procs[p as usize].inc,
+            a_link: link,
+            b,
+            b_inc: 0,
+            b_link: 0,
+            state: ConnState::Connecting,
+            queued: Vec::new(),
+            ab: Pipe::new(),
+            ba: Pipe::new(),
+            accepted: false,
+        });
+        self.conn_of_link.insert((p, link), id);
+        self.send_syn(id, 0, now, now, queue);
+    }
+
+    /// Send SYN number `attempt` of a connect that started at `start`.
+    fn send_syn(&mut self, conn: u32, attempt: u8, start: SimTime, now: SimTime, queue: &mut EventQueue<Event>) {
+        let c = &self.conns[conn as usize];
+        if let Some(b) = c.b {
+            if self.reachable(c.a, b) {
+                let t = self.transit_to(c.a, b, 60);
+                queue.push(now + t.total(), Event::SynArrive { conn });
+            }
+        }
+        let next = start + SYN_RETRY_AT_S[attempt as usize] * SEC;
+        queue.push(next, Event::SynRetry { conn, attempt: attempt + 1 });
+    }
+
+    fn send(&mut self, p: u32, link: LinkId, msg: Rc<BusMsg>, now: SimTime, queue: &mut EventQueue<Event>) {
+        let Some(&conn) = self.conn_of_link.get(&(p, link)) else {
+            return;
+        };
+        let c = &mut self.conns[conn as usize];
+        match c.state {
+            ConnState::Connecting => c.queued.push(msg),
+            ConnState::Closed => {}
+            ConnState::Open => {
+                let to_b = c.a == p && c.a_link == link;
+                let (from, to) = if to_b { (c.a, c.b.expect("open conn has a target")) } else { (c.b.expect("open"), c.a) };
+                if !self.reachable(from, to) {
+                    return;
+                }
+                let t = self.transit_to(from, to, msg.wire_size());
+                let c = &mut self.conns[conn as usize];
+                let pipe = if to_b { &mut c.ab } else { &mut c.ba };
+                let at = pipe.send(now, t);
+                queue.push(at, Event::Deliver { conn, to_b, msg });
+            }
+        }
+    }
+
+    /// Close connection `conn`; the end that did not close it learns of it
+    /// one transit later if the network lets the FIN/RST through.
+    fn close_conn(&mut self, conn: u32, closer_is_a: Option<bool>, now: SimTime, queue: &mut EventQueue<Event>) {
+        let c = &mut self.conns[conn as usize];
+        if c.state == ConnState::Closed {
+            return;
+        }
+        let was_open = c.state == ConnState::Open;
+        c.state = ConnState::Closed;
+        c.queued.clear();
+        self.conn_of_link.remove(&(c.a, c.a_link));
+        if c.accepted {
+            if let Some(b) = c.b {
+                self.conn_of_link.remove(&(b, c.b_link));
+            }
+        }
+        let (a, b, accepted) = (c.a, c.b, c.accepted);
+        // Tell the other end(s).
+        if let Some(b) = b {
+            if closer_is_a != Some(false) && accepted && self.reachable(a, b) {
+                let t = self.transit_to(a, b, 60);
+                queue.push(now + t.total(), Event::Reset { conn, to_b: true });
+            }
+            if closer_is_a != Some(true) && (was_open || closer_is_a.is_none()) && self.reachable(b, a) {
+                let t = self.transit_to(b, a, 60);
+                queue.push(now + t.total(), Event::Reset { conn, to_b: false });
+            }
+        }
+    }
+
+    fn close(&mut self, p: u32, link: LinkId, now: SimTime, queue: &mut EventQueue<Event>) {
+        if let Some(&conn) = self.conn_of_link.get(&(p, link)) {
+            let is_a = self.conns[conn as usize].a == p && self.conns[conn as usize].a_link == link;
+            self.close_conn(conn, Some(is_a), now, queue);
+        }
+    }
+
+    /// Kill process `p`: its memory and links are lost. With `host_down`
+    /// the peers are not told (nothing answers from a dead machine).
+    fn kill(&mut self, p: u32, host_down: bool, now: SimTime, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        if proc.state == ProcState::Dead {
+            return;
+        }
+        proc.state = ProcState::Dead;
+        proc.node = None;
+        proc.inbox.clear();
+        proc.inc += 1;
+        for conn in 0..self.conns.len() as u32 {
+            let c = &self.conns[conn as usize];
+            if c.state == ConnState::Closed || (c.a != p && c.b != Some(p)) {
+                continue;
+            }
+            if host_down {
+                let c = &mut self.conns[conn as usize];
+                c.state = ConnState::Closed;
+                self.conn_of_link.remove(&(c.a, c.a_link));
+                if let Some(b) = c.b {
+                    self.conn_of_link.remove(&(b, c.b_link));
+                }
+            } else {
+                let closer_is_a = c.a == p;
+                self.close_conn(conn, Some(closer_is_a), now, queue);
+            }
+        }
+    }
+
+    fn apply_fault(&mut self, i: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let action = self.scenario.faults[i as usize].action.clone();
+        self.history.push(HistoryEvent {
+            at: now,
+            proc: None,
+            kind: HistoryKind::Fault { index: i },
+        });
+        match action {
+            FaultAction::Kill { node } => self.kill(node as u32, false, now, queue),
+            FaultAction::CrashHost { host } => {
+                for p in 0..self.procs.len() as u32 {
+                    if self.procs[p as usize].host == host {
+                        self.kill(p, true, now, queue);
+                        let disk = &mut self.procs[p as usize].disk;
+                        disk.nodes_conf = disk.nodes_conf_fsynced.clone();
+                    }
+                }
+                self.host_up[host as usize] = false;
+            }
+            FaultAction::Restart { node } => {
+                let p = node as u32;
+                let host = self.procs[node].host as usize;
+                self.host_up[host] = true;
+                if self.procs[node].state == ProcState::Dead {
+                    self.start_proc(p, now, queue);
+                } else {
+                    self.warnings.push(format!(
+                        "fault {i} at {}: restart of {} ignored: it is running",
+                        fmt_time(now),
+                        self.procs[node].name
+                    ));
+                }
+            }
+            FaultAction::Pause { node } => {
+                let proc = &mut self.procs[node];
+                if proc.state == ProcState::Running {
+                    proc.state = ProcState::Paused;
+                }
+            }
+            FaultAction::Resume { node } => self.resume(node as u32, now, queue),
+            FaultAction::Partition { groups } => self.net.partition(&groups),
+            FaultAction::Isolate { node } => self.net.isolate(Endpoint::Node(node as u32)),
+            FaultAction::OneWay { from, to } => self.net.one_way(&from, &to),
+            FaultAction::Heal => self.net.heal(),
+            FaultAction::Latency { value, between } => self
+                .net
+                .set_latency(value, between.as_ref().map(|(a, b)| (&a[..], &b[..]))),
+            FaultAction::Loss { value, between } => self
+                .net
+                .set_loss(value, between.as_ref().map(|(a, b)| (&a[..], &b[..]))),
+            other => self.warnings.push(format!(
+                "fault {i} at {}: action {:?} is not implemented yet; it was skipped",
+                fmt_time(now),
+                other
+            )),
+        }
+    }
+
+    /// `SIGCONT`: the process reads what its sockets buffered, in order, then
+    /// its overdue timer fires once.
+    fn resume(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        if proc.state != ProcState::Paused {
+            return;
+        }
+        proc.state = ProcState::Running;
+        let inbox = std::mem::take(&mut proc.inbox);
+        let missed = std::mem::replace(&mut proc.cron_missed, false);
+        for input in inbox {
+            self.input(p, now, input, queue);
+        }
+        if missed {
+            let inc = self.procs[p as usize].inc;
+            self.cron(p, inc, now, queue);
+        }
+    }
+
+    fn cron(&mut self, p: u32, inc: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        if !self.alive(p, inc) {
+            return;
+        }
+        if self.procs[p as usize].state == ProcState::Paused {
+            self.procs[p as usize].cron_missed = true;
+            return;
+        }
+        self.input(p, now, Input::Cron, queue);
+        queue.push(now + CRON_PERIOD, Event::Cron { proc: p, inc });
+    }
+
+    /// The cluster manager: `redis-cli --cluster create`.
+    fn admin_step(&mut self, now: SimTime, queue: &mut EventQueue<Event>) {
+        match self.admin {
+            AdminPhase::Start => {
+                let create: Vec<u32> = (0..self.procs.len() as u32)
+                    .filter(|&p| self.scenario.nodes[p as usize].in_create)
+                    .collect();
+                // ADDSLOTS on masters.
+                for m in self.allocation.masters.clone() {
+                    let slots: Vec<u16> = m.slots.iter().flat_map(|&(a, b)| a..=b).collect();
+                    self.command(create[m.node], now, ClusterCommand::AddSlots(slots), queue);
+                }
+                // SET-CONFIG-EPOCH 1..N in argument order.
+                for (k, &p) in create.iter().enumerate() {
+                    self.command(p, now, ClusterCommand::SetConfigEpoch(k as u64 + 1), queue);
+                }
+                // Every node but the first MEETs the first.
+                let first = self.procs[create[0] as usize].addr;
+                for &p in &create[1..] {
+                    let cmd = ClusterCommand::Meet {
+                        ip: first.ip,
+                        port: first.port,
+                        cport: None,
+                    };
+                    self.command(p, now, cmd, queue);
+                }
+                // "Give one second for the join to start".
+                self.admin = AdminPhase::WaitJoin;
+                queue.push(now + SEC, Event::Admin);
+            }
+            AdminPhase::WaitJoin => {
+                if self.config_consistent() {
+                    let create: Vec<u32> = (0..self.procs.len() as u32)
+                        .filter(|&p| self.scenario.nodes[p as usize].in_create)
+                        .collect();
+                    for (k, &p) in create.iter().enumerate() {
+                        if let Some(m) = self.allocation.master_of(k) {
+                            let mp = create[m];
+                            let Some(master_id) = self.procs[mp as usize].node.as_ref().map(|n| n.my_id()) else {
+                                continue;
+                            };
+                            self.command(p, now, ClusterCommand::Replicate(master_id), queue);
+                        }
+                    }
+                    self.admin = AdminPhase::Done;
+                    self.history.push(HistoryEvent {
+                        at: now,
+                        proc: None,
+                        kind: HistoryKind::Created,
+                    });
+                } else {
+                    queue.push(now + SEC, Event::Admin);
+                }
+            }
+            AdminPhase::Done => {}
+        }
+    }
+
+    /// Send a command to a process and apply its effects. Commands to a
+    /// dead or paused process are lost (redis-cli would time out).
+    fn command(&mut self, p: u32, now: SimTime, cmd: ClusterCommand, queue: &mut EventQueue<Event>) -> Option<Result<String, String>> {
+        let proc = &mut self.procs[p as usize];
+        if proc.state != ProcState::Running {
+            return None;
+        }
+        let node = proc.node.as_mut().expect("running process has a node");
+        let reply = node.command(now, cmd, &mut self.effects);
+        self.flush_effects(p, now, queue);
+        Some(reply)
+    }
+
+    /// `clusterManagerIsConfigConsistent`: every created node reports the
+    /// same `id:slots` for the nodes that have slots.
+    fn config_consistent(&self) -> bool {
+        let mut first: Option<String> = None;
+        for (p, spec) in self.procs.iter().zip(&self.scenario.nodes) {
+            if !spec.in_create {
+                continue;
+            }
+            let Some(node) = &p.node else { return false };
+            let sig = config_signature(&node.cluster_nodes());
+            match &first {
+                None => first = Some(sig),
+                Some(f) if *f != sig => return false,
+                _ => {}
+            }
+        }
+        first.is_some_and(|s| !s.is_empty())
+    }
+
+    /// The process that currently has node ID `id`.
+    pub fn proc_of_id(&self, id: &NodeId) -> Option<u32> {
+        self.id_to_proc.get(id).copied()
+    }
+
+    /// The node of process `p`, if it is alive.
+    pub fn node(&self, p: u32) -> Option<&Node> {
+        self.procs[p as usize].node.as_ref()
+    }
+}
+
+/// `clusterManagerGetConfigSignature` of one `CLUSTER NODES` text.
+fn config_signature(nodes: &str) -> String {
+    let mut cfgs: Vec<String> = Vec::new();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.len() <= 8 {
+            continue;
+        }
+        let mut slots: Vec<&str> = fields[8..].iter().copied().filter(|s| !s.starts_with('[')).collect();
+        if slots.is_empty() {
+            continue;
+        }
+        slots.sort_unstable();
+        cfgs.push(format!("{}:{}", fields[0], slots.join(",")));
+    }
+    cfgs.sort_unstable();
+    cfgs.join("|")
+}
+
+/// `12.345s`.
+pub fn fmt_time(t: SimTime) -> String {
+    format!("{}.{:03}s", t / SEC, (t % SEC) / MS)
+}
+
+impl Model for World {
+    type Event = Event;
+
+    fn handle(&mut self, now: SimTime, event: Event, queue: &mut EventQueue<Event>) -> u64 {
+        match event {
+            Event::Cron { proc, inc } => {
+                self.cron(proc, inc, now, queue);
+                (1 << 56) | u64::from(proc)
+            }
+            Event::SynArrive { conn } => {
+                let c = &self.conns[conn as usize];
+                if c.state != ConnState::Connecting {
+                    return 2 << 56;
+                }
+                let (a, b) = (c.a, c.b.expect("SYN sent to a process"));
+                let target = &self.procs[b as usize];
+                if target.state == ProcState::Dead {
+                    // Connection refused: RST back.
+                    if self.reachable(b, a) {
+                        let t = self.transit_to(b, a, 60);
+                        queue.push(now + t.total(), Event::ConnectFailed { conn });
+                    }
+                } else if self.reachable(b, a) {
+                    let b_inc = target.inc;
+                    let t = self.transit_to(b, a, 60);
+                    let c = &mut self.conns[conn as usize];
+                    c.b_inc = b_inc;
+                    queue.push(now + t.total(), Event::Established { conn });
+                }
+                (2 << 56) | u64::from(conn)
+            }
+            Event::SynRetry { conn, attempt } => {
+                let c = &self.conns[conn as usize];
+                if c.state == ConnState::Connecting {
+                    if attempt as usize >= SYN_RETRY_AT_S.len() {
+                        self.fail_connect(conn, now, queue);
+                    } else {
+                        let start = now - SYN_RETRY_AT_S[attempt as usize - 1] * SEC;
+                        self.send_syn(conn, attempt, start, now, queue);
+                    }
+                }
+                (3 << 56) | u64::from(conn)
+            }
+            Event::Established { conn } => {
+                let c = &self.conns[conn as usize];
+                let b = c.b.expect("established with a process");
+                if c.state != ConnState::Connecting || !self.alive(c.a, c.a_inc) || !self.alive(b, c.b_inc) {
+                    return 4 << 56;
+                }
+                let (a, a_link) = (c.a, c.a_link);
+                self.conns[conn as usize].state = ConnState::Open;
+                // The last ACK goes first on the a→b pipe, so accept() comes
+                // before any data.
+                let t = self.transit_to(a, b, 60);
+                let at = self.conns[conn as usize].ab.send(now, t);
+                queue.push(at, Event::Accept { conn });
+                let local_ip = self.procs[a as usize].addr.ip;
+                self.input(a, now, Input::Connected { link: a_link, local_ip }, queue);
+                let queued = std::mem::take(&mut self.conns[conn as usize].queued);
+                for msg in queued {
+                    self.send(a, a_link, msg, now, queue);
+                }
+                (4 << 56) | u64::from(conn)
+            }
+            Event::Accept { conn } => {
+                let c = &self.conns[conn as usize];
+                let b = c.b.expect("accepted by a process");
+                if c.state != ConnState::Open || !self.alive(b, c.b_inc) {
+                    return 5 << 56;
+                }
+                self.next_inbound += 1;
+                let link = INBOUND_LINK_BIT | self.next_inbound;
+                let peer_ip = self.procs[c.a as usize].addr.ip;
+                let local_ip = self.procs[b as usize].addr.ip;
+                let c = &mut self.conns[conn as usize];
+                c.b_link = link;
+                c.accepted = true;
+                self.conn_of_link.insert((b, link), conn);
+                self.input(b, now, Input::Accepted { link, peer_ip, local_ip }, queue);
+                (5 << 56) | u64::from(conn)
+            }
+            Event::Deliver { conn, to_b, msg } => {
+                let c = &self.conns[conn as usize];
+                if c.state != ConnState::Open {
+                    return 6 << 56;
+                }
+                let (p, inc, link) = if to_b {
+                    (c.b.expect("open"), c.b_inc, c.b_link)
+                } else {
+                    (c.a, c.a_inc, c.a_link)
+                };
+                if !self.alive(p, inc) {
+                    return 6 << 56;
+                }
+                let digest = msg.digest();
+                self.input(p, now, Input::Recv { link, msg }, queue);
+                (6 << 56) ^ digest ^ (u64::from(p) << 40)
+            }
+            Event::Reset { conn, to_b } => {
+                let c = &self.conns[conn as usize];
+                let (p, inc, link) = if to_b {
+                    (c.b.expect("reset to a process"), c.b_inc, c.b_link)
+                } else {
+                    (c.a, c.a_inc, c.a_link)
+                };
+                if self.alive(p, inc) {
+                    self.input(p, now, Input::LinkError { link }, queue);
+                }
+                (7 << 56) | u64::from(conn)
+            }
+            Event::ConnectFailed { conn } => {
+                self.fail_connect(conn, now, queue);
+                (8 << 56) | u64::from(conn)
+            }
+            Event::Fault(i) => {
+                self.apply_fault(i, now, queue);
+                (9 << 56) | u64::from(i)
+            }
+            Event::Admin => {
+                self.admin_step(now, queue);
+                10 << 56
+            }
+        }
+    }
+}
+
+impl World {
+    fn fail_connect(&mut self, conn: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let c = &mut self.conns[conn as usize];
+        if c.state != ConnState::Connecting {
+            return;
+        }
+        c.state = ConnState::Closed;
+        c.queued.clear();
+        let (a, a_inc, a_link) = (c.a, c.a_inc, c.a_link);
+        self.conn_of_link.remove(&(a, a_link));
+        if self.alive(a, a_inc) {
+            self.input(a, now, Input::LinkError { link: a_link }, queue);
+        }
+    }
+}
