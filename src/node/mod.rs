@@ -1,0 +1,3 @@
+//! One Redis Cluster node as a sans-IO state machine.
+
+pub mod slots;
