@@ -22,7 +22,12 @@
 //!    and undo the swap only if the score got worse; stop at score 0.
 //!    redis-cli draws with `rand()` seeded from `time(NULL)`; here the draws
 //!    come from the caller's [`Rng`], so the outcome is one redis-cli could
-//!    produce, and the same seed always gives the same outcome.
+//!    produce, and the same seed always gives the same outcome. Each
+//!    `rand() % n` is one `random_range(0..n)`; the optimiser draws two per
+//!    iteration and nothing else in this module draws.
+//!
+//! Hosts are compared by IPv4 address (redis-cli compares the IP strings as
+//! given; the two differ only for spellings such as `127.0.0.01`).
 //!
 //! The `Adding replica` lines show the plan of step 4; the final `S:` lines
 //! show the masters after step 5.
