@@ -1,5 +1,6 @@
 //! redsim: a deterministic simulator of Redis Cluster.
 
+pub mod admin;
 pub mod engine;
 pub mod net;
 pub mod node;
