@@ -6,6 +6,7 @@
 use divan::counter::ItemsCount;
 use divan::Bencher;
 use redsim::engine::{actor_rng, run, Actor, EventQueue, Model, RunStats, SimTime};
+use redsim::net::{Endpoint, LatencySpec, Network, NetworkSpec};
 
 fn main() {
     divan::main();
@@ -77,7 +78,62 @@ fn engine_run_1m_events(bencher: Bencher) {
         });
 }
 
-#[allow(dead_code)]
-fn _uses(_: Actor) {
-    let _ = actor_rng(0, Actor::Network);
+/// Messages per iteration of the network benchmarks.
+const MESSAGES: u32 = 1024;
+
+/// 12 nodes on 6 hosts (two per host), 4 client populations.
+fn network(spec: &NetworkSpec) -> Network {
+    Network::new(spec, (0..12).map(|i| i % 6).collect())
+}
+
+fn bench_delay(bencher: Bencher, net: Network) {
+    let mut rng = actor_rng(1, Actor::Network);
+    bencher.counter(ItemsCount::new(MESSAGES)).bench_local(|| {
+        let mut sum = 0;
+        for i in 0..MESSAGES {
+            let from = if i % 4 == 0 {
+                Endpoint::Clients(i % 3)
+            } else {
+                Endpoint::Node(i % 12)
+            };
+            let to = Endpoint::Node((i * 7 + 1) % 12);
+            if net.reachable(from, to) {
+                sum += net.delay(from, to, u64::from(i % 256) * 16, &mut rng);
+            }
+        }
+        divan::black_box(sum)
+    });
+}
+
+/// `reachable` + `delay` with the default network: fixed latency, no loss,
+/// no rules (the hot path).
+#[divan::bench]
+fn network_delay_default(bencher: Bencher) {
+    bench_delay(bencher, network(&NetworkSpec::default()));
+}
+
+/// `reachable` + `delay` with everything in force: normal latency, 1% loss,
+/// a partition, one-way rules and per-pair latency overrides.
+#[divan::bench]
+fn network_delay_with_rules(bencher: Bencher) {
+    let spec = NetworkSpec {
+        latency: LatencySpec::Normal {
+            mean: 300,
+            jitter: 50,
+        },
+        loss: 0.01,
+        ..NetworkSpec::default()
+    };
+    let mut net = network(&spec);
+    let n = Endpoint::Node;
+    net.partition(&[vec![n(0), n(1), n(2)], vec![n(3), n(4)]]);
+    net.one_way(&[n(5), n(6)], &[n(7), n(8)]);
+    net.set_latency(
+        LatencySpec::Uniform {
+            min: 1000,
+            max: 5000,
+        },
+        Some((&[n(9), n(10)], &[n(11), n(5), n(6)])),
+    );
+    bench_delay(bencher, net);
 }
