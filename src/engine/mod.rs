@@ -104,15 +104,16 @@ impl TraceHash {
     }
 }
 
+/// One queued event. `key` packs (time, insertion sequence) into one `u128`
+/// (time in the high 64 bits) so that ordering is a single integer comparison.
 struct Entry<E> {
-    at: SimTime,
-    seq: u64,
+    key: u128,
     event: E,
 }
 
 impl<E> PartialEq for Entry<E> {
     fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
+        self.key == other.key
     }
 }
 impl<E> Eq for Entry<E> {}
@@ -124,10 +125,7 @@ impl<E> PartialOrd for Entry<E> {
 impl<E> Ord for Entry<E> {
     // Reversed: BinaryHeap is a max-heap and we want the earliest first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .at
-            .cmp(&self.at)
-            .then_with(|| other.seq.cmp(&self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
@@ -156,19 +154,24 @@ impl<E> EventQueue<E> {
     pub fn push(&mut self, at: SimTime, event: E) -> u64 {
         let seq = self.seq;
         self.seq += 1;
-        self.heap.push(Entry { at, seq, event });
+        self.heap.push(Entry {
+            key: (u128::from(at) << 64) | u128::from(seq),
+            event,
+        });
         seq
     }
 
     /// The earliest event, with its time and sequence number.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, u64, E)> {
-        self.heap.pop().map(|e| (e.at, e.seq, e.event))
+        self.heap
+            .pop()
+            .map(|e| ((e.key >> 64) as SimTime, e.key as u64, e.event))
     }
 
     /// The time of the earliest event, if any.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|e| e.at)
+        self.heap.peek().map(|e| (e.key >> 64) as SimTime)
     }
 
     pub fn len(&self) -> usize {
@@ -244,6 +247,21 @@ mod tests {
         q.push(3, "x");
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(_, _, e)| e)).collect();
         assert_eq!(order, ["a", "b", "x", "c", "d"]);
+    }
+
+    #[test]
+    fn packed_keys_order_extreme_times_and_return_seq() {
+        let mut q = EventQueue::new();
+        q.push(SimTime::MAX, "last");
+        q.push(0, "first");
+        q.push(1 << 63, "middle");
+        q.push(0, "second");
+        assert_eq!(q.peek_time(), Some(0));
+        assert_eq!(q.pop(), Some((0, 1, "first")));
+        assert_eq!(q.pop(), Some((0, 3, "second")));
+        assert_eq!(q.pop(), Some((1 << 63, 2, "middle")));
+        assert_eq!(q.pop(), Some((SimTime::MAX, 0, "last")));
+        assert_eq!(q.pop(), None);
     }
 
     #[test]

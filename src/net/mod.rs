@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+pub mod model;
+pub use model::*;
+
 use crate::engine::SimTime;
 
 /// An IPv4 address and TCP port, as given to `redis-cli --cluster create`.
