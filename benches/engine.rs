@@ -72,7 +72,7 @@ fn engine_run_1m_events(bencher: Bencher) {
         .with_inputs(setup)
         .bench_local_values(|(mut model, mut queue)| {
             let mut stats = RunStats::default();
-            run(&mut model, &mut queue, &mut stats, SimTime::MAX, |_, _| {});
+            run(&mut model, &mut queue, &mut stats, SimTime::MAX, &mut ());
             assert_eq!(stats.events, EVENTS);
             divan::black_box(stats.hash.value())
         });

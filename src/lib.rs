@@ -4,3 +4,7 @@ pub mod admin;
 pub mod engine;
 pub mod net;
 pub mod node;
+pub mod report;
+pub mod scenario;
+pub mod sim;
+pub mod world;

@@ -1,3 +1,264 @@
-fn main() {
-    println!("redsim: under construction");
+//! The `redsim` command line. Parsing, printing and exit status only; the
+//! work is in the library.
+//!
+//! Exit status: 0 success, 1 a failed expectation or check, 2 bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use redsim::engine::SimTime;
+use redsim::scenario::{self, Scenario};
+use redsim::sim::{self, HashRecorder, Simulation, TraceWriter};
+
+#[derive(Parser)]
+#[command(name = "redsim", version, about = "A deterministic simulator of Redis Cluster", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and print a summary.
+    Run {
+        /// Scenario file (.toml or .json).
+        file: PathBuf,
+        /// Seed of the run (default: the scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Write every processed event as a JSON line to this file.
+        #[arg(long, value_name = "FILE.jsonl")]
+        trace: Option<PathBuf>,
+        /// Run twice and report the first event where the runs differ.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Check a scenario file without running it.
+    Validate {
+        file: PathBuf,
+    },
+    /// Print the hash slot of each key, as CLUSTER KEYSLOT does.
+    Keyslot {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Print CLUSTER NODES as a node sees it at a moment of a run.
+    Nodes(ViewArgs),
+    /// Print CLUSTER INFO as a node sees it at a moment of a run.
+    Info(ViewArgs),
+    /// Print the slot allocation `redis-cli --cluster create` would make.
+    Create {
+        /// Node addresses as ip:port, in the order given to redis-cli.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+        /// Replicas per master (`--cluster-replicas`).
+        #[arg(long, default_value_t = 0)]
+        replicas: usize,
+        /// Seed for redis-cli's replica shuffle and the node IDs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ViewArgs {
+    file: PathBuf,
+    /// When, in simulated time (e.g. 12s, 1500ms).
+    #[arg(long)]
+    at: String,
+    /// Which node's view (default: node-1).
+    #[arg(long, default_value = "node-1")]
+    node: String,
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// Bad input: message on stderr, exit 2.
+fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn load(file: &PathBuf) -> Result<Scenario, ExitCode> {
+    scenario::load(file).map_err(bad_input)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            file,
+            seed,
+            json,
+            trace,
+            check_determinism,
+        } => run(file, seed, json, trace, check_determinism),
+        Command::Validate { file } => match load(&file) {
+            Ok(s) => {
+                println!("{}: ok ({} nodes, {} faults, {} expectations)", file.display(), s.nodes.len(), s.faults.len(), s.expects.len());
+                for w in sim::not_implemented(&s) {
+                    println!("note: {w}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Keyslot { keys } => {
+            for k in keys {
+                println!("{}", redsim::node::slots::key_hash_slot(k.as_bytes()));
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Nodes(v) => view(v, true),
+        Command::Info(v) => view(v, false),
+        Command::Create { addrs, replicas, seed } => create(addrs, replicas, seed),
+    }
+}
+
+fn run(file: PathBuf, seed: Option<u64>, json: bool, trace: Option<PathBuf>, check_determinism: bool) -> ExitCode {
+    let scenario = match load(&file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = seed.unwrap_or(scenario.seed);
+    if check_determinism {
+        return determinism(scenario, seed);
+    }
+    let mut sim = match Simulation::new(scenario, seed) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    for w in sim::not_implemented(&sim.world.scenario) {
+        eprintln!("warning: {w}");
+    }
+    let results = match trace {
+        Some(path) => {
+            let f = match std::fs::File::create(&path) {
+                Ok(f) => f,
+                Err(e) => return bad_input(format!("{}: {e}", path.display())),
+            };
+            let mut w = TraceWriter { out: std::io::BufWriter::new(f), error: None };
+            let r = sim.run(&mut w);
+            if let Some(e) = w.error {
+                return bad_input(format!("{}: {e}", path.display()));
+            }
+            r
+        }
+        None => sim.run(&mut ()),
+    };
+    for w in &sim.world.warnings {
+        eprintln!("warning: {w}");
+    }
+    let failed = results.iter().any(|r| r.ok == Some(false));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sim.summary(&results)).expect("summary serializes"));
+    } else {
+        print!("{}", redsim::report::human_summary(&sim, &results));
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn determinism(scenario: Scenario, seed: u64) -> ExitCode {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut sim = match Simulation::new(scenario.clone(), seed) {
+            Ok(s) => s,
+            Err(e) => return bad_input(e),
+        };
+        let mut rec = HashRecorder::default();
+        sim.run(&mut rec);
+        runs.push((rec.hashes, sim.stats));
+    }
+    let (a, b) = (&runs[0].0, &runs[1].0);
+    match a.iter().zip(b.iter()).position(|(x, y)| x != y) {
+        None if a.len() == b.len() => {
+            println!(
+                "deterministic: both runs processed {} events, trace hash {}",
+                a.len(),
+                runs[0].1.hash.hex()
+            );
+            ExitCode::SUCCESS
+        }
+        pos => {
+            let i = pos.unwrap_or(a.len().min(b.len()));
+            let t = a.get(i).or(b.get(i)).map(|x| x.0).unwrap_or(0);
+            println!(
+                "NOT deterministic: the runs first differ at event #{i} (t = {}); {} vs {} events",
+                redsim::world::fmt_time(t),
+                a.len(),
+                b.len()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn view(v: ViewArgs, nodes: bool) -> ExitCode {
+    let scenario = match load(&v.file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let at: SimTime = match scenario::parse_duration(&v.at) {
+        Ok(t) => t,
+        Err(e) => return bad_input(format!("--at: {e}")),
+    };
+    let Some(i) = scenario.nodes.iter().position(|n| n.name == v.node) else {
+        let names: Vec<&str> = scenario.nodes.iter().map(|n| n.name.as_str()).collect();
+        return bad_input(format!("--node: no node named {:?} (nodes: {})", v.node, names.join(", ")));
+    };
+    let seed = v.seed.unwrap_or(scenario.seed);
+    let mut sim = match Simulation::new(scenario, seed) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    sim.run_until(at, &mut ());
+    let text = if nodes { sim.cluster_nodes(i) } else { sim.cluster_info(i) };
+    match text {
+        Ok(t) => {
+            print!("{}", if nodes { t } else { t.replace("\r\n", "\n") });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e} at {}", redsim::world::fmt_time(at));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn create(addrs: Vec<String>, replicas: usize, seed: u64) -> ExitCode {
+    let mut parsed = Vec::new();
+    for a in &addrs {
+        match redsim::net::Addr::parse(a) {
+            Ok(x) => parsed.push(x),
+            Err(e) => return bad_input(e),
+        }
+    }
+    let mut rng = redsim::engine::actor_rng(seed, redsim::engine::Actor::Admin);
+    let ids: Vec<String> = (0..parsed.len() as u32)
+        .map(|i| {
+            let mut r = redsim::engine::actor_rng(seed, redsim::engine::Actor::Node(i));
+            let mut id = [0u8; 20];
+            rand::Rng::fill_bytes(&mut r, &mut id);
+            redsim::node::bus::NodeId(id).hex()
+        })
+        .collect();
+    match redsim::admin::create_command_output(&parsed, replicas, &mut rng, &ids) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print!("{e}");
+            ExitCode::from(2)
+        }
+    }
 }

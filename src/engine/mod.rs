@@ -205,15 +205,27 @@ pub struct RunStats {
     pub hash: TraceHash,
 }
 
+/// Observers of a run loop: called around every event. They see events but
+/// cannot change the run (the trace file and the determinism check use them).
+pub trait Hooks<E> {
+    /// Before event `seq` at `at` is handled.
+    fn before(&mut self, _at: SimTime, _seq: u64, _event: &E) {}
+    /// After it was handled and folded into `stats.hash`.
+    fn after(&mut self, _stats: &RunStats) {}
+}
+
+/// No observers.
+impl<E> Hooks<E> for () {}
+
 /// Process events in order until the queue is empty or the next event is
 /// later than `until`. The clock ends at `until` (or at the last event if the
-/// queue ran dry earlier). `observe` sees every event's digest, in order.
+/// queue ran dry earlier).
 pub fn run<M: Model>(
     model: &mut M,
     queue: &mut EventQueue<M::Event>,
     stats: &mut RunStats,
     until: SimTime,
-    mut observe: impl FnMut(SimTime, u64),
+    hooks: &mut impl Hooks<M::Event>,
 ) {
     while let Some(t) = queue.peek_time() {
         if t > until {
@@ -222,12 +234,13 @@ pub fn run<M: Model>(
         let (at, seq, event) = queue.pop().expect("peeked");
         debug_assert!(at >= stats.now, "time went backwards: {at} < {}", stats.now);
         stats.now = at;
+        hooks.before(at, seq, &event);
         let digest = model.handle(at, event, queue);
         stats.hash.fold(at);
         stats.hash.fold(seq);
         stats.hash.fold(digest);
         stats.events += 1;
-        observe(at, digest);
+        hooks.after(stats);
     }
     stats.now = stats.now.max(until);
 }
@@ -330,7 +343,7 @@ mod tests {
         q.push(0, 0);
         let mut m = Chain { left: 100 };
         let mut st = RunStats::default();
-        run(&mut m, &mut q, &mut st, 55, |_, _| {});
+        run(&mut m, &mut q, &mut st, 55, &mut ());
         assert_eq!(st.events, 6); // t = 0,10,..,50
         assert_eq!(st.now, 55);
         assert_eq!(q.peek_time(), Some(60));

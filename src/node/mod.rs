@@ -14,8 +14,10 @@
 pub mod bus;
 pub mod config;
 mod failure;
+mod load;
+pub mod conf_file;
 mod gossip;
-mod render;
+pub mod render;
 pub mod slots;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,108 @@
+//! What a run prints for people: the human summary. (The `--json` summary
+//! is built by [`crate::sim::Simulation::summary`].)
+
+use std::fmt::Write;
+
+use crate::sim::{ExpectResult, Simulation};
+use crate::world::{fmt_time, HistoryKind};
+
+/// The summary `redsim run` prints without `--json`.
+pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String {
+    let w = &sim.world;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "scenario  {}  (seed {}, {} simulated, {} events, trace hash {})",
+        w.scenario.name,
+        w.seed,
+        fmt_time(sim.stats.now),
+        sim.stats.events,
+        sim.stats.hash.hex()
+    );
+    let created = w.history.iter().find(|h| h.kind == HistoryKind::Created);
+    match created {
+        Some(h) => {
+            let _ = writeln!(s, "created   cluster joined at {} (redis-cli --cluster create)", fmt_time(h.at));
+        }
+        None => {
+            let _ = writeln!(s, "created   the cluster never finished joining");
+        }
+    }
+    if !w.scenario.faults.is_empty() {
+        let _ = writeln!(s, "\nfaults");
+        for f in &w.scenario.faults {
+            let _ = writeln!(s, "  {:>10}  {}", fmt_time(f.at), describe_fault(sim, &f.action));
+        }
+    }
+    if let serde_json::Value::Array(d) = sim.detections() {
+        if !d.is_empty() {
+            let _ = writeln!(s, "\nfailure detection (first time any node flagged it)");
+            for x in d {
+                let t = |k: &str| {
+                    x[k].as_u64()
+                        .map(|ms| fmt_time(ms * 1000))
+                        .unwrap_or_else(|| "-".into())
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:<8} fail? at {:>10}   fail at {:>10}",
+                    x["node"].as_str().unwrap_or("?"),
+                    t("first_pfail_ms"),
+                    t("first_fail_ms")
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "\nfinal state");
+    for (i, p) in w.procs.iter().enumerate() {
+        let line = match &p.node {
+            Some(n) => {
+                let mut slots = String::new();
+                crate::node::render::write_slot_ranges(&mut slots, n.myself().slots.iter());
+                let master = n
+                    .master_id()
+                    .and_then(|m| w.proc_of_id(&m))
+                    .map(|m| format!(" of {}", w.procs[m as usize].name))
+                    .unwrap_or_default();
+                format!(
+                    "{:<7}{master:<12} epoch {:<3} cluster_state:{}{}",
+                    sim.role_of(i),
+                    n.my_epoch(),
+                    if n.state_ok() { "ok  " } else { "fail" },
+                    if slots.is_empty() { String::new() } else { format!("  slots{slots}") }
+                )
+            }
+            None => "dead".to_string(),
+        };
+        let paused = if p.state == crate::world::ProcState::Paused { " (paused)" } else { "" };
+        let _ = writeln!(s, "  {:<8} {:<16} {line}{paused}", p.name, p.addr.to_string());
+    }
+    if !expectations.is_empty() {
+        let _ = writeln!(s, "\nexpectations");
+        for e in expectations {
+            let mark = match e.ok {
+                Some(true) => "ok  ",
+                Some(false) => "FAIL",
+                None => "skip",
+            };
+            let reason = e.reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
+            let _ = writeln!(s, "  {mark}  {}{reason}", e.text);
+        }
+    }
+    s
+}
+
+fn describe_fault(sim: &Simulation, a: &crate::scenario::FaultAction) -> String {
+    use crate::scenario::FaultAction::*;
+    let name = |i: &usize| sim.world.procs[*i].name.clone();
+    match a {
+        Kill { node } => format!("kill {}", name(node)),
+        Restart { node } => format!("restart {}", name(node)),
+        Pause { node } => format!("pause {}", name(node)),
+        Resume { node } => format!("resume {}", name(node)),
+        CrashHost { host } => format!("crash-host host-{}", host + 1),
+        Isolate { node } => format!("isolate {}", name(node)),
+        Heal => "heal".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,368 @@
+//! One run of a scenario: the world, its event queue and the run loop, with
+//! expectations read at their times and the summary at the end.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::engine::{self, EventQueue, Hooks, RunStats, SimTime};
+use crate::node::render::write_slot_ranges;
+use crate::scenario::{ClusterStateExpect, Expect, Mode, Role, Scenario};
+use crate::world::{fmt_time, Event, ProcState, World};
+
+/// A simulation in progress.
+pub struct Simulation {
+    pub world: World,
+    queue: EventQueue<Event>,
+    pub stats: RunStats,
+}
+
+/// The outcome of one expectation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ExpectResult {
+    pub text: String,
+    /// `None` when it could not be checked (not implemented yet).
+    pub ok: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the scenario asks for that this version does not do yet, said at
+/// run time rather than silently ignored.
+pub fn not_implemented(s: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    if !s.workloads.is_empty() {
+        out.push(format!(
+            "[[workload]] ({} populations): client workloads are not simulated yet; ops, writes and availability stay zero",
+            s.workloads.len()
+        ));
+    }
+    for f in &s.faults {
+        use crate::scenario::FaultAction::*;
+        let what = match &f.action {
+            Failover { .. } => "failover",
+            Reshard { .. } => "reshard",
+            AddNode { .. } => "add-node",
+            DelNode { .. } => "del-node",
+            ConfigSet { .. } => "config-set",
+            _ => continue,
+        };
+        out.push(format!("fault '{what}' at {} is not implemented yet; it will be skipped", fmt_time(f.at)));
+    }
+    for e in &s.expects {
+        for (set, key) in [
+            (e.max_lost_writes.is_some(), "max_lost_writes"),
+            (e.max_unavailable.is_some(), "max_unavailable"),
+            (e.max_failover_time.is_some(), "max_failover_time"),
+        ] {
+            if set {
+                out.push(format!("expectation '{key}' is not checked yet"));
+            }
+        }
+    }
+    out
+}
+
+/// Refuse what cannot run at all.
+pub fn check_runnable(s: &Scenario) -> Result<(), String> {
+    match s.cluster.mode {
+        Mode::Cluster => {}
+        other => {
+            return Err(format!(
+                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" runs)",
+                s.source.display(),
+                format!("{other:?}").to_lowercase()
+            ))
+        }
+    }
+    if s.cluster.nodes_file.is_some() {
+        return Err(format!(
+            "{}: cluster.nodes_file is not implemented yet",
+            s.source.display()
+        ));
+    }
+    Ok(())
+}
+
+impl Simulation {
+    pub fn new(scenario: Scenario, seed: u64) -> Result<Simulation, String> {
+        check_runnable(&scenario)?;
+        let mut queue = EventQueue::new();
+        let world = World::new(scenario, seed, &mut queue)?;
+        Ok(Simulation {
+            world,
+            queue,
+            stats: RunStats::default(),
+        })
+    }
+
+    /// Run until `t` (inclusive).
+    pub fn run_until(&mut self, t: SimTime, hooks: &mut impl Hooks<Event>) {
+        engine::run(&mut self.world, &mut self.queue, &mut self.stats, t, hooks);
+    }
+
+    /// Run the whole scenario, reading each expectation at its time.
+    pub fn run(&mut self, hooks: &mut impl Hooks<Event>) -> Vec<ExpectResult> {
+        let end = self.world.scenario.duration;
+        let mut expects: Vec<(SimTime, usize)> = self
+            .world
+            .scenario
+            .expects
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.at.unwrap_or(end).min(end), i))
+            .collect();
+        expects.sort();
+        let mut results = vec![None; expects.len()];
+        for (at, i) in expects {
+            self.run_until(at, hooks);
+            let e = self.world.scenario.expects[i].clone();
+            results[i] = Some(self.evaluate(&e));
+        }
+        self.run_until(end, hooks);
+        results.into_iter().flatten().flatten().collect()
+    }
+
+    /// The live nodes, with their process index.
+    fn live(&self) -> impl Iterator<Item = (usize, &crate::node::Node)> {
+        self.world
+            .procs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.node.as_ref().map(|n| (i, n)))
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.world.procs[i].name
+    }
+
+    fn evaluate(&self, e: &Expect) -> Vec<ExpectResult> {
+        let when = match e.at {
+            Some(t) => format!("at {}", fmt_time(t)),
+            None => "at end".to_string(),
+        };
+        let mut out = Vec::new();
+        if let Some(want) = e.cluster_state {
+            let want_ok = want == ClusterStateExpect::Ok;
+            let bad: Vec<String> = self
+                .live()
+                .filter(|(_, n)| n.state_ok() != want_ok)
+                .map(|(i, _)| self.name(i).to_string())
+                .collect();
+            let word = if want_ok { "ok" } else { "fail" };
+            out.push(ExpectResult {
+                text: format!("cluster_state = {word} {when}"),
+                ok: Some(bad.is_empty()),
+                reason: (!bad.is_empty()).then(|| format!("not {word} on {}", bad.join(", "))),
+            });
+        }
+        for (&node, &role) in &e.role {
+            let want = match role {
+                Role::Master => "master",
+                Role::Replica => "replica",
+            };
+            let got = self.role_of(node);
+            out.push(ExpectResult {
+                text: format!("role of {} = {want} {when}", self.name(node)),
+                ok: Some(got == want),
+                reason: (got != want).then(|| format!("{} is {got}", self.name(node))),
+            });
+        }
+        for (&slot, &node) in &e.master_of {
+            let owner = self.owner_seen_by_majority(usize::from(slot));
+            let ok = owner == Some(node);
+            out.push(ExpectResult {
+                text: format!("slot {slot} served by {} {when}", self.name(node)),
+                ok: Some(ok),
+                reason: (!ok).then(|| match owner {
+                    Some(o) => format!("slot {slot} is served by {}", self.name(o)),
+                    None => format!("slot {slot} has no agreed owner"),
+                }),
+            });
+        }
+        if let Some(want) = e.current_epoch {
+            let got = self.live().map(|(_, n)| n.current_epoch).max().unwrap_or(0);
+            out.push(ExpectResult {
+                text: format!("current_epoch = {want} {when}"),
+                ok: Some(got == want),
+                reason: (got != want).then(|| format!("current_epoch is {got}")),
+            });
+        }
+        for (set, key) in [
+            (e.max_lost_writes.is_some(), "max_lost_writes"),
+            (e.max_unavailable.is_some(), "max_unavailable"),
+            (e.max_failover_time.is_some(), "max_failover_time"),
+        ] {
+            if set {
+                out.push(ExpectResult {
+                    text: format!("{key} {when}"),
+                    ok: None,
+                    reason: Some("not implemented yet".into()),
+                });
+            }
+        }
+        out
+    }
+
+    /// "master", "replica" or "dead", as the process itself reports it.
+    pub fn role_of(&self, i: usize) -> &'static str {
+        match &self.world.procs[i].node {
+            None => "dead",
+            Some(n) if n.is_master() => "master",
+            Some(_) => "replica",
+        }
+    }
+
+    /// The process that most live nodes see as the owner of `slot`.
+    pub fn owner_seen_by_majority(&self, slot: usize) -> Option<usize> {
+        let mut votes: std::collections::BTreeMap<usize, usize> = Default::default();
+        let mut live = 0;
+        for (_, n) in self.live() {
+            live += 1;
+            if let Some(o) = n.slot_owner(slot) {
+                if let Some(p) = self.world.proc_of_id(&o.name) {
+                    *votes.entry(p as usize).or_default() += 1;
+                }
+            }
+        }
+        votes.into_iter().find(|&(_, v)| 2 * v > live).map(|(p, _)| p)
+    }
+
+    /// The `--json` summary (scenario-format.md, "The run's summary").
+    pub fn summary(&self, expectations: &[ExpectResult]) -> Value {
+        let live: Vec<_> = self.live().collect();
+        let all_ok = !live.is_empty() && live.iter().all(|(_, n)| n.state_ok());
+        let current_epoch = live.iter().map(|(_, n)| n.current_epoch).max().unwrap_or(0);
+        let nodes: Vec<Value> = (0..self.world.procs.len())
+            .map(|i| self.node_summary(i))
+            .collect();
+        let not_impl = not_implemented(&self.world.scenario);
+        json!({
+            "scenario": self.world.scenario.name,
+            "seed": self.world.seed,
+            "trace_hash": self.stats.hash.hex(),
+            "sim_time_ms": self.stats.now / 1000,
+            "events": self.stats.events,
+            "failovers": [],
+            "final": {
+                "cluster_state": if all_ok { "ok" } else { "fail" },
+                "current_epoch": current_epoch,
+                "nodes": nodes,
+            },
+            "ops": { "sent": 0, "ok": 0, "errors": 0, "timeouts": 0 },
+            "writes": { "acknowledged": 0, "lost": 0, "failed": 0 },
+            "availability": { "max_unavailable_ms": 0, "unavailable_ms_by_shard": [] },
+            "invariants": { "checked": 0, "violations": [] },
+            "expectations": expectations,
+            "detections": self.detections(),
+            "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),
+            "not_implemented": ["failovers", "ops", "writes", "availability", "invariants", "final.nodes[].stats"],
+        })
+    }
+
+    fn node_summary(&self, i: usize) -> Value {
+        let proc = &self.world.procs[i];
+        let (config_epoch, slots, master) = match &proc.node {
+            Some(n) => {
+                let me = n.myself();
+                let mut slots = String::new();
+                write_slot_ranges(&mut slots, me.slots.iter());
+                let master = n
+                    .master_id()
+                    .and_then(|m| self.world.proc_of_id(&m))
+                    .map(|p| self.world.procs[p as usize].name.clone());
+                (n.my_epoch(), slots.trim_start().to_string(), master)
+            }
+            None => (0, String::new(), None),
+        };
+        json!({
+            "name": proc.name,
+            "addr": proc.addr.to_string(),
+            "role": self.role_of(i),
+            "alive": proc.state != ProcState::Dead,
+            "paused": proc.state == ProcState::Paused,
+            "config_epoch": config_epoch,
+            "slots": slots,
+            "master": master,
+            "stats": {
+                "used_memory": 0, "used_memory_peak": 0, "evicted_keys": 0,
+                "expired_keys": 0, "keyspace_hits": 0, "keyspace_misses": 0
+            }
+        })
+    }
+
+    /// For each node that some node flagged PFAIL or FAIL: when it was first
+    /// flagged `fail?` and `fail`, in ms of simulated time.
+    pub fn detections(&self) -> Value {
+        use crate::node::Note;
+        use crate::world::HistoryKind;
+        let mut first: std::collections::BTreeMap<u32, (Option<SimTime>, Option<SimTime>)> = Default::default();
+        for h in &self.world.history {
+            if let HistoryKind::Note { note, about: Some(a) } = &h.kind {
+                let e = first.entry(*a).or_default();
+                match note {
+                    Note::Pfail { .. } if e.0.is_none() => e.0 = Some(h.at),
+                    Note::FailMarked { .. } | Note::FailReceived { .. } if e.1.is_none() => e.1 = Some(h.at),
+                    _ => {}
+                }
+            }
+        }
+        Value::Array(
+            first
+                .into_iter()
+                .map(|(p, (pf, f))| {
+                    json!({
+                        "node": self.world.procs[p as usize].name,
+                        "first_pfail_ms": pf.map(|t| t / 1000),
+                        "first_fail_ms": f.map(|t| t / 1000),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `CLUSTER NODES` as process `i` sees it now, or why not.
+    pub fn cluster_nodes(&self, i: usize) -> Result<String, String> {
+        match &self.world.procs[i].node {
+            Some(n) => Ok(n.cluster_nodes()),
+            None => Err(format!("{} is not running", self.name(i))),
+        }
+    }
+
+    pub fn cluster_info(&self, i: usize) -> Result<String, String> {
+        match &self.world.procs[i].node {
+            Some(n) => Ok(n.cluster_info()),
+            None => Err(format!("{} is not running", self.name(i))),
+        }
+    }
+}
+
+/// Writes every event as one JSON line (`--trace FILE.jsonl`).
+pub struct TraceWriter<W: Write> {
+    pub out: W,
+    pub error: Option<std::io::Error>,
+}
+
+impl<W: Write> Hooks<Event> for TraceWriter<W> {
+    fn before(&mut self, at: SimTime, seq: u64, event: &Event) {
+        if self.error.is_some() {
+            return;
+        }
+        let line = json!({ "t_us": at, "seq": seq, "event": format!("{event:?}") });
+        if let Err(e) = writeln!(self.out, "{line}") {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// Records the running hash after every event, for `--check-determinism`.
+#[derive(Default)]
+pub struct HashRecorder {
+    pub hashes: Vec<(SimTime, u64)>,
+}
+
+impl Hooks<Event> for HashRecorder {
+    fn after(&mut self, stats: &RunStats) {
+        self.hashes.push((stats.now, stats.hash.value()));
+    }
+}
