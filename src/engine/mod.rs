@@ -124,7 +124,10 @@ impl<E> PartialOrd for Entry<E> {
 impl<E> Ord for Entry<E> {
     // Reversed: BinaryHeap is a max-heap and we want the earliest first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.at.cmp(&self.at).then_with(|| other.seq.cmp(&self.seq))
+        other
+            .at
+            .cmp(&self.at)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -183,7 +186,12 @@ pub trait Model {
     type Event;
     /// Handle `event` at time `now`; new events go into `queue`. Returns a
     /// 64-bit digest of the event (what it was and to whom) for the trace hash.
-    fn handle(&mut self, now: SimTime, event: Self::Event, queue: &mut EventQueue<Self::Event>) -> u64;
+    fn handle(
+        &mut self,
+        now: SimTime,
+        event: Self::Event,
+        queue: &mut EventQueue<Self::Event>,
+    ) -> u64;
 }
 
 /// The state of a run loop: the clock, the number of events, the hash.
@@ -240,10 +248,30 @@ mod tests {
 
     #[test]
     fn actor_streams_are_independent_and_reproducible() {
-        let a1: Vec<u64> = (0..4).map({ let mut r = actor_rng(7, Actor::Node(0)); move |_| r.random() }).collect();
-        let a2: Vec<u64> = (0..4).map({ let mut r = actor_rng(7, Actor::Node(0)); move |_| r.random() }).collect();
-        let b: Vec<u64> = (0..4).map({ let mut r = actor_rng(7, Actor::Node(1)); move |_| r.random() }).collect();
-        let c: Vec<u64> = (0..4).map({ let mut r = actor_rng(8, Actor::Node(0)); move |_| r.random() }).collect();
+        let a1: Vec<u64> = (0..4)
+            .map({
+                let mut r = actor_rng(7, Actor::Node(0));
+                move |_| r.random()
+            })
+            .collect();
+        let a2: Vec<u64> = (0..4)
+            .map({
+                let mut r = actor_rng(7, Actor::Node(0));
+                move |_| r.random()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = actor_rng(7, Actor::Node(1));
+                move |_| r.random()
+            })
+            .collect();
+        let c: Vec<u64> = (0..4)
+            .map({
+                let mut r = actor_rng(8, Actor::Node(0));
+                move |_| r.random()
+            })
+            .collect();
         assert_eq!(a1, a2);
         assert_ne!(a1, b);
         assert_ne!(a1, c);

@@ -1,0 +1,2 @@
+pub mod conf_file;
+pub mod config;
