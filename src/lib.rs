@@ -3,3 +3,4 @@
 pub mod engine;
 pub mod net;
 pub mod node;
+pub mod scenario;
