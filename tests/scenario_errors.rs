@@ -411,7 +411,7 @@ proptest! {
         value in prop::sample::select(vec!["-1", "0", "9223372036854775807", "nan", "inf", "-inf", "1e308", "\"\"", "[]", "{}",
             "true", "\"1.5s\"", "\"-3\"", "\"0-16383\"", "\"99999999999999999999gb\"", "1979-05-27", "[[1]]", "{ min = 1 }"]),
     ) {
-        let text = format!("duration = \"10s\"\n[cluster]\nnodes = 6\n");
+        let text = "duration = \"10s\"\n[cluster]\nnodes = 6\n";
         let text = if key.starts_with('[') { format!("{text}{key} = {value}\n") } else { format!("{key} = {value}\n{text}") };
         let _ = scenario::parse(&text, Format::Toml, "v.toml", base());
     }

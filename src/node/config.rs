@@ -532,7 +532,7 @@ fn parse_save(v: &ConfigValue) -> Result<Vec<(u64, u64)>, String> {
     if words.len() == 1 && words[0] == "\"\"" {
         return Ok(Vec::new());
     }
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err(format!(
             "expected \"<seconds> <changes>\" pairs such as \"3600 1 300 100\", or \"\", got {s:?} (odd number of arguments)"
         ));
@@ -564,7 +564,7 @@ fn parse_obuf(
         other => return Err(format!("{EXPECTED}, got {other}")),
     };
     let words: Vec<&str> = s.split_whitespace().collect();
-    if words.is_empty() || words.len() % 4 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err(format!("{EXPECTED}, got {s:?}"));
     }
     let mut out = *cur;

@@ -433,7 +433,7 @@ pub fn parse_duration(s: &str) -> Result<SimTime, String> {
     };
     let frac_den = 10u128.pow(frac.len() as u32);
     let total_num = (int * frac_den + frac_num) * unit_us;
-    if total_num % frac_den != 0 {
+    if !total_num.is_multiple_of(frac_den) {
         return Err(format!(
             "duration {s:?} is not a whole number of microseconds"
         ));
@@ -461,7 +461,7 @@ pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
     };
     let n: f64 = num.parse().map_err(|_| expected())?;
     let bps = (n * mul).round();
-    if !bps.is_finite() || bps < 1.0 || bps > 1e18 {
+    if !(1.0..=1e18).contains(&bps) {
         return Err(format!(
             "bandwidth {s:?} is out of range (expected at least 1 bit per second)"
         ));
