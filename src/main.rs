@@ -39,9 +39,7 @@ enum Command {
         check_determinism: bool,
     },
     /// Check a scenario file without running it.
-    Validate {
-        file: PathBuf,
-    },
+    Validate { file: PathBuf },
     /// Print the hash slot of each key, as CLUSTER KEYSLOT does.
     Keyslot {
         #[arg(required = true)]
@@ -100,7 +98,13 @@ fn main() -> ExitCode {
         } => run(file, seed, json, trace, check_determinism),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
-                println!("{}: ok ({} nodes, {} faults, {} expectations)", file.display(), s.nodes.len(), s.faults.len(), s.expects.len());
+                println!(
+                    "{}: ok ({} nodes, {} faults, {} expectations)",
+                    file.display(),
+                    s.nodes.len(),
+                    s.faults.len(),
+                    s.expects.len()
+                );
                 for w in sim::not_implemented(&s) {
                     println!("note: {w}");
                 }
@@ -116,11 +120,21 @@ fn main() -> ExitCode {
         }
         Command::Nodes(v) => view(v, true),
         Command::Info(v) => view(v, false),
-        Command::Create { addrs, replicas, seed } => create(addrs, replicas, seed),
+        Command::Create {
+            addrs,
+            replicas,
+            seed,
+        } => create(addrs, replicas, seed),
     }
 }
 
-fn run(file: PathBuf, seed: Option<u64>, json: bool, trace: Option<PathBuf>, check_determinism: bool) -> ExitCode {
+fn run(
+    file: PathBuf,
+    seed: Option<u64>,
+    json: bool,
+    trace: Option<PathBuf>,
+    check_determinism: bool,
+) -> ExitCode {
     let scenario = match load(&file) {
         Ok(s) => s,
         Err(code) => return code,
@@ -142,7 +156,10 @@ fn run(file: PathBuf, seed: Option<u64>, json: bool, trace: Option<PathBuf>, che
                 Ok(f) => f,
                 Err(e) => return bad_input(format!("{}: {e}", path.display())),
             };
-            let mut w = TraceWriter { out: std::io::BufWriter::new(f), error: None };
+            let mut w = TraceWriter {
+                out: std::io::BufWriter::new(f),
+                error: None,
+            };
             let r = sim.run(&mut w);
             if let Some(e) = w.error {
                 return bad_input(format!("{}: {e}", path.display()));
@@ -156,7 +173,10 @@ fn run(file: PathBuf, seed: Option<u64>, json: bool, trace: Option<PathBuf>, che
     }
     let failed = results.iter().any(|r| r.ok == Some(false));
     if json {
-        println!("{}", serde_json::to_string_pretty(&sim.summary(&results)).expect("summary serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sim.summary(&results)).expect("summary serializes")
+        );
     } else {
         print!("{}", redsim::report::human_summary(&sim, &results));
     }
@@ -213,7 +233,11 @@ fn view(v: ViewArgs, nodes: bool) -> ExitCode {
     };
     let Some(i) = scenario.nodes.iter().position(|n| n.name == v.node) else {
         let names: Vec<&str> = scenario.nodes.iter().map(|n| n.name.as_str()).collect();
-        return bad_input(format!("--node: no node named {:?} (nodes: {})", v.node, names.join(", ")));
+        return bad_input(format!(
+            "--node: no node named {:?} (nodes: {})",
+            v.node,
+            names.join(", ")
+        ));
     };
     let seed = v.seed.unwrap_or(scenario.seed);
     let mut sim = match Simulation::new(scenario, seed) {
@@ -221,7 +245,11 @@ fn view(v: ViewArgs, nodes: bool) -> ExitCode {
         Err(e) => return bad_input(e),
     };
     sim.run_until(at, &mut ());
-    let text = if nodes { sim.cluster_nodes(i) } else { sim.cluster_info(i) };
+    let text = if nodes {
+        sim.cluster_nodes(i)
+    } else {
+        sim.cluster_info(i)
+    };
     match text {
         Ok(t) => {
             print!("{}", if nodes { t } else { t.replace("\r\n", "\n") });

@@ -47,7 +47,10 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
             ConfigSet { .. } => "config-set",
             _ => continue,
         };
-        out.push(format!("fault '{what}' at {} is not implemented yet; it will be skipped", fmt_time(f.at)));
+        out.push(format!(
+            "fault '{what}' at {} is not implemented yet; it will be skipped",
+            fmt_time(f.at)
+        ));
     }
     for e in &s.expects {
         for (set, key) in [
@@ -225,7 +228,10 @@ impl Simulation {
                 }
             }
         }
-        votes.into_iter().find(|&(_, v)| 2 * v > live).map(|(p, _)| p)
+        votes
+            .into_iter()
+            .find(|&(_, v)| 2 * v > live)
+            .map(|(p, _)| p)
     }
 
     /// The `--json` summary (scenario-format.md, "The run's summary").
@@ -296,13 +302,20 @@ impl Simulation {
     pub fn detections(&self) -> Value {
         use crate::node::Note;
         use crate::world::HistoryKind;
-        let mut first: std::collections::BTreeMap<u32, (Option<SimTime>, Option<SimTime>)> = Default::default();
+        let mut first: std::collections::BTreeMap<u32, (Option<SimTime>, Option<SimTime>)> =
+            Default::default();
         for h in &self.world.history {
-            if let HistoryKind::Note { note, about: Some(a) } = &h.kind {
+            if let HistoryKind::Note {
+                note,
+                about: Some(a),
+            } = &h.kind
+            {
                 let e = first.entry(*a).or_default();
                 match note {
                     Note::Pfail { .. } if e.0.is_none() => e.0 = Some(h.at),
-                    Note::FailMarked { .. } | Note::FailReceived { .. } if e.1.is_none() => e.1 = Some(h.at),
+                    Note::FailMarked { .. } | Note::FailReceived { .. } if e.1.is_none() => {
+                        e.1 = Some(h.at)
+                    }
                     _ => {}
                 }
             }

@@ -50,7 +50,11 @@ pub enum Event {
     /// The handshake's last ACK reaches the acceptor: `accept()` returns.
     Accept { conn: u32 },
     /// A message becomes readable at one end.
-    Deliver { conn: u32, to_b: bool, msg: Rc<BusMsg> },
+    Deliver {
+        conn: u32,
+        to_b: bool,
+        msg: Rc<BusMsg>,
+    },
     /// The other end closed or reset the connection (EOF/RST arrives).
     Reset { conn: u32, to_b: bool },
     /// The connect failed (refused or timed out).
@@ -121,8 +125,13 @@ pub struct Proc {
 #[derive(Clone, Debug, PartialEq)]
 pub enum HistoryKind {
     /// A node's note; `about` resolved to a process when known.
-    Note { note: Note, about: Option<u32> },
-    Fault { index: u32 },
+    Note {
+        note: Note,
+        about: Option<u32>,
+    },
+    Fault {
+        index: u32,
+    },
     /// The cluster manager finished creating the cluster.
     Created,
 }
@@ -169,14 +178,26 @@ pub struct World {
 
 impl World {
     /// Build the processes of a scenario and schedule the first events.
-    pub fn new(scenario: Scenario, seed: u64, queue: &mut EventQueue<Event>) -> Result<World, String> {
+    pub fn new(
+        scenario: Scenario,
+        seed: u64,
+        queue: &mut EventQueue<Event>,
+    ) -> Result<World, String> {
         let nodes = &scenario.nodes;
         let hosts: Vec<u32> = nodes.iter().map(|n| n.host).collect();
         let host_count = hosts.iter().copied().max().map_or(0, |h| h + 1) as usize;
         let net = Network::new(&scenario.network, hosts);
-        let create_addrs: Vec<_> = nodes.iter().filter(|n| n.in_create).map(|n| n.addr).collect();
+        let create_addrs: Vec<_> = nodes
+            .iter()
+            .filter(|n| n.in_create)
+            .map(|n| n.addr)
+            .collect();
         let mut admin_rng = actor_rng(seed, Actor::Admin);
-        let allocation = allocate(&create_addrs, scenario.cluster.replicas as usize, &mut admin_rng)?;
+        let allocation = allocate(
+            &create_addrs,
+            scenario.cluster.replicas as usize,
+            &mut admin_rng,
+        )?;
         let mut world = World {
             seed,
             procs: Vec::with_capacity(nodes.len()),
@@ -200,7 +221,9 @@ impl World {
                 port: spec.addr.port,
                 config: spec.config.clone(),
             };
-            world.proc_at.insert((spec.addr.ip, spec.addr.cport()), i as u32);
+            world
+                .proc_at
+                .insert((spec.addr.ip, spec.addr.cport()), i as u32);
             world.procs.push(Proc {
                 name: spec.name.clone(),
                 addr: spec.addr,
@@ -302,8 +325,12 @@ impl World {
     }
 
     fn transit_to(&mut self, from: u32, to: u32, bytes: u64) -> crate::net::Transit {
-        self.net
-            .transit(Endpoint::Node(from), Endpoint::Node(to), bytes, &mut self.net_rng)
+        self.net.transit(
+            Endpoint::Node(from),
+            Endpoint::Node(to),
+            bytes,
+            &mut self.net_rng,
+        )
     }
 
     fn reachable(&self, from: u32, to: u32) -> bool {
@@ -311,7 +338,15 @@ impl World {
             && self.net.reachable(Endpoint::Node(from), Endpoint::Node(to))
     }
 
-    fn connect(&mut self, p: u32, link: LinkId, ip: [u8; 4], cport: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+    fn connect(
+        &mut self,
+        p: u32,
+        link: LinkId,
+        ip: [u8; 4],
+        cport: u32,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
         let id = self.conns.len() as u32;
         let b = self.proc_at.get(&(ip, cport)).copied();
         self.conns.push(Conn {
@@ -332,7 +367,14 @@ impl World {
     }
 
     /// Send SYN number `attempt` of a connect that started at `start`.
-    fn send_syn(&mut self, conn: u32, attempt: u8, start: SimTime, now: SimTime, queue: &mut EventQueue<Event>) {
+    fn send_syn(
+        &mut self,
+        conn: u32,
+        attempt: u8,
+        start: SimTime,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
         let c = &self.conns[conn as usize];
         if let Some(b) = c.b {
             if self.reachable(c.a, b) {
@@ -341,10 +383,23 @@ impl World {
             }
         }
         let next = start + SYN_RETRY_AT_S[attempt as usize] * SEC;
-        queue.push(next, Event::SynRetry { conn, attempt: attempt + 1 });
+        queue.push(
+            next,
+            Event::SynRetry {
+                conn,
+                attempt: attempt + 1,
+            },
+        );
     }
 
-    fn send(&mut self, p: u32, link: LinkId, msg: Rc<BusMsg>, now: SimTime, queue: &mut EventQueue<Event>) {
+    fn send(
+        &mut self,
+        p: u32,
+        link: LinkId,
+        msg: Rc<BusMsg>,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
         let Some(&conn) = self.conn_of_link.get(&(p, link)) else {
             return;
         };
@@ -354,7 +409,11 @@ impl World {
             ConnState::Closed => {}
             ConnState::Open => {
                 let to_b = c.a == p && c.a_link == link;
-                let (from, to) = if to_b { (c.a, c.b.expect("open conn has a target")) } else { (c.b.expect("open"), c.a) };
+                let (from, to) = if to_b {
+                    (c.a, c.b.expect("open conn has a target"))
+                } else {
+                    (c.b.expect("open"), c.a)
+                };
                 if !self.reachable(from, to) {
                     return;
                 }
@@ -369,7 +428,13 @@ impl World {
 
     /// Close connection `conn`; the end that did not close it learns of it
     /// one transit later if the network lets the FIN/RST through.
-    fn close_conn(&mut self, conn: u32, closer_is_a: Option<bool>, now: SimTime, queue: &mut EventQueue<Event>) {
+    fn close_conn(
+        &mut self,
+        conn: u32,
+        closer_is_a: Option<bool>,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
         let c = &mut self.conns[conn as usize];
         if c.state == ConnState::Closed {
             return;
@@ -390,7 +455,10 @@ impl World {
                 let t = self.transit_to(a, b, 60);
                 queue.push(now + t.total(), Event::Reset { conn, to_b: true });
             }
-            if closer_is_a != Some(true) && (was_open || closer_is_a.is_none()) && self.reachable(b, a) {
+            if closer_is_a != Some(true)
+                && (was_open || closer_is_a.is_none())
+                && self.reachable(b, a)
+            {
                 let t = self.transit_to(b, a, 60);
                 queue.push(now + t.total(), Event::Reset { conn, to_b: false });
             }
@@ -561,7 +629,9 @@ impl World {
                     for (k, &p) in create.iter().enumerate() {
                         if let Some(m) = self.allocation.master_of(k) {
                             let mp = create[m];
-                            let Some(master_id) = self.procs[mp as usize].node.as_ref().map(|n| n.my_id()) else {
+                            let Some(master_id) =
+                                self.procs[mp as usize].node.as_ref().map(|n| n.my_id())
+                            else {
                                 continue;
                             };
                             self.command(p, now, ClusterCommand::Replicate(master_id), queue);
@@ -583,7 +653,13 @@ impl World {
 
     /// Send a command to a process and apply its effects. Commands to a
     /// dead or paused process are lost (redis-cli would time out).
-    fn command(&mut self, p: u32, now: SimTime, cmd: ClusterCommand, queue: &mut EventQueue<Event>) -> Option<Result<String, String>> {
+    fn command(
+        &mut self,
+        p: u32,
+        now: SimTime,
+        cmd: ClusterCommand,
+        queue: &mut EventQueue<Event>,
+    ) -> Option<Result<String, String>> {
         let proc = &mut self.procs[p as usize];
         if proc.state != ProcState::Running {
             return None;
@@ -632,7 +708,11 @@ fn config_signature(nodes: &str) -> String {
         if fields.len() <= 8 {
             continue;
         }
-        let mut slots: Vec<&str> = fields[8..].iter().copied().filter(|s| !s.starts_with('[')).collect();
+        let mut slots: Vec<&str> = fields[8..]
+            .iter()
+            .copied()
+            .filter(|s| !s.starts_with('['))
+            .collect();
         if slots.is_empty() {
             continue;
         }
@@ -694,7 +774,10 @@ impl Model for World {
             Event::Established { conn } => {
                 let c = &self.conns[conn as usize];
                 let b = c.b.expect("established with a process");
-                if c.state != ConnState::Connecting || !self.alive(c.a, c.a_inc) || !self.alive(b, c.b_inc) {
+                if c.state != ConnState::Connecting
+                    || !self.alive(c.a, c.a_inc)
+                    || !self.alive(b, c.b_inc)
+                {
                     return 4 << 56;
                 }
                 let (a, a_link) = (c.a, c.a_link);
@@ -705,7 +788,15 @@ impl Model for World {
                 let at = self.conns[conn as usize].ab.send(now, t);
                 queue.push(at, Event::Accept { conn });
                 let local_ip = self.procs[a as usize].addr.ip;
-                self.input(a, now, Input::Connected { link: a_link, local_ip }, queue);
+                self.input(
+                    a,
+                    now,
+                    Input::Connected {
+                        link: a_link,
+                        local_ip,
+                    },
+                    queue,
+                );
                 let queued = std::mem::take(&mut self.conns[conn as usize].queued);
                 for msg in queued {
                     self.send(a, a_link, msg, now, queue);
@@ -726,7 +817,16 @@ impl Model for World {
                 c.b_link = link;
                 c.accepted = true;
                 self.conn_of_link.insert((b, link), conn);
-                self.input(b, now, Input::Accepted { link, peer_ip, local_ip }, queue);
+                self.input(
+                    b,
+                    now,
+                    Input::Accepted {
+                        link,
+                        peer_ip,
+                        local_ip,
+                    },
+                    queue,
+                );
                 (5 << 56) | u64::from(conn)
             }
             Event::Deliver { conn, to_b, msg } => {

@@ -32,7 +32,10 @@ pub const FLAG_NAMES: [&str; 9] = [
 pub struct NodeLine {
     /// 40 lowercase hex characters.
     pub id: String,
-    pub addr: Addr,
+    /// None when Redis printed no ip (a node that has not learned its
+    /// address yet, or a NOADDR node).
+    pub ip: Option<[u8; 4]>,
+    pub port: u16,
     /// Cluster bus port; port + 10000 when the `@cport` part is missing.
     pub cport: u32,
     pub hostname: Option<String>,
@@ -54,6 +57,14 @@ pub struct NodeLine {
 
 impl NodeLine {
     /// Whether the line carries this flag.
+    /// `ip:port`, when the line has an ip and a port.
+    pub fn addr(&self) -> Option<Addr> {
+        match (self.ip, self.port) {
+            (Some(ip), port) if port != 0 => Some(Addr::new(ip, port)),
+            _ => None,
+        }
+    }
+
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.iter().any(|f| f == flag)
     }
@@ -141,8 +152,20 @@ fn parse_line(line: &str) -> Result<NodeLine, String> {
         }
         None => (addr_part, None),
     };
-    let addr = Addr::parse(hostport).map_err(|e| format!("address: {e}"))?;
-    let cport = cport.unwrap_or_else(|| addr.cport());
+    // Redis prints an unknown address as ":port" (and a NOADDR node as ":0@0").
+    let (ip, port) = match hostport.rsplit_once(':') {
+        Some(("", p)) => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| format!("address: expected a port after ':', got {p:?}"))?;
+            (None, port)
+        }
+        _ => {
+            let a = Addr::parse(hostport).map_err(|e| format!("address: {e}"))?;
+            (Some(a.ip), a.port)
+        }
+    };
+    let cport = cport.unwrap_or(u32::from(port) + 10000);
     let mut flags = Vec::new();
     for fl in f[2].split(',') {
         if !FLAG_NAMES.contains(&fl) {
@@ -205,7 +228,8 @@ fn parse_line(line: &str) -> Result<NodeLine, String> {
     }
     Ok(NodeLine {
         id: f[0].to_string(),
-        addr,
+        ip,
+        port,
         cport,
         hostname,
         flags,
@@ -306,7 +330,7 @@ mod tests {
         let f = parse_nodes(&data("a_6n_r1.cluster-nodes.txt")).unwrap();
         let n = &f.nodes[0];
         assert_eq!(n.id, "08943add63e04343fba0e9ab8fdf3721cfb5f013");
-        assert_eq!(n.addr, Addr::new([127, 0, 0, 1], 7006));
+        assert_eq!(n.addr(), Some(Addr::new([127, 0, 0, 1], 7006)));
         assert_eq!(n.cport, 17006);
         assert_eq!(n.flags, vec!["slave"]);
         assert_eq!(

@@ -13,7 +13,8 @@ impl Node {
     /// `currentEpoch` raised to the greatest config epoch seen. Links start
     /// disconnected and the cluster state is FAIL.
     pub fn load(setup: NodeSetup, rng: Rng, now: SimTime, text: &str) -> Result<Node, String> {
-        let file = parse_nodes(text).map_err(|e| format!("nodes.conf line {}: {}", e.line, e.message))?;
+        let file =
+            parse_nodes(text).map_err(|e| format!("nodes.conf line {}: {}", e.line, e.message))?;
         let now_ms = mstime(now);
         let mut node = Node::empty(setup, rng, now_ms);
         let mut myself = None;
@@ -94,7 +95,11 @@ impl Node {
         }
         node.current_epoch = file.current_epoch.unwrap_or(0);
         node.last_vote_epoch = file.last_vote_epoch.unwrap_or(0);
-        let max_epoch = node.known_nodes().map(|n| n.config_epoch).max().unwrap_or(0);
+        let max_epoch = node
+            .known_nodes()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0);
         node.current_epoch = node.current_epoch.max(max_epoch);
         // Our own address is what we were started with.
         let port = node.setup.port;

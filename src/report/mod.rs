@@ -22,7 +22,11 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     let created = w.history.iter().find(|h| h.kind == HistoryKind::Created);
     match created {
         Some(h) => {
-            let _ = writeln!(s, "created   cluster joined at {} (redis-cli --cluster create)", fmt_time(h.at));
+            let _ = writeln!(
+                s,
+                "created   cluster joined at {} (redis-cli --cluster create)",
+                fmt_time(h.at)
+            );
         }
         None => {
             let _ = writeln!(s, "created   the cluster never finished joining");
@@ -31,7 +35,12 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     if !w.scenario.faults.is_empty() {
         let _ = writeln!(s, "\nfaults");
         for f in &w.scenario.faults {
-            let _ = writeln!(s, "  {:>10}  {}", fmt_time(f.at), describe_fault(sim, &f.action));
+            let _ = writeln!(
+                s,
+                "  {:>10}  {}",
+                fmt_time(f.at),
+                describe_fault(sim, &f.action)
+            );
         }
     }
     if let serde_json::Value::Array(d) = sim.detections() {
@@ -69,13 +78,26 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                     sim.role_of(i),
                     n.my_epoch(),
                     if n.state_ok() { "ok  " } else { "fail" },
-                    if slots.is_empty() { String::new() } else { format!("  slots{slots}") }
+                    if slots.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  slots{slots}")
+                    }
                 )
             }
             None => "dead".to_string(),
         };
-        let paused = if p.state == crate::world::ProcState::Paused { " (paused)" } else { "" };
-        let _ = writeln!(s, "  {:<8} {:<16} {line}{paused}", p.name, p.addr.to_string());
+        let paused = if p.state == crate::world::ProcState::Paused {
+            " (paused)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<16} {line}{paused}",
+            p.name,
+            p.addr.to_string()
+        );
     }
     if !expectations.is_empty() {
         let _ = writeln!(s, "\nexpectations");
@@ -85,7 +107,11 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                 Some(false) => "FAIL",
                 None => "skip",
             };
-            let reason = e.reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
+            let reason = e
+                .reason
+                .as_deref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default();
             let _ = writeln!(s, "  {mark}  {}{reason}", e.text);
         }
     }

@@ -600,11 +600,17 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
                 format!("more than {MAX_NODES} nodes"),
             ));
         }
-        let addrs = f
-            .nodes
-            .iter()
-            .map(|l| (l.addr, v.at, "cluster.nodes_file".to_string()))
-            .collect();
+        let mut addrs = Vec::with_capacity(f.nodes.len());
+        for l in &f.nodes {
+            let Some(a) = l.addr() else {
+                return Err(cx.at(
+                    v,
+                    "cluster.nodes_file",
+                    format!("node {} has no address in the dump", l.id),
+                ));
+            };
+            addrs.push((a, v.at, "cluster.nodes_file".to_string()));
+        }
         created = from_addrs(addrs)?;
         nodes_file = Some(f);
     } else if let Some(v) = t.get("addresses") {
