@@ -1,0 +1,247 @@
+//! The `redsim` binary: output shapes and exit statuses.
+
+use std::process::Command;
+
+fn redsim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_redsim"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keyslot_prints_cluster_keyslot() {
+    let (code, out, _) = redsim(&[
+        "keyslot",
+        "foo",
+        "bar",
+        "{user1000}.following",
+        "foo{}{bar}",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "12182\n5061\n3443\n8363\n");
+}
+
+#[test]
+fn run_prints_summary_and_passes_expectations() {
+    let (code, out, _) = redsim(&["run", "scenarios/master-crash.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("kill node-1"), "{out}");
+    assert!(out.contains("ok    cluster_state = ok at 9.000s"), "{out}");
+    assert!(out.contains("node-1   10.0.0.1:6379    dead"), "{out}");
+}
+
+#[test]
+fn run_json_has_the_documented_fields() {
+    let (code, out, _) = redsim(&[
+        "run",
+        "scenarios/master-crash.toml",
+        "--json",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    for k in [
+        "scenario",
+        "seed",
+        "trace_hash",
+        "sim_time_ms",
+        "events",
+        "failovers",
+        "final",
+        "ops",
+        "writes",
+        "availability",
+        "invariants",
+        "expectations",
+        "not_implemented",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["sim_time_ms"], 60000);
+    assert_eq!(v["final"]["nodes"].as_array().unwrap().len(), 6);
+    assert_eq!(v["final"]["nodes"][0]["alive"], false);
+    assert_eq!(v["final"]["nodes"][1]["slots"], "5461-10922");
+    assert_eq!(v["final"]["current_epoch"], 6);
+    assert_eq!(v["trace_hash"].as_str().unwrap().len(), 16);
+    let det = &v["detections"][0];
+    assert_eq!(det["node"], "node-1");
+    assert!(det["first_fail_ms"].as_u64().unwrap() > 15000);
+}
+
+#[test]
+fn failed_expectation_exits_1() {
+    let dir = std::env::temp_dir().join("redsim-cli-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("fail.toml");
+    std::fs::write(
+        &f,
+        "duration = \"20s\"\n[cluster]\nnodes = 3\n[[expect]]\nat = \"10s\"\ncluster_state = \"fail\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = redsim(&["run", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  cluster_state = fail at 10.000s  (not fail on node-1, node-2, node-3)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_file_line_and_key() {
+    let (code, _, err) = redsim(&["validate", "tests/data/malformed/unknown_action.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\""), "{err}");
+    let (code, _, err) = redsim(&["run", "tests/data/malformed/misspelt_directive.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("did you mean 'cluster-node-timeout'?"),
+        "{err}"
+    );
+    let (code, _, err) = redsim(&["run", "does-not-exist.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: does-not-exist.toml"), "{err}");
+}
+
+#[test]
+fn validate_accepts_bundled_scenarios() {
+    for s in [
+        "master-crash",
+        "paused-master",
+        "host-crash",
+        "partition-master",
+    ] {
+        let (code, out, _) = redsim(&["validate", &format!("scenarios/{s}.toml")]);
+        assert_eq!(code, 0, "{s}: {out}");
+        assert!(out.contains(": ok ("), "{out}");
+    }
+}
+
+#[test]
+fn check_determinism_agrees() {
+    let (code, out, _) = redsim(&["run", "scenarios/paused-master.toml", "--check-determinism"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("deterministic: both runs processed "),
+        "{out}"
+    );
+}
+
+#[test]
+fn trace_writes_one_json_line_per_event() {
+    let path = std::env::temp_dir().join("redsim-trace-test.jsonl");
+    let (code, out, _) = redsim(&[
+        "run",
+        "scenarios/host-crash.toml",
+        "--json",
+        "--trace",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count() as u64, v["events"].as_u64().unwrap());
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(first.get("t_us").is_some() && first.get("event").is_some());
+}
+
+#[test]
+fn nodes_and_info_show_a_moment_of_a_run() {
+    let (code, out, _) = redsim(&[
+        "nodes",
+        "scenarios/master-crash.toml",
+        "--at",
+        "20s",
+        "--node",
+        "node-2",
+    ]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" myself,master - 0 ") && l.ends_with(" connected 5461-10922")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" master,fail - ") && l.ends_with(" disconnected 0-5460")),
+        "{out}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains(" slave ")).count(), 3);
+    let (code, out, _) = redsim(&[
+        "info",
+        "scenarios/master-crash.toml",
+        "--at",
+        "20s",
+        "--node",
+        "node-2",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("cluster_state:fail\ncluster_slots_assigned:16384\ncluster_slots_ok:10923\ncluster_slots_pfail:0\ncluster_slots_fail:5461\ncluster_known_nodes:6\ncluster_size:3\ncluster_current_epoch:6\ncluster_my_epoch:2\n"), "{out}");
+    let (code, _, err) = redsim(&[
+        "nodes",
+        "scenarios/master-crash.toml",
+        "--at",
+        "20s",
+        "--node",
+        "node-9",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no node named \"node-9\""), "{err}");
+}
+
+/// `redsim create` prints redis-cli's allocation block for each recorded
+/// layout (node IDs differ: they are masked).
+#[test]
+fn create_matches_redis_cli() {
+    for layout in ["d_3n_r0", "b2_6n_3ips_r1_interleaved"] {
+        let real =
+            std::fs::read_to_string(format!("tests/data/create/{layout}.create.txt")).unwrap();
+        let cmd: Vec<&str> = real.lines().next().unwrap().split(' ').collect();
+        let addrs: Vec<&str> = cmd
+            .iter()
+            .copied()
+            .filter(|a| a.contains(':') && !a.starts_with("--"))
+            .collect();
+        let replicas = cmd
+            .iter()
+            .position(|a| *a == "--cluster-replicas")
+            .map(|i| cmd[i + 1])
+            .unwrap_or("0");
+        let mut args = vec!["create"];
+        args.extend(&addrs);
+        args.extend(["--replicas", replicas]);
+        let (code, out, _) = redsim(&args);
+        assert_eq!(code, 0);
+        let start = real.find(">>> Performing hash slots allocation").unwrap();
+        let end = real.find(">>> Nodes configuration updated").unwrap();
+        let mask = |s: &str| -> String {
+            s.lines()
+                .map(|l| {
+                    l.split(' ')
+                        .map(|w| {
+                            if w.len() == 40 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                "<id>"
+                            } else {
+                                w
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(mask(&out), mask(&real[start..end]), "{layout}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use redsim::engine::{SimTime, SEC};
+use redsim::node::Note;
+use redsim::scenario::{parse, Format, Scenario};
+use redsim::sim::Simulation;
+use redsim::world::HistoryKind;
+
+pub fn scenario(toml: &str) -> Scenario {
+    parse(toml, Format::Toml, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn run(toml: &str, seed: u64) -> Simulation {
+    let mut sim = Simulation::new(scenario(toml), seed).expect("runnable");
+    sim.run(&mut ());
+    sim
+}
+
+/// A 3+3 cluster with node timeout `nt_ms` and the given faults (TOML).
+pub fn cluster_3x3(nt_ms: u64, duration: &str, faults: &str) -> String {
+    format!(
+        "duration = \"{duration}\"\n[cluster]\nnodes = 6\nreplicas = 1\n[config]\ncluster-node-timeout = {nt_ms}\n{faults}"
+    )
+}
+
+/// Times (µs) at which observer `obs` noted something about `about`.
+pub fn notes(sim: &Simulation, obs: u32, about: u32, f: impl Fn(&Note) -> bool) -> Vec<SimTime> {
+    sim.world
+        .history
+        .iter()
+        .filter_map(|h| match &h.kind {
+            HistoryKind::Note {
+                note,
+                about: Some(a),
+            } if *a == about && h.proc == Some(obs) && f(note) => Some(h.at),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn first_pfail(sim: &Simulation, obs: u32, about: u32) -> Option<SimTime> {
+    notes(sim, obs, about, |n| matches!(n, Note::Pfail { .. }))
+        .first()
+        .copied()
+}
+
+pub fn first_fail(sim: &Simulation, obs: u32, about: u32) -> Option<SimTime> {
+    notes(sim, obs, about, |n| {
+        matches!(n, Note::FailMarked { .. } | Note::FailReceived { .. })
+    })
+    .first()
+    .copied()
+}
+
+/// State changes (time, ok) of process `p`.
+pub fn state_changes(sim: &Simulation, p: u32) -> Vec<(SimTime, bool)> {
+    sim.world
+        .history
+        .iter()
+        .filter_map(|h| match &h.kind {
+            HistoryKind::Note {
+                note: Note::StateChanged { ok },
+                ..
+            } if h.proc == Some(p) => Some((h.at, *ok)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn secs(t: SimTime) -> f64 {
+    t as f64 / SEC as f64
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
