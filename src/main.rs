@@ -82,7 +82,7 @@ fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load(file: &PathBuf) -> Result<Scenario, ExitCode> {
+fn load(file: &std::path::Path) -> Result<Scenario, ExitCode> {
     scenario::load(file).map_err(bad_input)
 }
 

@@ -78,12 +78,6 @@ pub fn check_runnable(s: &Scenario) -> Result<(), String> {
             ))
         }
     }
-    if s.cluster.nodes_file.is_some() {
-        return Err(format!(
-            "{}: cluster.nodes_file is not implemented yet",
-            s.source.display()
-        ));
-    }
     Ok(())
 }
 

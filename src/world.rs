@@ -169,7 +169,9 @@ pub struct World {
     id_to_proc: BTreeMap<NodeId, u32>,
     host_up: Vec<bool>,
     next_inbound: u32,
-    allocation: Allocation,
+    /// What `redis-cli --cluster create` allocated (None when the cluster
+    /// comes from a `nodes_file` dump).
+    allocation: Option<Allocation>,
     admin: AdminPhase,
     pub history: Vec<HistoryEvent>,
     pub warnings: Vec<Warning>,
@@ -193,11 +195,14 @@ impl World {
             .map(|n| n.addr)
             .collect();
         let mut admin_rng = actor_rng(seed, Actor::Admin);
-        let allocation = allocate(
-            &create_addrs,
-            scenario.cluster.replicas as usize,
-            &mut admin_rng,
-        )?;
+        let allocation = match scenario.cluster.nodes_file {
+            Some(_) => None,
+            None => Some(allocate(
+                &create_addrs,
+                scenario.cluster.replicas as usize,
+                &mut admin_rng,
+            )?),
+        };
         let mut world = World {
             seed,
             procs: Vec::with_capacity(nodes.len()),
@@ -209,8 +214,12 @@ impl World {
             id_to_proc: BTreeMap::new(),
             host_up: vec![true; host_count],
             next_inbound: 0,
+            admin: if allocation.is_some() {
+                AdminPhase::Start
+            } else {
+                AdminPhase::Done
+            },
             allocation,
-            admin: AdminPhase::Start,
             history: Vec::new(),
             warnings: Vec::new(),
             effects: Vec::new(),
@@ -236,6 +245,14 @@ impl World {
                 disk: Disk::default(),
                 setup,
             });
+        }
+        if let Some(dump) = &world.scenario.cluster.nodes_file {
+            // Every node starts from the dump as its nodes.conf, with itself
+            // as `myself`: the cluster as it was when the dump was taken.
+            // Nodes only added later (add-node) start empty.
+            for (i, proc) in world.procs.iter_mut().enumerate().take(dump.nodes.len()) {
+                proc.disk.nodes_conf = Some(nodes_conf_from_dump(dump, i));
+            }
         }
         for i in 0..world.procs.len() as u32 {
             world.start_proc(i, 0, queue);
@@ -599,7 +616,8 @@ impl World {
                     .filter(|&p| self.scenario.nodes[p as usize].in_create)
                     .collect();
                 // ADDSLOTS on masters.
-                for m in self.allocation.masters.clone() {
+                let alloc = self.allocation.clone().expect("create has an allocation");
+                for m in &alloc.masters {
                     let slots: Vec<u16> = m.slots.iter().flat_map(|&(a, b)| a..=b).collect();
                     self.command(create[m.node], now, ClusterCommand::AddSlots(slots), queue);
                 }
@@ -627,7 +645,7 @@ impl World {
                         .filter(|&p| self.scenario.nodes[p as usize].in_create)
                         .collect();
                     for (k, &p) in create.iter().enumerate() {
-                        if let Some(m) = self.allocation.master_of(k) {
+                        if let Some(m) = self.allocation.as_ref().and_then(|a| a.master_of(k)) {
                             let mp = create[m];
                             let Some(master_id) =
                                 self.procs[mp as usize].node.as_ref().map(|n| n.my_id())
@@ -698,6 +716,55 @@ impl World {
     pub fn node(&self, p: u32) -> Option<&Node> {
         self.procs[p as usize].node.as_ref()
     }
+}
+
+/// The `nodes.conf` of node `me` of a `CLUSTER NODES` dump: its line flagged
+/// `myself`, the others not, ping/pong columns zero, and the current epoch
+/// the greatest config epoch of the dump.
+fn nodes_conf_from_dump(dump: &crate::node::conf_file::NodesFile, me: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for (i, l) in dump.nodes.iter().enumerate() {
+        let mut flags: Vec<&str> = l
+            .flags
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != "myself" && *f != "noflags")
+            .collect();
+        if i == me {
+            flags.insert(0, "myself");
+        }
+        if flags.is_empty() {
+            flags.push("noflags");
+        }
+        let ip =
+            l.ip.map(|[a, b, c, d]| format!("{a}.{b}.{c}.{d}"))
+                .unwrap_or_default();
+        let _ = write!(
+            s,
+            "{} {ip}:{}@{} {} {} 0 0 {} connected",
+            l.id,
+            l.port,
+            l.cport,
+            flags.join(","),
+            l.master_id.as_deref().unwrap_or("-"),
+            l.config_epoch
+        );
+        crate::node::render::write_slot_ranges(
+            &mut s,
+            l.slots
+                .iter()
+                .flat_map(|&(a, b)| usize::from(a)..=usize::from(b)),
+        );
+        s.push('\n');
+    }
+    let epoch = dump.nodes.iter().map(|l| l.config_epoch).max().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "vars currentEpoch {} lastVoteEpoch 0",
+        dump.current_epoch.unwrap_or(0).max(epoch)
+    );
+    s
 }
 
 /// `clusterManagerGetConfigSignature` of one `CLUSTER NODES` text.

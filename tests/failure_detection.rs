@@ -35,7 +35,7 @@ fn killed_master_is_flagged_pfail_about_t_after_and_fail_shortly_after() {
                     secs(pf)
                 );
                 let f = first_fail(&sim, obs, 0).expect("FAIL reached by every other master");
-                assert!(f >= pf.min(f), "");
+
                 assert!(
                     f <= kill + 2 * t,
                     "nt {nt} seed {seed}: fail too late at {}",
@@ -144,7 +144,7 @@ fn long_pause_is_detected_and_cleared_after_resume() {
         let sim = run(&cluster_3x3(5000, "60s", faults), seed);
         let pf = first_pfail(&sim, 1, 0).expect("flagged");
         assert!(
-            pf >= 15 * SEC && pf <= 17_700_000,
+            (15 * SEC..=17_700_000).contains(&pf),
             "seed {seed}: fail? at {}",
             secs(pf)
         );
@@ -181,7 +181,7 @@ fn isolated_master_fails_and_recovers_after_heal() {
             .expect("isolated master goes fail")
             .0;
         assert!(
-            down >= 15 * SEC && down <= 17_700_000,
+            (15 * SEC..=17_700_000).contains(&down),
             "seed {seed}: fail at {}",
             secs(down)
         );

@@ -21,6 +21,12 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     );
     let created = w.history.iter().find(|h| h.kind == HistoryKind::Created);
     match created {
+        _ if w.scenario.cluster.nodes_file.is_some() => {
+            let _ = writeln!(
+                s,
+                "created   from a CLUSTER NODES dump (cluster.nodes_file)"
+            );
+        }
         Some(h) => {
             let _ = writeln!(
                 s,
