@@ -78,8 +78,7 @@ impl Node {
             let data_delay = now - n.data_received;
             if let Some(link) = n.link {
                 let link_age = now - self.links[&link].ctime;
-                if link_age > nt && n.ping_sent != 0 && ping_delay > nt / 2 && data_delay > nt / 2
-                {
+                if link_age > nt && n.ping_sent != 0 && ping_delay > nt / 2 && data_delay > nt / 2 {
                     // Disconnect the link, it will be reconnected automatically.
                     self.free_link(link, Some(out));
                 }
@@ -176,7 +175,8 @@ impl Node {
             if this.flags & PFAIL != 0 {
                 continue;
             }
-            if this.flags & (HANDSHAKE | NOADDR) != 0 || (this.link.is_none() && this.numslots == 0) {
+            if this.flags & (HANDSHAKE | NOADDR) != 0 || (this.link.is_none() && this.numslots == 0)
+            {
                 freshnodes -= 1;
                 continue;
             }
@@ -251,7 +251,13 @@ impl Node {
     }
 
     /// `nodeUpdateAddressIfNeeded`.
-    fn update_address_if_needed(&mut self, idx: u32, link_id: LinkId, msg: &BusMsg, out: &mut Vec<Effect>) -> bool {
+    fn update_address_if_needed(
+        &mut self,
+        idx: u32,
+        link_id: LinkId,
+        msg: &BusMsg,
+        out: &mut Vec<Effect>,
+    ) -> bool {
         if self.n(idx).link == Some(link_id) {
             return false;
         }
@@ -428,7 +434,10 @@ impl Node {
                     self.n(s).slaveof
                 };
                 let dirty_slots = sender_master
-                    .map(|m| !Rc::ptr_eq(&self.n(m).slots, &msg.myslots) && *self.n(m).slots != *msg.myslots)
+                    .map(|m| {
+                        !Rc::ptr_eq(&self.n(m).slots, &msg.myslots)
+                            && *self.n(m).slots != *msg.myslots
+                    })
                     .unwrap_or(false);
                 if self.n(s).is_master() && dirty_slots {
                     self.update_slots_config_with(s, sender_config_epoch, &msg.myslots);
@@ -449,7 +458,9 @@ impl Node {
             }
             MsgType::Fail => {
                 let Some(_) = sender else { return };
-                let Body::Fail { about } = &msg.body else { return };
+                let Body::Fail { about } = &msg.body else {
+                    return;
+                };
                 if let Some(f) = self.lookup(about) {
                     let n = self.nm(f);
                     if n.flags & (FAIL | MYSELF) == 0 {
@@ -578,7 +589,13 @@ impl Node {
 
     /// The UPDATE check of `clusterProcessPacket`: the sender claims a slot
     /// whose owner has a greater config epoch → tell it (once per packet).
-    fn maybe_send_update(&mut self, sender: u32, sender_config_epoch: u64, claimed: &SlotBitmap, out: &mut Vec<Effect>) {
+    fn maybe_send_update(
+        &mut self,
+        sender: u32,
+        sender_config_epoch: u64,
+        claimed: &SlotBitmap,
+        out: &mut Vec<Effect>,
+    ) {
         for j in claimed.iter() {
             let owner = self.slot_owner[j];
             if owner == sender || self.slot_unclaimed(j) {
@@ -590,7 +607,11 @@ impl Node {
                 };
                 let o = self.n(owner);
                 let mut slots = (*o.slots).clone();
-                for (w, nc) in slots.0.iter_mut().zip(self.owner_not_claiming_slot.0.iter()) {
+                for (w, nc) in slots
+                    .0
+                    .iter_mut()
+                    .zip(self.owner_not_claiming_slot.0.iter())
+                {
                     *w &= !nc;
                 }
                 let body = Body::Update {
@@ -606,7 +627,12 @@ impl Node {
     }
 
     /// `clusterUpdateSlotsConfigWith()`.
-    pub(super) fn update_slots_config_with(&mut self, sender: u32, sender_config_epoch: u64, slots: &SlotBitmap) {
+    pub(super) fn update_slots_config_with(
+        &mut self,
+        sender: u32,
+        sender_config_epoch: u64,
+        slots: &SlotBitmap,
+    ) {
         let me = self.myself;
         if sender == me {
             return;
@@ -629,7 +655,9 @@ impl Node {
                 if self.importing_slots_from.contains_key(&(j as u16)) {
                     continue;
                 }
-                if self.slot_unclaimed(j) || self.n(self.slot_owner[j]).config_epoch < sender_config_epoch {
+                if self.slot_unclaimed(j)
+                    || self.n(self.slot_owner[j]).config_epoch < sender_config_epoch
+                {
                     if Some(self.slot_owner[j]) == curmaster && curmaster.is_some() {
                         newmaster = Some(sender);
                         migrated_our_slots += 1;

@@ -76,27 +76,51 @@ pub enum Input {
 /// Things observers may want to know; they never steer the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Note {
-    Pfail { about: NodeId },
-    PfailCleared { about: NodeId },
+    Pfail {
+        about: NodeId,
+    },
+    PfailCleared {
+        about: NodeId,
+    },
     /// This node marked `about` FAIL itself (quorum of reports reached).
-    FailMarked { about: NodeId },
+    FailMarked {
+        about: NodeId,
+    },
     /// This node learned `about` is FAIL from a FAIL message.
-    FailReceived { about: NodeId },
-    FailCleared { about: NodeId },
-    StateChanged { ok: bool },
+    FailReceived {
+        about: NodeId,
+    },
+    FailCleared {
+        about: NodeId,
+    },
+    StateChanged {
+        ok: bool,
+    },
 }
 
 /// What a node asks for.
 #[derive(Clone, Debug)]
 pub enum Effect {
     /// Open an outbound bus connection to `ip:cport`.
-    Connect { link: LinkId, ip: [u8; 4], cport: u32 },
+    Connect {
+        link: LinkId,
+        ip: [u8; 4],
+        cport: u32,
+    },
     /// Send a message on a link (outbound or inbound).
-    Send { link: LinkId, msg: Rc<BusMsg> },
+    Send {
+        link: LinkId,
+        msg: Rc<BusMsg>,
+    },
     /// Close a link.
-    Close { link: LinkId },
+    Close {
+        link: LinkId,
+    },
     /// `clusterSaveConfig`: the new `nodes.conf` content.
-    SaveConfig { text: String, fsync: bool },
+    SaveConfig {
+        text: String,
+        fsync: bool,
+    },
     Note(Note),
 }
 
@@ -530,7 +554,11 @@ impl Node {
             },
         );
         self.nm(idx).link = Some(id);
-        out.push(Effect::Connect { link: id, ip, cport });
+        out.push(Effect::Connect {
+            link: id,
+            ip,
+            cport,
+        });
     }
 
     /// `freeClusterLink`. With `out`, the other end is told (a close we

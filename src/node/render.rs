@@ -70,7 +70,11 @@ pub type CommandError = String;
 /// The `CLUSTER` subcommands a node answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClusterCommand {
-    Meet { ip: [u8; 4], port: u16, cport: Option<u32> },
+    Meet {
+        ip: [u8; 4],
+        port: u16,
+        cport: Option<u32>,
+    },
     AddSlots(Vec<u16>),
     SetConfigEpoch(u64),
     Replicate(NodeId),
@@ -102,7 +106,11 @@ impl Node {
             n.ping_sent,
             n.pong_received,
             epoch,
-            if connected { "connected" } else { "disconnected" }
+            if connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
         );
         if n.numslots > 0 {
             write_slot_ranges(out, n.slots.iter());
@@ -151,7 +159,9 @@ impl Node {
     pub fn cluster_info(&self) -> String {
         let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
         for j in 0..CLUSTER_SLOTS {
-            let Some(n) = self.slot_owner(j) else { continue };
+            let Some(n) = self.slot_owner(j) else {
+                continue;
+            };
             assigned += 1;
             if n.failed() {
                 fail += 1;
@@ -173,7 +183,10 @@ impl Node {
             self.current_epoch,
             self.my_epoch()
         );
-        for (stats, dir) in [(&self.stats_sent, "sent"), (&self.stats_received, "received")] {
+        for (stats, dir) in [
+            (&self.stats_sent, "sent"),
+            (&self.stats_received, "received"),
+        ] {
             let mut total = 0;
             for t in MsgType::ALL {
                 let v = stats[t as usize];
