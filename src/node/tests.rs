@@ -1081,3 +1081,18 @@ fn nodes_conf_skips_handshake_nodes_and_ends_with_vars() {
         .unwrap()
         .starts_with("vars currentEpoch 4 "));
 }
+#[test]
+fn messages_on_freed_links_are_not_counted() {
+    let mut net = Net::new(2, 15000);
+    let msg =
+        Rc::new(net.nodes[1].build_header(MsgType::Ping, Body::Gossip(Vec::<GossipEntry>::new())));
+    net.inject(0, Input::Recv { link: 12345, msg });
+    assert_eq!(
+        info_field(
+            &net.nodes[0].cluster_info(),
+            "cluster_stats_messages_received"
+        )
+        .as_deref(),
+        Some("0")
+    );
+}
