@@ -474,6 +474,11 @@ fn addslots_errors() {
         net.cmd(0, ClusterCommand::AddSlots(vec![5, 6, 5])),
         Err("ERR Slot 5 specified multiple times".into())
     );
+    // Every argument is parsed before any slot is checked.
+    assert_eq!(
+        net.cmd(0, ClusterCommand::AddSlots(vec![7, 7, 1, 16384])),
+        Err("ERR Invalid or out of range slot".into())
+    );
     // Nothing of a failed command is applied.
     assert!(net.nodes[0].slot_owner(3).is_none());
     assert!(net.nodes[0].slot_owner(5).is_none());
