@@ -1101,3 +1101,22 @@ fn messages_on_freed_links_are_not_counted() {
         Some("0")
     );
 }
+
+#[test]
+fn remove_slave_keeps_migrate_to_when_not_a_replica() {
+    // clusterNodeRemoveSlave only clears MIGRATE_TO when it removed the
+    // last replica, not when the node was not a replica at all.
+    let mut net = Net::new(3, 15000);
+    net.mesh();
+    let (id1, id2) = (net.id(1), net.id(2));
+    let node = &mut net.nodes[0];
+    let m = node.lookup(&id1).unwrap();
+    let x = node.lookup(&id2).unwrap();
+    node.nm(m).flags |= MIGRATE_TO;
+    node.remove_slave(m, x);
+    assert_ne!(node.n(m).flags & MIGRATE_TO, 0);
+    node.add_slave(m, x);
+    node.remove_slave(m, x);
+    assert_eq!(node.n(m).flags & MIGRATE_TO, 0);
+    assert!(node.n(m).slaves.is_empty());
+}
