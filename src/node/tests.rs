@@ -1120,3 +1120,20 @@ fn remove_slave_keeps_migrate_to_when_not_a_replica() {
     assert_eq!(node.n(m).flags & MIGRATE_TO, 0);
     assert!(node.n(m).slaves.is_empty());
 }
+
+#[test]
+fn gossip_about_myself_sets_my_pong_time() {
+    // 7.0.15 applies a gossiped pong time even to `myself`: the myself line
+    // of CLUSTER NODES ends up with a non-zero, whole-second pong column.
+    let mut net = Net::new(3, 15000);
+    net.mesh();
+    net.run_ms(5000);
+    let pongs: Vec<i64> = (0..3)
+        .map(|i| net.nodes[i].myself().pong_received)
+        .collect();
+    assert!(pongs.iter().any(|&p| p > 0), "{pongs:?}");
+    for p in pongs {
+        assert_eq!(p % 1000, 0);
+        assert_eq!(net.nodes[0].myself().ping_sent, 0);
+    }
+}
