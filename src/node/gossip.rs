@@ -280,10 +280,12 @@ impl Node {
 
     /// `clusterProcessPacket()`.
     pub(super) fn process_packet(&mut self, link_id: LinkId, msg: &BusMsg, out: &mut Vec<Effect>) {
-        self.stats_received[msg.typ as usize] += 1;
+        // A freed link's socket is closed: what was in flight is never read,
+        // so it is not counted either.
         let Some(link) = self.links.get(&link_id) else {
-            return; // freed while the message was in flight
+            return;
         };
+        self.stats_received[msg.typ as usize] += 1;
         let (link_node, link_inbound) = (link.node, link.inbound);
         let now = self.now_ms;
         let typ = msg.typ;

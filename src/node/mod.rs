@@ -440,7 +440,10 @@ impl Node {
 
     fn remove_slave(&mut self, master: u32, slave: u32) {
         let m = self.nm(master);
-        m.slaves.retain(|&s| s != slave);
+        let Some(pos) = m.slaves.iter().position(|&s| s == slave) else {
+            return; // not its replica: MIGRATE_TO is left alone
+        };
+        m.slaves.remove(pos);
         if m.slaves.is_empty() {
             m.flags &= !MIGRATE_TO;
         }

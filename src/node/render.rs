@@ -230,12 +230,13 @@ impl Node {
                 Ok("OK".into())
             }
             ClusterCommand::AddSlots(slots) => {
+                // Redis parses every argument before checking any slot.
+                if slots.iter().any(|&s| usize::from(s) >= CLUSTER_SLOTS) {
+                    return Err("ERR Invalid or out of range slot".into());
+                }
                 let mut seen = vec![false; CLUSTER_SLOTS];
                 for &s in &slots {
                     let s = usize::from(s);
-                    if s >= CLUSTER_SLOTS {
-                        return Err("ERR Invalid or out of range slot".into());
-                    }
                     if self.slot_owner(s).is_some() {
                         return Err(format!("ERR Slot {s} is already busy"));
                     }
