@@ -133,7 +133,7 @@ impl Node {
         }
     }
 
-    fn gossip_entry(n: &ClusterNode) -> GossipEntry {
+    pub(super) fn gossip_entry(n: &ClusterNode) -> GossipEntry {
         GossipEntry {
             name: n.name,
             ping_sent_s: (n.ping_sent / 1000) as u32,

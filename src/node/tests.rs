@@ -307,17 +307,6 @@ impl Net {
     }
 }
 
-fn entry(n: &ClusterNode) -> GossipEntry {
-    GossipEntry {
-        name: n.name,
-        ping_sent_s: (n.ping_sent / 1000) as u32,
-        pong_received_s: (n.pong_received / 1000) as u32,
-        ip: n.ip,
-        port: n.port,
-        cport: n.cport,
-        flags: n.flags,
-    }
-}
 
 fn meet(j: usize) -> ClusterCommand {
     ClusterCommand::Meet {
@@ -658,7 +647,7 @@ fn failure_reports_expire_after_two_node_timeouts() {
             let me = net.nodes[0].lookup(&net.id(from)).unwrap();
             let link = net.nodes[0].n(me).inbound_link.expect("inbound link");
             let n4 = net.nodes[from].lookup(&net.id(4)).unwrap();
-            let mut g = entry(net.nodes[from].n(n4));
+            let mut g = Node::gossip_entry(net.nodes[from].n(n4));
             g.flags |= PFAIL;
             let msg = net.nodes[from].build_header(MsgType::Ping, Body::Gossip(vec![g]));
             net.inject(
