@@ -307,7 +307,6 @@ impl Net {
     }
 }
 
-
 fn meet(j: usize) -> ClusterCommand {
     ClusterCommand::Meet {
         ip: ip_of(j),
