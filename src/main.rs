@@ -274,9 +274,7 @@ fn create(addrs: Vec<String>, replicas: usize, seed: u64) -> ExitCode {
     let ids: Vec<String> = (0..parsed.len() as u32)
         .map(|i| {
             let mut r = redsim::engine::actor_rng(seed, redsim::engine::Actor::Node(i));
-            let mut id = [0u8; 20];
-            rand::Rng::fill_bytes(&mut r, &mut id);
-            redsim::node::bus::NodeId(id).hex()
+            redsim::node::bus::NodeId::random(&mut r).hex()
         })
         .collect();
     match redsim::admin::create_command_output(&parsed, replicas, &mut rng, &ids) {

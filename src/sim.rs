@@ -53,17 +53,22 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
         ));
     }
     for e in &s.expects {
-        for (set, key) in [
-            (e.max_lost_writes.is_some(), "max_lost_writes"),
-            (e.max_unavailable.is_some(), "max_unavailable"),
-            (e.max_failover_time.is_some(), "max_failover_time"),
-        ] {
-            if set {
-                out.push(format!("expectation '{key}' is not checked yet"));
-            }
+        for key in unchecked_keys(e) {
+            out.push(format!("expectation '{key}' is not checked yet"));
         }
     }
     out
+}
+
+/// The keys of `e` that this version cannot check yet.
+fn unchecked_keys(e: &Expect) -> impl Iterator<Item = &'static str> {
+    [
+        (e.max_lost_writes.is_some(), "max_lost_writes"),
+        (e.max_unavailable.is_some(), "max_unavailable"),
+        (e.max_failover_time.is_some(), "max_failover_time"),
+    ]
+    .into_iter()
+    .filter_map(|(set, key)| set.then_some(key))
 }
 
 /// Refuse what cannot run at all.
@@ -185,18 +190,12 @@ impl Simulation {
                 reason: (got != want).then(|| format!("current_epoch is {got}")),
             });
         }
-        for (set, key) in [
-            (e.max_lost_writes.is_some(), "max_lost_writes"),
-            (e.max_unavailable.is_some(), "max_unavailable"),
-            (e.max_failover_time.is_some(), "max_failover_time"),
-        ] {
-            if set {
-                out.push(ExpectResult {
-                    text: format!("{key} {when}"),
-                    ok: None,
-                    reason: Some("not implemented yet".into()),
-                });
-            }
+        for key in unchecked_keys(e) {
+            out.push(ExpectResult {
+                text: format!("{key} {when}"),
+                ok: None,
+                reason: Some("not implemented yet".into()),
+            });
         }
         out
     }

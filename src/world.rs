@@ -81,6 +81,8 @@ struct Conn {
     b_inc: u32,
     b_link: LinkId,
     state: ConnState,
+    /// When the first SYN was sent (retransmissions are timed from it).
+    syn_start: SimTime,
     /// Messages the initiator wrote before the connection was established.
     queued: Vec<Rc<BusMsg>>,
     ab: Pipe,
@@ -374,32 +376,27 @@ impl World {
             b_inc: 0,
             b_link: 0,
             state: ConnState::Connecting,
+            syn_start: now,
             queued: Vec::new(),
             ab: Pipe::new(),
             ba: Pipe::new(),
             accepted: false,
         });
         self.conn_of_link.insert((p, link), id);
-        self.send_syn(id, 0, now, now, queue);
+        self.send_syn(id, 0, now, queue);
     }
 
-    /// Send SYN number `attempt` of a connect that started at `start`.
-    fn send_syn(
-        &mut self,
-        conn: u32,
-        attempt: u8,
-        start: SimTime,
-        now: SimTime,
-        queue: &mut EventQueue<Event>,
-    ) {
+    /// Send SYN number `attempt` of a connect.
+    fn send_syn(&mut self, conn: u32, attempt: u8, now: SimTime, queue: &mut EventQueue<Event>) {
         let c = &self.conns[conn as usize];
-        if let Some(b) = c.b {
-            if self.reachable(c.a, b) {
-                let t = self.transit_to(c.a, b, 60);
+        let (a, b, syn_start) = (c.a, c.b, c.syn_start);
+        if let Some(b) = b {
+            if self.reachable(a, b) {
+                let t = self.transit_to(a, b, 60);
                 queue.push(now + t.total(), Event::SynArrive { conn });
             }
         }
-        let next = start + SYN_RETRY_AT_S[attempt as usize] * SEC;
+        let next = syn_start + SYN_RETRY_AT_S[attempt as usize] * SEC;
         queue.push(
             next,
             Event::SynRetry {
@@ -832,8 +829,7 @@ impl Model for World {
                     if attempt as usize >= SYN_RETRY_AT_S.len() {
                         self.fail_connect(conn, now, queue);
                     } else {
-                        let start = now - SYN_RETRY_AT_S[attempt as usize - 1] * SEC;
-                        self.send_syn(conn, attempt, start, now, queue);
+                        self.send_syn(conn, attempt, now, queue);
                     }
                 }
                 (3 << 56) | u64::from(conn)

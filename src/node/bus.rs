@@ -27,6 +27,13 @@ impl NodeId {
         Some(NodeId(out))
     }
 
+    /// A random ID (`getRandomHexChars`), drawn from `rng`.
+    pub fn random(rng: &mut impl rand::Rng) -> NodeId {
+        let mut id = [0u8; 20];
+        rng.fill_bytes(&mut id);
+        NodeId(id)
+    }
+
     pub fn write_hex(&self, s: &mut String) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         for b in self.0 {

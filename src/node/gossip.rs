@@ -123,7 +123,7 @@ impl Node {
             offset: 0,
             myslots: Rc::clone(&master.slots),
             slaveof: me.slaveof.map(|m| self.n(m).name),
-            myip: self.announce_ip(),
+            myip: self.announce_ip,
             port: self.setup.port,
             cport: u32::from(self.setup.port) + 10000,
             flags: me.flags,
@@ -245,9 +245,7 @@ impl Node {
 
     /// A random 40-hex-char name (`getRandomHexChars`).
     pub(super) fn random_name(&mut self) -> NodeId {
-        let mut id = [0u8; 20];
-        rand::Rng::fill_bytes(&mut self.rng, &mut id);
-        NodeId(id)
+        NodeId::random(&mut self.rng)
     }
 
     /// `nodeUpdateAddressIfNeeded`.
@@ -660,7 +658,7 @@ impl Node {
                 if self.slot_unclaimed(j)
                     || self.n(self.slot_owner[j]).config_epoch < sender_config_epoch
                 {
-                    if Some(self.slot_owner[j]) == curmaster && curmaster.is_some() {
+                    if Some(self.slot_owner[j]) == curmaster {
                         newmaster = Some(sender);
                         migrated_our_slots += 1;
                     }

@@ -239,6 +239,8 @@ pub struct NodeSetup {
 /// One Redis Cluster node.
 pub struct Node {
     pub setup: NodeSetup,
+    /// `cluster-announce-ip`, parsed once (headers carry it as `myip`).
+    announce_ip: Option<[u8; 4]>,
     rng: Rng,
     now_ms: i64,
     /// Known nodes (`server.cluster->nodes`); removed entries are `None`.
@@ -277,21 +279,27 @@ impl Node {
     /// `myself,master`, no address known yet (it learns its IP from MEET).
     pub fn new(setup: NodeSetup, mut rng: Rng, now: SimTime) -> Node {
         let now_ms = mstime(now);
-        let mut id = [0u8; 20];
-        rng.fill(&mut id[..]);
+        let id = NodeId::random(&mut rng);
         let mut node = Node::empty(setup, rng, now_ms);
-        let mut me = ClusterNode::new(NodeId(id), MYSELF | MASTER, now_ms);
+        let mut me = ClusterNode::new(id, MYSELF | MASTER, now_ms);
         me.port = node.setup.port;
         me.cport = u32::from(node.setup.port) + 10000;
-        me.ip = node.announce_ip();
+        me.ip = node.announce_ip;
         node.myself = node.add_node(me);
         node.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
         node
     }
 
     fn empty(setup: NodeSetup, rng: Rng, now_ms: i64) -> Node {
+        let announce_ip = setup
+            .config
+            .cluster_announce_ip
+            .as_deref()
+            .and_then(|s| crate::net::Addr::parse(&format!("{s}:1")).ok())
+            .map(|a| a.ip);
         Node {
             setup,
+            announce_ip,
             rng,
             now_ms,
             nodes: Vec::new(),
@@ -318,15 +326,6 @@ impl Node {
             next_link: 1,
             blacklist: BTreeMap::new(),
         }
-    }
-
-    fn announce_ip(&self) -> Option<[u8; 4]> {
-        self.setup
-            .config
-            .cluster_announce_ip
-            .as_deref()
-            .and_then(|s| crate::net::Addr::parse(&format!("{s}:1")).ok())
-            .map(|a| a.ip)
     }
 
     /// Handle one input at time `now`; effects are appended to `out`.

@@ -674,6 +674,11 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
         }
     }
     let count = created.len();
+    // Where a wrong node count for the mode is reported.
+    let count_at = nodes_key
+        .or(t.get("addresses"))
+        .map(|v| v.at)
+        .unwrap_or(t.at);
     let hosts = created.iter().map(|(_, h)| h + 1).max().unwrap_or(1);
     match mode {
         Mode::Cluster if nodes_file.is_none() => {
@@ -700,12 +705,8 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
         }
         Mode::Standalone => {
             if count != 1 {
-                let at = nodes_key
-                    .or(t.get("addresses"))
-                    .map(|v| v.at)
-                    .unwrap_or(t.at);
                 return Err(cx.err(
-                    at,
+                    count_at,
                     "cluster.nodes",
                     format!("standalone mode runs exactly one node, got {count}"),
                 ));
@@ -719,12 +720,8 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
             }
         }
         Mode::Replication | Mode::Sentinel if count != replicas as usize + 1 => {
-            let at = nodes_key
-                .or(t.get("addresses"))
-                .map(|v| v.at)
-                .unwrap_or(t.at);
             return Err(cx.err(
-                at,
+                count_at,
                 "cluster.nodes",
                 format!(
                     "a master with {replicas} replicas is {} nodes, got {count}",
