@@ -1125,3 +1125,92 @@ fn gossip_about_myself_sets_my_pong_time() {
         assert_eq!(net.nodes[0].myself().ping_sent, 0);
     }
 }
+
+/// A header from node `from` as node `to` would receive it on its outbound
+/// link to `from`, claiming to be a master of `slots_of`'s slots with
+/// `config_epoch`.
+fn claim(
+    net: &Net,
+    from: usize,
+    to: usize,
+    slots_of: usize,
+    config_epoch: u64,
+    typ: MsgType,
+) -> Input {
+    let mut msg = net.nodes[from].build_header(typ, Body::Gossip(Vec::new()));
+    msg.slaveof = None;
+    msg.flags = (msg.flags & !SLAVE) | MASTER;
+    msg.config_epoch = config_epoch;
+    msg.myslots = Rc::clone(&net.view(to, slots_of).unwrap().slots);
+    let link = net.view(to, from).unwrap().link.expect("linked");
+    Input::Recv {
+        link,
+        msg: Rc::new(msg),
+    }
+}
+
+/// clusterUpdateSlotsConfigWith: a claim with a greater config epoch takes
+/// the slots; a master that lost its last slot becomes a replica of the
+/// claimer; a smaller epoch changes nothing.
+#[test]
+fn higher_epoch_claim_rebinds_slots_and_demotes_the_old_master() {
+    let mut net = cluster(4, 3, &[(3, 0)], nt(5000));
+    let old_slots = net.view(1, 0).unwrap().slots.iter().count();
+    // A stale claim (epoch 0 < 1) is ignored.
+    let stale = claim(&net, 3, 1, 0, 0, MsgType::Pong);
+    net.inject(1, stale);
+    assert_eq!(net.nodes[1].slot_owner(0).unwrap().name, net.id(0));
+    // Epoch 10 wins every slot of node 0.
+    let newer = claim(&net, 3, 1, 0, 10, MsgType::Pong);
+    net.inject(1, newer);
+    for s in [0, old_slots - 1] {
+        assert_eq!(net.nodes[1].slot_owner(s).unwrap().name, net.id(3));
+    }
+    assert_eq!(net.view(1, 0).unwrap().numslots, 0);
+    // The old master itself: it loses its last slot and follows node 3.
+    let newer = claim(&net, 3, 0, 0, 10, MsgType::Pong);
+    net.inject(0, newer);
+    assert!(net.nodes[0].myself().is_slave());
+    assert_eq!(net.nodes[0].master_id(), Some(net.id(3)));
+}
+
+/// A PING claiming slots whose owner has a greater config epoch is answered
+/// with one UPDATE about that owner; the receiver of the UPDATE rebinds.
+#[test]
+fn stale_claim_gets_an_update() {
+    let mut net = cluster(4, 3, &[(3, 0)], nt(5000));
+    let newer = claim(&net, 3, 1, 0, 10, MsgType::Pong);
+    net.inject(1, newer);
+    // node 0 still claims its old slots with epoch 1.
+    let stale = claim(&net, 0, 1, 3, 1, MsgType::Ping);
+    let out = net.inject(1, stale);
+    let updates: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { msg, .. } if msg.typ == MsgType::Update => Some(msg.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates.len(), 1, "{out:?}");
+    let Body::Update {
+        node,
+        config_epoch,
+        slots,
+    } = &updates[0].body
+    else {
+        panic!("not an UPDATE body");
+    };
+    assert_eq!((*node, *config_epoch), (net.id(3), 10));
+    assert!(slots.get(0));
+    // Node 0 applies it: node 3 becomes master of its slots, node 0 its replica.
+    let link = net.view(0, 1).unwrap().link.unwrap();
+    net.inject(
+        0,
+        Input::Recv {
+            link,
+            msg: Rc::clone(&updates[0]),
+        },
+    );
+    assert_eq!(net.nodes[0].slot_owner(0).unwrap().name, net.id(3));
+    assert_eq!(net.nodes[0].master_id(), Some(net.id(3)));
+}

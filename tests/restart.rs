@@ -1,0 +1,69 @@
+//! `restart`: a killed node comes back from its nodes.conf (same ID, role,
+//! slots and epochs), as clusterLoadConfig reads it.
+
+mod common;
+use common::*;
+use redsim::engine::SEC;
+
+fn kill_restart(node: &str, kill: &str, restart: &str) -> String {
+    format!(
+        "[[faults]]\nat = \"{kill}\"\naction = \"kill\"\nnode = \"{node}\"\n[[faults]]\nat = \"{restart}\"\naction = \"restart\"\nnode = \"{node}\"\n"
+    )
+}
+
+#[test]
+fn restarted_master_keeps_id_slots_and_epoch_and_fail_clears() {
+    let toml = cluster_3x3(5000, "60s", &kill_restart("node-2", "10s", "20s"));
+    for seed in 1..=4 {
+        let mut before = redsim::sim::Simulation::new(scenario(&toml), seed).unwrap();
+        before.run_until(9 * SEC, &mut ());
+        let id = before.world.node(1).unwrap().my_id();
+        let sim = run(&toml, seed);
+        let n = sim.world.node(1).expect("running again");
+        assert_eq!(n.my_id(), id, "same node ID after restart");
+        assert!(n.is_master());
+        assert_eq!(n.my_epoch(), 2);
+        assert_eq!(n.current_epoch, 6);
+        let line = n
+            .cluster_nodes()
+            .lines()
+            .find(|l| l.contains("myself"))
+            .unwrap()
+            .to_string();
+        assert!(line.ends_with(" 2 connected 5461-10922"), "{line}");
+        // Nobody failed it over: the others clear FAIL 2 NT after marking it.
+        let f = first_fail(&sim, 0, 1).expect("FAIL while it was down");
+        let cleared = notes(&sim, 0, 1, |n| {
+            matches!(n, redsim::node::Note::FailCleared { .. })
+        });
+        assert!(cleared.iter().any(|&c| c >= f + 10 * SEC), "seed {seed}");
+        // A restarted master waits 2 s (writable delay) before turning ok.
+        let ok = state_changes(&sim, 1)
+            .into_iter()
+            .find(|&(t, ok)| ok && t >= 20 * SEC)
+            .expect("ok again")
+            .0;
+        assert!(ok >= 22 * SEC, "seed {seed}: ok at {}", secs(ok));
+        assert!(
+            sim.world
+                .procs
+                .iter()
+                .all(|p| p.node.as_ref().unwrap().state_ok()),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn restarted_replica_follows_the_same_master_with_its_epoch() {
+    let toml = cluster_3x3(5000, "40s", &kill_restart("node-5", "10s", "12s"));
+    let sim = run(&toml, 2);
+    let n = sim.world.node(4).unwrap();
+    assert!(!n.is_master());
+    let master = sim.world.proc_of_id(&n.master_id().unwrap()).unwrap();
+    assert_eq!(master, 0, "node-5 replicates node-1");
+    // A replica's own epoch is loaded as 0; it shows its master's.
+    assert_eq!(n.myself().config_epoch, 0);
+    assert_eq!(n.my_epoch(), 1);
+    assert!(n.state_ok());
+}
