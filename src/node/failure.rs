@@ -103,7 +103,10 @@ impl Node {
         if self.first_call_time == 0 {
             self.first_call_time = now;
         }
-        if self.myself().is_master() && !self.state_ok && now - self.first_call_time < WRITABLE_DELAY_MS {
+        if self.myself().is_master()
+            && !self.state_ok
+            && now - self.first_call_time < WRITABLE_DELAY_MS
+        {
             return;
         }
 
@@ -140,7 +143,8 @@ impl Node {
             let rejoin_delay = self
                 .node_timeout_ms()
                 .clamp(MIN_REJOIN_DELAY_MS, MAX_REJOIN_DELAY_MS);
-            if new_ok && self.myself().is_master() && now - self.among_minority_time < rejoin_delay {
+            if new_ok && self.myself().is_master() && now - self.among_minority_time < rejoin_delay
+            {
                 return;
             }
             self.state_ok = new_ok;

@@ -78,8 +78,7 @@ impl Node {
             let data_delay = now - n.data_received;
             if let Some(link) = n.link {
                 let link_age = now - self.links[&link].ctime;
-                if link_age > nt && n.ping_sent != 0 && ping_delay > nt / 2 && data_delay > nt / 2
-                {
+                if link_age > nt && n.ping_sent != 0 && ping_delay > nt / 2 && data_delay > nt / 2 {
                     // Disconnect the link, it will be reconnected automatically.
                     self.free_link(link, Some(out));
                 }
@@ -90,6 +89,9 @@ impl Node {
                     self.send_ping(link, MsgType::Ping, out);
                     continue;
                 }
+            }
+            if self.ping_mf_slave_if_needed(idx, out) {
+                continue;
             }
             let n = self.n(idx);
             if n.ping_sent == 0 {
@@ -103,6 +105,8 @@ impl Node {
                 out.push(Effect::Note(Note::Pfail { about: name }));
             }
         }
+
+        self.cron_failover(out);
 
         if update_state || !self.state_ok {
             self.update_state(out);
@@ -121,7 +125,7 @@ impl Node {
             sender: me.name,
             current_epoch: self.current_epoch,
             config_epoch: master.config_epoch,
-            offset: 0,
+            offset: me.repl_offset,
             myslots: Rc::clone(&master.slots),
             slaveof: me.slaveof.map(|m| self.n(m).name),
             myip: self.announce_ip(),
@@ -129,7 +133,7 @@ impl Node {
             cport: u32::from(self.setup.port) + 10000,
             flags: me.flags,
             state_ok: self.state_ok,
-            mflags: 0,
+            mflags: self.header_mflags(),
             body,
         }
     }
@@ -176,7 +180,8 @@ impl Node {
             if this.flags & PFAIL != 0 {
                 continue;
             }
-            if this.flags & (HANDSHAKE | NOADDR) != 0 || (this.link.is_none() && this.numslots == 0) {
+            if this.flags & (HANDSHAKE | NOADDR) != 0 || (this.link.is_none() && this.numslots == 0)
+            {
                 freshnodes -= 1;
                 continue;
             }
@@ -251,7 +256,13 @@ impl Node {
     }
 
     /// `nodeUpdateAddressIfNeeded`.
-    fn update_address_if_needed(&mut self, idx: u32, link_id: LinkId, msg: &BusMsg, out: &mut Vec<Effect>) -> bool {
+    fn update_address_if_needed(
+        &mut self,
+        idx: u32,
+        link_id: LinkId,
+        msg: &BusMsg,
+        out: &mut Vec<Effect>,
+    ) -> bool {
         if self.n(idx).link == Some(link_id) {
             return false;
         }
@@ -309,6 +320,7 @@ impl Node {
             let n = self.nm(s);
             n.repl_offset = msg.offset;
             n.repl_offset_time = now;
+            self.note_paused_master_offset(s, msg.mflags);
         }
 
         if typ == MsgType::Ping || typ == MsgType::Meet {
@@ -428,7 +440,10 @@ impl Node {
                     self.n(s).slaveof
                 };
                 let dirty_slots = sender_master
-                    .map(|m| !Rc::ptr_eq(&self.n(m).slots, &msg.myslots) && *self.n(m).slots != *msg.myslots)
+                    .map(|m| {
+                        !Rc::ptr_eq(&self.n(m).slots, &msg.myslots)
+                            && *self.n(m).slots != *msg.myslots
+                    })
                     .unwrap_or(false);
                 if self.n(s).is_master() && dirty_slots {
                     self.update_slots_config_with(s, sender_config_epoch, &msg.myslots);
@@ -449,7 +464,9 @@ impl Node {
             }
             MsgType::Fail => {
                 let Some(_) = sender else { return };
-                let Body::Fail { about } = &msg.body else { return };
+                let Body::Fail { about } = &msg.body else {
+                    return;
+                };
                 if let Some(f) = self.lookup(about) {
                     let n = self.nm(f);
                     if n.flags & (FAIL | MYSELF) == 0 {
@@ -482,7 +499,19 @@ impl Node {
                 self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
                 self.update_slots_config_with(n, *config_epoch, slots);
             }
-            // Elections, manual failover and pub/sub come with later work.
+            MsgType::FailoverAuthRequest => {
+                let Some(s) = sender else { return };
+                self.send_failover_auth_if_needed(s, msg, out);
+            }
+            MsgType::FailoverAuthAck => {
+                let Some(s) = sender else { return };
+                self.receive_failover_auth_ack(s, msg.current_epoch);
+            }
+            MsgType::MfStart => {
+                let Some(s) = sender else { return };
+                self.receive_mfstart(s, link_id, out);
+            }
+            // Pub/sub and modules come with later work.
             _ => {}
         }
     }
@@ -578,7 +607,13 @@ impl Node {
 
     /// The UPDATE check of `clusterProcessPacket`: the sender claims a slot
     /// whose owner has a greater config epoch → tell it (once per packet).
-    fn maybe_send_update(&mut self, sender: u32, sender_config_epoch: u64, claimed: &SlotBitmap, out: &mut Vec<Effect>) {
+    fn maybe_send_update(
+        &mut self,
+        sender: u32,
+        sender_config_epoch: u64,
+        claimed: &SlotBitmap,
+        out: &mut Vec<Effect>,
+    ) {
         for j in claimed.iter() {
             let owner = self.slot_owner[j];
             if owner == sender || self.slot_unclaimed(j) {
@@ -590,7 +625,11 @@ impl Node {
                 };
                 let o = self.n(owner);
                 let mut slots = (*o.slots).clone();
-                for (w, nc) in slots.0.iter_mut().zip(self.owner_not_claiming_slot.0.iter()) {
+                for (w, nc) in slots
+                    .0
+                    .iter_mut()
+                    .zip(self.owner_not_claiming_slot.0.iter())
+                {
                     *w &= !nc;
                 }
                 let body = Body::Update {
@@ -606,7 +645,12 @@ impl Node {
     }
 
     /// `clusterUpdateSlotsConfigWith()`.
-    pub(super) fn update_slots_config_with(&mut self, sender: u32, sender_config_epoch: u64, slots: &SlotBitmap) {
+    pub(super) fn update_slots_config_with(
+        &mut self,
+        sender: u32,
+        sender_config_epoch: u64,
+        slots: &SlotBitmap,
+    ) {
         let me = self.myself;
         if sender == me {
             return;
@@ -629,7 +673,9 @@ impl Node {
                 if self.importing_slots_from.contains_key(&(j as u16)) {
                     continue;
                 }
-                if self.slot_unclaimed(j) || self.n(self.slot_owner[j]).config_epoch < sender_config_epoch {
+                if self.slot_unclaimed(j)
+                    || self.n(self.slot_owner[j]).config_epoch < sender_config_epoch
+                {
                     if Some(self.slot_owner[j]) == curmaster && curmaster.is_some() {
                         newmaster = Some(sender);
                         migrated_our_slots += 1;

@@ -70,7 +70,11 @@ pub type CommandError = String;
 /// The `CLUSTER` subcommands a node answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClusterCommand {
-    Meet { ip: [u8; 4], port: u16, cport: Option<u32> },
+    Meet {
+        ip: [u8; 4],
+        port: u16,
+        cport: Option<u32>,
+    },
     AddSlots(Vec<u16>),
     SetConfigEpoch(u64),
     Replicate(NodeId),
@@ -78,6 +82,8 @@ pub enum ClusterCommand {
     Info,
     MyId,
     CountFailureReports(NodeId),
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`.
+    Failover(super::FailoverMode),
 }
 
 impl Node {
@@ -102,7 +108,11 @@ impl Node {
             n.ping_sent,
             n.pong_received,
             epoch,
-            if connected { "connected" } else { "disconnected" }
+            if connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
         );
         if n.numslots > 0 {
             write_slot_ranges(out, n.slots.iter());
@@ -151,7 +161,9 @@ impl Node {
     pub fn cluster_info(&self) -> String {
         let (mut assigned, mut ok, mut pfail, mut fail) = (0, 0, 0, 0);
         for j in 0..CLUSTER_SLOTS {
-            let Some(n) = self.slot_owner(j) else { continue };
+            let Some(n) = self.slot_owner(j) else {
+                continue;
+            };
             assigned += 1;
             if n.failed() {
                 fail += 1;
@@ -173,7 +185,10 @@ impl Node {
             self.current_epoch,
             self.my_epoch()
         );
-        for (stats, dir) in [(&self.stats_sent, "sent"), (&self.stats_received, "received")] {
+        for (stats, dir) in [
+            (&self.stats_sent, "sent"),
+            (&self.stats_received, "received"),
+        ] {
             let mut total = 0;
             for t in MsgType::ALL {
                 let v = stats[t as usize];
@@ -198,12 +213,16 @@ impl Node {
         out: &mut Vec<Effect>,
     ) -> Result<String, CommandError> {
         self.now_ms = super::mstime(now);
-        let reply = self.run_command(cmd);
+        let reply = self.run_command(cmd, out);
         self.before_sleep(out);
         reply
     }
 
-    fn run_command(&mut self, cmd: ClusterCommand) -> Result<String, CommandError> {
+    fn run_command(
+        &mut self,
+        cmd: ClusterCommand,
+        out: &mut Vec<Effect>,
+    ) -> Result<String, CommandError> {
         match cmd {
             ClusterCommand::Meet { ip, port, cport } => {
                 let cport = cport.unwrap_or(u32::from(port) + 10000);
@@ -282,6 +301,7 @@ impl Node {
                 Some(n) => Ok(self.failure_reports_count(n).to_string()),
                 None => Err(format!("ERR Unknown node {id}")),
             },
+            ClusterCommand::Failover(mode) => self.cluster_failover_command(mode, out),
         }
     }
 }
