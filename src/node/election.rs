@@ -437,10 +437,10 @@ impl Node {
             return;
         };
         let m = self.n(master);
-        if (!m.failed() && !manual_failover)
-            || (self.setup.config.cluster_replica_no_failover && !manual_failover)
-            || m.numslots == 0
-        {
+        // Master not FAIL, or `cluster-replica-no-failover`: only a manual
+        // failover may go on.
+        let auto_refused = !m.failed() || self.setup.config.cluster_replica_no_failover;
+        if (auto_refused && !manual_failover) || m.numslots == 0 {
             return;
         }
 

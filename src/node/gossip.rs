@@ -42,7 +42,7 @@ impl Node {
 
         // Every 10th iteration, PING the node with the oldest pong among 5
         // random ones.
-        if self.cron_iteration % 10 == 0 {
+        if self.cron_iteration.is_multiple_of(10) {
             let mut min_pong_node: Option<u32> = None;
             let mut min_pong = 0;
             for _ in 0..5 {
