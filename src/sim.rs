@@ -27,6 +27,44 @@ pub struct ExpectResult {
     pub reason: Option<String>,
 }
 
+/// How a replica came to replace its master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailoverKind {
+    /// An election after the master was flagged FAIL.
+    Automatic,
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`.
+    Manual(crate::node::FailoverMode),
+}
+
+impl FailoverKind {
+    /// The `kind` of the summary: `automatic`, `manual`, `force`, `takeover`.
+    pub fn as_str(self) -> &'static str {
+        use crate::node::FailoverMode::*;
+        match self {
+            FailoverKind::Automatic => "automatic",
+            FailoverKind::Manual(Default) => "manual",
+            FailoverKind::Manual(Force) => "force",
+            FailoverKind::Manual(Takeover) => "takeover",
+        }
+    }
+}
+
+/// One promotion of a replica (scenario-format.md, `failovers`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failover {
+    /// The process of the replaced master.
+    pub failed: u32,
+    /// The process of the replica that took over.
+    pub promoted: u32,
+    pub kind: FailoverKind,
+    /// The last fault that cut the failed master off before the promotion.
+    pub died: Option<SimTime>,
+    /// The first FAIL flag about the failed master after `died`.
+    pub fail: Option<SimTime>,
+    pub promoted_at: SimTime,
+    pub config_epoch: u64,
+}
+
 /// What the scenario asks for that this version does not do yet, said at
 /// run time rather than silently ignored.
 pub fn not_implemented(s: &Scenario) -> Vec<String> {
@@ -40,7 +78,6 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
     for f in &s.faults {
         use crate::scenario::FaultAction::*;
         let what = match &f.action {
-            Failover { .. } => "failover",
             Reshard { .. } => "reshard",
             AddNode { .. } => "add-node",
             DelNode { .. } => "del-node",
@@ -65,7 +102,6 @@ fn unchecked_keys(e: &Expect) -> impl Iterator<Item = &'static str> {
     [
         (e.max_lost_writes.is_some(), "max_lost_writes"),
         (e.max_unavailable.is_some(), "max_unavailable"),
-        (e.max_failover_time.is_some(), "max_failover_time"),
     ]
     .into_iter()
     .filter_map(|(set, key)| set.then_some(key))
@@ -190,6 +226,58 @@ impl Simulation {
                 reason: (got != want).then(|| format!("current_epoch is {got}")),
             });
         }
+        if let Some(limit) = e.max_failover_time {
+            let times = self.failover_times();
+            let worst = times.iter().map(|(_, t)| match t {
+                Ok(t) | Err(t) => *t,
+            });
+            let bad: Vec<String> = times
+                .iter()
+                .filter_map(|&(m, t)| match t {
+                    Ok(t) if t > limit => Some(format!(
+                        "{} was replaced after {}",
+                        self.name(m as usize),
+                        fmt_time(t)
+                    )),
+                    Err(t) if t > limit => Some(format!(
+                        "{} has had no replacement for {}",
+                        self.name(m as usize),
+                        fmt_time(t)
+                    )),
+                    _ => None,
+                })
+                .collect();
+            let _ = worst;
+            out.push(ExpectResult {
+                text: format!("max_failover_time = {} {when}", fmt_time(limit)),
+                ok: Some(bad.is_empty()),
+                reason: (!bad.is_empty()).then(|| bad.join("; ")),
+            });
+        }
+        if let Some(limit) = e.max_failover_time {
+            let times = self.failover_times();
+            let bad: Vec<String> = times
+                .iter()
+                .filter_map(|&(m, t)| match t {
+                    Ok(t) if t > limit => Some(format!(
+                        "{} was replaced after {}",
+                        self.name(m as usize),
+                        fmt_time(t)
+                    )),
+                    Err(t) if t > limit => Some(format!(
+                        "{} has had no replacement for {}",
+                        self.name(m as usize),
+                        fmt_time(t)
+                    )),
+                    _ => None,
+                })
+                .collect();
+            out.push(ExpectResult {
+                text: format!("max_failover_time = {} {when}", fmt_time(limit)),
+                ok: Some(bad.is_empty()),
+                reason: (!bad.is_empty()).then(|| bad.join("; ")),
+            });
+        }
         for key in unchecked_keys(e) {
             out.push(ExpectResult {
                 text: format!("{key} {when}"),
@@ -227,6 +315,105 @@ impl Simulation {
             .map(|(p, _)| p)
     }
 
+    /// Every promotion so far, in order, with the fault that made it
+    /// necessary (scenario-format.md, `failovers`).
+    pub fn failovers(&self) -> Vec<Failover> {
+        use crate::node::Note;
+        use crate::world::HistoryKind;
+        let h = &self.world.history;
+        let mut out = Vec::new();
+        for (k, ev) in h.iter().enumerate() {
+            let HistoryKind::Note {
+                note:
+                    Note::Promoted {
+                        config_epoch,
+                        manual,
+                        ..
+                    },
+                about,
+            } = &ev.kind
+            else {
+                continue;
+            };
+            let (Some(promoted), Some(failed)) = (ev.proc, *about) else {
+                continue;
+            };
+            let kind = match manual {
+                None => FailoverKind::Automatic,
+                Some(m) => FailoverKind::Manual(*m),
+            };
+            // The last fault that cut the failed master off before this.
+            let died = h[..k].iter().rev().find_map(|e| match &e.kind {
+                HistoryKind::Fault { masters_hit, .. } if masters_hit.contains(&failed) => {
+                    Some(e.at)
+                }
+                _ => None,
+            });
+            let fail = died.and_then(|d| {
+                h[..k].iter().find_map(|e| match &e.kind {
+                    HistoryKind::Note {
+                        note: Note::FailMarked { .. },
+                        about: Some(a),
+                    } if *a == failed && e.at >= d => Some(e.at),
+                    _ => None,
+                })
+            });
+            out.push(Failover {
+                failed,
+                promoted,
+                kind,
+                died,
+                fail,
+                promoted_at: ev.at,
+                config_epoch: *config_epoch,
+            });
+        }
+        out
+    }
+
+    /// For each slot-owning master a fault cut off: how long until a replica
+    /// took its place (`Ok`), or, when none has yet, how long it has been
+    /// down (`Err`). A master that came back first (resume, restart, heal)
+    /// before any promotion needed no failover and is left out.
+    fn failover_times(&self) -> Vec<(u32, Result<SimTime, SimTime>)> {
+        use crate::scenario::FaultAction;
+        use crate::world::HistoryKind;
+        let failovers = self.failovers();
+        let h = &self.world.history;
+        let mut out = Vec::new();
+        for (k, ev) in h.iter().enumerate() {
+            let HistoryKind::Fault { masters_hit, .. } = &ev.kind else {
+                continue;
+            };
+            for &m in masters_hit {
+                let promoted = failovers
+                    .iter()
+                    .find(|f| f.failed == m && f.promoted_at >= ev.at)
+                    .map(|f| f.promoted_at);
+                let back = h[k + 1..].iter().find_map(|e| match &e.kind {
+                    HistoryKind::Fault { index, .. } => {
+                        let back = match &self.world.scenario.faults[*index as usize].action {
+                            FaultAction::Restart { node } | FaultAction::Resume { node } => {
+                                *node as u32 == m
+                            }
+                            FaultAction::Heal => true,
+                            _ => false,
+                        };
+                        back.then_some(e.at)
+                    }
+                    _ => None,
+                });
+                match (promoted, back) {
+                    (Some(p), Some(b)) if b < p => {}
+                    (Some(p), _) => out.push((m, Ok(p - ev.at))),
+                    (None, Some(_)) => {}
+                    (None, None) => out.push((m, Err(self.stats.now - ev.at))),
+                }
+            }
+        }
+        out
+    }
+
     /// The `--json` summary (scenario-format.md, "The run's summary").
     pub fn summary(&self, expectations: &[ExpectResult]) -> Value {
         let live: Vec<_> = self.live().collect();
@@ -242,7 +429,7 @@ impl Simulation {
             "trace_hash": self.stats.hash.hex(),
             "sim_time_ms": self.stats.now / 1000,
             "events": self.stats.events,
-            "failovers": [],
+            "failovers": self.failovers().iter().map(|f| self.failover_json(f)).collect::<Vec<_>>(),
             "final": {
                 "cluster_state": if all_ok { "ok" } else { "fail" },
                 "current_epoch": current_epoch,
@@ -255,7 +442,20 @@ impl Simulation {
             "expectations": expectations,
             "detections": self.detections(),
             "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),
-            "not_implemented": ["failovers", "ops", "writes", "availability", "invariants", "final.nodes[].stats"],
+            "not_implemented": ["ops", "writes", "availability", "invariants", "final.nodes[].stats"],
+        })
+    }
+
+    fn failover_json(&self, f: &Failover) -> Value {
+        let ms = |t: Option<SimTime>| t.map(|t| t / 1000);
+        json!({
+            "failed": self.name(f.failed as usize),
+            "promoted": self.name(f.promoted as usize),
+            "kind": f.kind.as_str(),
+            "died_ms": ms(f.died),
+            "fail_ms": ms(f.fail),
+            "promoted_ms": f.promoted_at / 1000,
+            "config_epoch": f.config_epoch,
         })
     }
 
@@ -303,11 +503,12 @@ impl Simulation {
                 about: Some(a),
             } = &h.kind
             {
-                let e = first.entry(*a).or_default();
                 match note {
-                    Note::Pfail { .. } if e.0.is_none() => e.0 = Some(h.at),
-                    Note::FailMarked { .. } | Note::FailReceived { .. } if e.1.is_none() => {
-                        e.1 = Some(h.at)
+                    Note::Pfail { .. } => {
+                        first.entry(*a).or_default().0.get_or_insert(h.at);
+                    }
+                    Note::FailMarked { .. } | Note::FailReceived { .. } => {
+                        first.entry(*a).or_default().1.get_or_insert(h.at);
                     }
                     _ => {}
                 }

@@ -127,13 +127,10 @@ pub struct Proc {
 #[derive(Clone, Debug, PartialEq)]
 pub enum HistoryKind {
     /// A node's note; `about` resolved to a process when known.
-    Note {
-        note: Note,
-        about: Option<u32>,
-    },
-    Fault {
-        index: u32,
-    },
+    Note { note: Note, about: Option<u32> },
+    /// Fault `index` of the scenario was applied; `masters_hit` are the
+    /// slot-owning masters it killed, paused or cut off.
+    Fault { index: u32, masters_hit: Vec<u32> },
     /// The cluster manager finished creating the cluster.
     Created,
 }
@@ -329,8 +326,15 @@ impl World {
                         | Note::PfailCleared { about }
                         | Note::FailMarked { about }
                         | Note::FailReceived { about }
-                        | Note::FailCleared { about } => self.id_to_proc.get(about).copied(),
-                        Note::StateChanged { .. } => None,
+                        | Note::FailCleared { about }
+                        | Note::VoteGranted { to: about }
+                        | Note::Promoted {
+                            old_master: about, ..
+                        } => self.id_to_proc.get(about).copied(),
+                        Note::StateChanged { .. }
+                        | Note::ElectionScheduled { .. }
+                        | Note::ElectionStarted { .. }
+                        | Note::ManualFailoverTimeout => None,
                     };
                     self.history.push(HistoryEvent {
                         at: now,
@@ -518,10 +522,22 @@ impl World {
 
     fn apply_fault(&mut self, i: u32, now: SimTime, queue: &mut EventQueue<Event>) {
         let action = self.scenario.faults[i as usize].action.clone();
+        let masters_hit = (0..self.procs.len() as u32)
+            .filter(|&p| {
+                self.fault_cuts_off(&action, p)
+                    && self.procs[p as usize]
+                        .node
+                        .as_ref()
+                        .is_some_and(|n| n.is_master() && n.myself().numslots > 0)
+            })
+            .collect();
         self.history.push(HistoryEvent {
             at: now,
             proc: None,
-            kind: HistoryKind::Fault { index: i },
+            kind: HistoryKind::Fault {
+                index: i,
+                masters_hit,
+            },
         });
         match action {
             FaultAction::Kill { node } => self.kill(node as u32, false, now, queue),
@@ -566,11 +582,41 @@ impl World {
             FaultAction::Loss { value, between } => self
                 .net
                 .set_loss(value, between.as_ref().map(|(a, b)| (&a[..], &b[..]))),
+            FaultAction::Failover { node, mode } => {
+                let problem =
+                    match self.command(node as u32, now, ClusterCommand::Failover(mode), queue) {
+                        Some(Ok(_)) => None,
+                        Some(Err(e)) => Some(format!("-{e}")),
+                        None => Some("it is not running; the command was lost".to_string()),
+                    };
+                if let Some(p) = problem {
+                    self.warnings.push(format!(
+                        "fault {i} at {}: {} to {}: {p}",
+                        fmt_time(now),
+                        mode.command(),
+                        self.procs[node].name
+                    ));
+                }
+            }
             other => self.warnings.push(format!(
                 "fault {i} at {}: action {:?} is not implemented yet; it was skipped",
                 fmt_time(now),
                 other
             )),
+        }
+    }
+
+    /// Whether `action` kills, pauses or cuts process `p` off from others.
+    pub fn fault_cuts_off(&self, action: &FaultAction, p: u32) -> bool {
+        let me = Endpoint::Node(p);
+        match action {
+            FaultAction::Kill { node }
+            | FaultAction::Pause { node }
+            | FaultAction::Isolate { node } => *node as u32 == p,
+            FaultAction::CrashHost { host } => self.procs[p as usize].host == *host,
+            FaultAction::Partition { groups } => groups.iter().any(|g| g.contains(&me)),
+            FaultAction::OneWay { from, to } => from.contains(&me) || to.contains(&me),
+            _ => false,
         }
     }
 

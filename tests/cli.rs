@@ -69,7 +69,22 @@ fn run_json_has_the_documented_fields() {
     assert_eq!(v["final"]["nodes"].as_array().unwrap().len(), 6);
     assert_eq!(v["final"]["nodes"][0]["alive"], false);
     assert_eq!(v["final"]["nodes"][1]["slots"], "5461-10922");
-    assert_eq!(v["final"]["current_epoch"], 6);
+    assert_eq!(v["final"]["current_epoch"], 7);
+    let f = &v["failovers"][0];
+    assert_eq!(v["failovers"].as_array().unwrap().len(), 1);
+    assert_eq!(f["failed"], "node-1");
+    assert_eq!(f["promoted"], "node-5");
+    assert_eq!(f["kind"], "automatic");
+    assert_eq!(f["died_ms"], 10000);
+    assert_eq!(f["config_epoch"], 7);
+    let (fail, promoted) = (
+        f["fail_ms"].as_u64().unwrap(),
+        f["promoted_ms"].as_u64().unwrap(),
+    );
+    assert!(15000 < fail && fail < promoted, "{f}");
+    assert_eq!(v["final"]["nodes"][4]["role"], "master");
+    assert_eq!(v["final"]["nodes"][4]["slots"], "0-5460");
+    assert_eq!(v["final"]["nodes"][4]["config_epoch"], 7);
     assert_eq!(v["trace_hash"].as_str().unwrap().len(), 16);
     let det = &v["detections"][0];
     assert_eq!(det["node"], "node-1");
@@ -171,13 +186,20 @@ fn nodes_and_info_show_a_moment_of_a_run() {
             .any(|l| l.contains(" myself,master - 0 ") && l.ends_with(" connected 5461-10922")),
         "{out}"
     );
+    // node-1 was killed at 10 s and node-5 took its slots (about 18.9 s).
     assert!(
         lines
             .iter()
-            .any(|l| l.contains(" master,fail - ") && l.ends_with(" disconnected 0-5460")),
+            .any(|l| l.contains(" master,fail - ") && l.ends_with(" 1 disconnected")),
         "{out}"
     );
-    assert_eq!(lines.iter().filter(|l| l.contains(" slave ")).count(), 3);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" master - 0 ") && l.ends_with(" 7 connected 0-5460")),
+        "{out}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains(" slave ")).count(), 2);
     let (code, out, _) = redsim(&[
         "info",
         "scenarios/master-crash.toml",
@@ -187,7 +209,7 @@ fn nodes_and_info_show_a_moment_of_a_run() {
         "node-2",
     ]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("cluster_state:fail\ncluster_slots_assigned:16384\ncluster_slots_ok:10923\ncluster_slots_pfail:0\ncluster_slots_fail:5461\ncluster_known_nodes:6\ncluster_size:3\ncluster_current_epoch:6\ncluster_my_epoch:2\n"), "{out}");
+    assert!(out.starts_with("cluster_state:ok\ncluster_slots_assigned:16384\ncluster_slots_ok:16384\ncluster_slots_pfail:0\ncluster_slots_fail:0\ncluster_known_nodes:6\ncluster_size:3\ncluster_current_epoch:7\ncluster_my_epoch:2\n"), "{out}");
     let (code, _, err) = redsim(&[
         "nodes",
         "scenarios/master-crash.toml",

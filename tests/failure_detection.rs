@@ -50,15 +50,20 @@ fn killed_master_is_flagged_pfail_about_t_after_and_fail_shortly_after() {
                     obs + 1
                 );
             }
-            // CLUSTER NODES on node-2 shows the flag; the failed master
-            // keeps its slots (nobody failed over).
+            // CLUSTER NODES on node-2 shows the flag; the failed master's
+            // slots went to its replica node-5 (epoch 7).
             let text = sim.cluster_nodes(1).unwrap();
             let line = text
                 .lines()
                 .find(|l| l.contains("10.0.0.1:6379@16379"))
                 .expect("node-1 listed");
             assert!(line.contains(" master,fail "), "{line}");
-            assert!(line.contains(" disconnected 0-5460"), "{line}");
+            assert!(line.ends_with(" 1 disconnected"), "{line}");
+            let line = text
+                .lines()
+                .find(|l| l.contains("10.0.0.5:6379@16379"))
+                .expect("node-5 listed");
+            assert!(line.ends_with(" 7 connected 0-5460"), "{line}");
         }
     }
 }
@@ -135,10 +140,12 @@ fn short_pause_flags_nothing() {
 }
 
 /// A master paused for longer than the node timeout is flagged PFAIL
-/// between T and 1.5 T (its TCP links stay up), then FAIL; after it resumes
-/// the flags clear (a slot-owning master's FAIL only after 2 T).
+/// between T and 1.5 T (its TCP links stay up), then FAIL, and its replica
+/// takes over. When it resumes it learns it lost its slots (UPDATE), turns
+/// into a replica of its successor, and the others clear its FAIL flag at
+/// once (a node without slots needs no 2 T wait).
 #[test]
-fn long_pause_is_detected_and_cleared_after_resume() {
+fn long_pause_is_detected_and_the_master_returns_as_a_replica() {
     let faults = "[[faults]]\nat = \"10s\"\naction = \"pause\"\nnode = \"node-1\"\n[[faults]]\nat = \"25s\"\naction = \"resume\"\nnode = \"node-1\"\n";
     for seed in 1..=5 {
         let sim = run(&cluster_3x3(5000, "60s", faults), seed);
@@ -149,12 +156,21 @@ fn long_pause_is_detected_and_cleared_after_resume() {
             secs(pf)
         );
         let f = first_fail(&sim, 1, 0).expect("FAIL");
+        let failovers = sim.failovers();
+        assert_eq!(failovers.len(), 1, "seed {seed}");
+        assert_eq!((failovers[0].failed, failovers[0].promoted), (0, 4));
+        assert!(failovers[0].promoted_at > f && failovers[0].promoted_at < 25 * SEC);
         let cleared = notes(&sim, 1, 0, |n| {
             matches!(n, redsim::node::Note::FailCleared { .. })
         });
         let c = *cleared.first().expect("FAIL cleared after resume");
-        assert!(c >= 25 * SEC, "cleared before resume");
-        assert!(c - f > 10 * SEC, "a slot-owning master's FAIL is kept 2 T");
+        assert!(
+            (25 * SEC..26 * SEC).contains(&c),
+            "seed {seed}: cleared at {}",
+            secs(c)
+        );
+        assert!(!sim.world.node(0).unwrap().is_master());
+        assert_eq!(master_of(&sim, 0), Some(4), "seed {seed}");
         assert!(
             sim.world
                 .procs
@@ -166,9 +182,11 @@ fn long_pause_is_detected_and_cleared_after_resume() {
 }
 
 /// A partition isolating one master: it goes `cluster_state:fail` about a
-/// node timeout after the cut (minority rule); the majority marks it FAIL.
-/// After the heal, flags clear and the master waits the rejoin delay
-/// (clamp(T, 500, 5000)) after leaving the minority before it is ok.
+/// node timeout after the cut (minority rule); the majority marks it FAIL
+/// and its replica takes over. After the heal it becomes a replica of its
+/// successor; the rejoin delay applies to masters only, so it is ok at once.
+/// (Isolated without a replica to take over, it would wait the rejoin
+/// delay: see `isolated_master_without_failover_waits_the_rejoin_delay`.)
 #[test]
 fn isolated_master_fails_and_recovers_after_heal() {
     let faults = "[[faults]]\nat = \"10s\"\naction = \"isolate\"\nnode = \"node-1\"\n[[faults]]\nat = \"30s\"\naction = \"heal\"\n";
@@ -194,12 +212,8 @@ fn isolated_master_fails_and_recovers_after_heal() {
             .find(|&&(t, ok)| t > 30 * SEC && ok)
             .expect("ok again after heal")
             .0;
-        // The minority master needs a majority reachable again, then 5 s.
-        assert!(
-            up >= 35 * SEC,
-            "seed {seed}: ok at {} (rejoin delay)",
-            secs(up)
-        );
+        assert!(up < 33 * SEC, "seed {seed}: ok at {}", secs(up));
+        assert_eq!(master_of(&sim, 0), Some(4), "seed {seed}");
         // Everybody ok and no FAIL flags at the end.
         for p in 0..6 {
             let n = sim.world.node(p).unwrap();
@@ -209,6 +223,33 @@ fn isolated_master_fails_and_recovers_after_heal() {
                 "seed {seed}: {}",
                 n.cluster_nodes()
             );
+        }
+    }
+}
+
+/// With `cluster-replica-no-failover yes` the isolated master keeps its
+/// slots: after the heal it needs a majority reachable again, then the
+/// rejoin delay (clamp(T, 500, 5000)) after leaving the minority.
+#[test]
+fn isolated_master_without_failover_waits_the_rejoin_delay() {
+    let faults = "[[faults]]\nat = \"10s\"\naction = \"isolate\"\nnode = \"node-1\"\n[[faults]]\nat = \"30s\"\naction = \"heal\"\n";
+    let toml = cluster_3x3_conf(5000, "80s", "cluster-replica-no-failover = \"yes\"", faults);
+    for seed in 1..=4 {
+        let sim = run(&toml, seed);
+        assert!(sim.failovers().is_empty());
+        let up = state_changes(&sim, 0)
+            .into_iter()
+            .find(|&(t, ok)| t > 30 * SEC && ok)
+            .expect("ok again after heal")
+            .0;
+        assert!(
+            up >= 35 * SEC,
+            "seed {seed}: ok at {} (rejoin delay)",
+            secs(up)
+        );
+        assert!(sim.world.node(0).unwrap().is_master());
+        for p in 0..6 {
+            assert!(sim.world.node(p).unwrap().state_ok());
         }
     }
 }

@@ -13,7 +13,13 @@ fn kill_restart(node: &str, kill: &str, restart: &str) -> String {
 
 #[test]
 fn restarted_master_keeps_id_slots_and_epoch_and_fail_clears() {
-    let toml = cluster_3x3(5000, "60s", &kill_restart("node-2", "10s", "20s"));
+    // No failover (its replica may not take over), so node-2 keeps its slots.
+    let toml = cluster_3x3_conf(
+        5000,
+        "60s",
+        "cluster-replica-no-failover = \"yes\"",
+        &kill_restart("node-2", "10s", "20s"),
+    );
     for seed in 1..=4 {
         let mut before = redsim::sim::Simulation::new(scenario(&toml), seed).unwrap();
         before.run_until(9 * SEC, &mut ());
@@ -66,4 +72,31 @@ fn restarted_replica_follows_the_same_master_with_its_epoch() {
     assert_eq!(n.myself().config_epoch, 0);
     assert_eq!(n.my_epoch(), 1);
     assert!(n.state_ok());
+}
+
+/// A master killed, failed over, then restarted: it comes back from its
+/// nodes.conf claiming its old slots with config epoch 2, is told by UPDATE
+/// that epoch 7 owns them, and becomes a replica of its successor.
+#[test]
+fn restarted_old_master_becomes_a_replica_of_its_successor() {
+    let toml = cluster_3x3(5000, "60s", &kill_restart("node-2", "10s", "30s"));
+    for seed in 1..=4 {
+        let sim = run(&toml, seed);
+        let f = sim.failovers();
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].failed, f[0].promoted, f[0].config_epoch), (1, 5, 7));
+        let n = sim.world.node(1).unwrap();
+        assert!(!n.is_master(), "seed {seed}");
+        assert_eq!(master_of(&sim, 1), Some(5));
+        assert_eq!(n.current_epoch, 7);
+        assert!(n.myself().slots.iter().next().is_none());
+        assert!(sim.world.node(5).unwrap().is_master());
+        assert!(
+            sim.world
+                .procs
+                .iter()
+                .all(|p| p.node.as_ref().unwrap().state_ok()),
+            "seed {seed}"
+        );
+    }
 }

@@ -58,12 +58,6 @@ fn format_examples_run() {
         }
         let results = run_file(&path);
         for r in results {
-            // The doc's master-crash example expects the cluster to be ok at
-            // the end, which needs the replica's election (failover issue).
-            if name == "doc_example.toml" && r.text == "cluster_state = ok at end" {
-                assert_eq!(r.ok, Some(false), "update this test: failover now works");
-                continue;
-            }
             assert_ne!(r.ok, Some(false), "{name}: {} {:?}", r.text, r.reason);
         }
     }

@@ -90,6 +90,9 @@ impl Node {
                     continue;
                 }
             }
+            if self.ping_mf_slave_if_needed(idx, out) {
+                continue;
+            }
             let n = self.n(idx);
             if n.ping_sent == 0 {
                 continue;
@@ -102,6 +105,8 @@ impl Node {
                 out.push(Effect::Note(Note::Pfail { about: name }));
             }
         }
+
+        self.cron_failover(out);
 
         if update_state || !self.state_ok {
             self.update_state(out);
@@ -120,7 +125,7 @@ impl Node {
             sender: me.name,
             current_epoch: self.current_epoch,
             config_epoch: master.config_epoch,
-            offset: 0,
+            offset: me.repl_offset,
             myslots: Rc::clone(&master.slots),
             slaveof: me.slaveof.map(|m| self.n(m).name),
             myip: self.announce_ip,
@@ -128,7 +133,7 @@ impl Node {
             cport: u32::from(self.setup.port) + 10000,
             flags: me.flags,
             state_ok: self.state_ok,
-            mflags: 0,
+            mflags: self.header_mflags(),
             body,
         }
     }
@@ -315,6 +320,7 @@ impl Node {
             let n = self.nm(s);
             n.repl_offset = msg.offset;
             n.repl_offset_time = now;
+            self.note_paused_master_offset(s, msg.mflags);
         }
 
         if typ == MsgType::Ping || typ == MsgType::Meet {
@@ -493,7 +499,19 @@ impl Node {
                 self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
                 self.update_slots_config_with(n, *config_epoch, slots);
             }
-            // Elections, manual failover and pub/sub come with later work.
+            MsgType::FailoverAuthRequest => {
+                let Some(s) = sender else { return };
+                self.send_failover_auth_if_needed(s, msg, out);
+            }
+            MsgType::FailoverAuthAck => {
+                let Some(s) = sender else { return };
+                self.receive_failover_auth_ack(s, msg.current_epoch);
+            }
+            MsgType::MfStart => {
+                let Some(s) = sender else { return };
+                self.receive_mfstart(s, link_id, out);
+            }
+            // Pub/sub and modules come with later work.
             _ => {}
         }
     }

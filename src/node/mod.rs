@@ -14,6 +14,7 @@
 pub mod bus;
 pub mod conf_file;
 pub mod config;
+mod election;
 mod failure;
 mod gossip;
 mod load;
@@ -29,6 +30,7 @@ use rustc_hash::FxHashMap;
 use crate::engine::{Rng, SimTime};
 use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
 use config::Config;
+pub use election::FailoverMode;
 use slots::CLUSTER_SLOTS;
 
 /// Simulated time 0 as Unix milliseconds: the clock the `CLUSTER NODES`
@@ -98,6 +100,28 @@ pub enum Note {
     StateChanged {
         ok: bool,
     },
+    /// This replica scheduled an election `delay_ms` from now.
+    ElectionScheduled {
+        delay_ms: i64,
+        rank: u32,
+    },
+    /// This replica asked for votes for `epoch`.
+    ElectionStarted {
+        epoch: u64,
+    },
+    /// This master voted for replica `to`.
+    VoteGranted {
+        to: NodeId,
+    },
+    /// This replica became the master of its shard, replacing `old_master`;
+    /// `manual` is the `CLUSTER FAILOVER` mode when the failover was manual.
+    Promoted {
+        config_epoch: u64,
+        old_master: NodeId,
+        manual: Option<FailoverMode>,
+    },
+    /// A manual failover was abandoned after `CLUSTER_MF_TIMEOUT`.
+    ManualFailoverTimeout,
 }
 
 /// What a node asks for.
@@ -128,9 +152,11 @@ pub enum Effect {
 
 /// `server.cluster->todo_before_sleep` bits.
 mod todo {
+    pub const HANDLE_FAILOVER: u8 = 1 << 0;
     pub const UPDATE_STATE: u8 = 1 << 1;
     pub const SAVE_CONFIG: u8 = 1 << 2;
     pub const FSYNC_CONFIG: u8 = 1 << 3;
+    pub const HANDLE_MANUALFAILOVER: u8 = 1 << 4;
 }
 
 /// A node as this node knows it (`clusterNode`), myself included.
@@ -270,6 +296,16 @@ pub struct Node {
     links: FxHashMap<LinkId, Link>,
     next_link: LinkId,
     blacklist: BTreeMap<NodeId, i64>,
+    /// Election and manual-failover state (`failover_auth_*`, `mf_*`).
+    election: election::FailoverState,
+    /// Replication link to my master, as `clusterHandleSlaveFailover` reads
+    /// it (`server.repl_state == REPL_STATE_CONNECTED`,
+    /// `server.master->lastinteraction`, `server.repl_down_since`). Until
+    /// the replication model drives them: link up, last interaction = now.
+    pub master_link_up: bool,
+    /// `None` = now.
+    pub master_last_interaction_ms: Option<i64>,
+    pub repl_down_since_ms: i64,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -325,6 +361,10 @@ impl Node {
             links: FxHashMap::default(),
             next_link: 1,
             blacklist: BTreeMap::new(),
+            election: election::FailoverState::default(),
+            master_link_up: true,
+            master_last_interaction_ms: None,
+            repl_down_since_ms: 0,
         }
     }
 
@@ -358,8 +398,9 @@ impl Node {
 
     /// `clusterBeforeSleep()`: deferred state update and config save.
     fn before_sleep(&mut self, out: &mut Vec<Effect>) {
+        self.before_sleep_failover(out);
         let flags = self.todo;
-        self.todo = 0;
+        self.todo &= todo::HANDLE_FAILOVER | todo::HANDLE_MANUALFAILOVER;
         if flags & todo::UPDATE_STATE != 0 {
             self.update_state(out);
         }
@@ -536,6 +577,7 @@ impl Node {
         }
         self.nm(me).slaveof = Some(master);
         self.add_slave(master, me);
+        self.reset_manual_failover();
     }
 
     // ----- links --------------------------------------------------------------

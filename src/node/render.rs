@@ -82,6 +82,8 @@ pub enum ClusterCommand {
     Info,
     MyId,
     CountFailureReports(NodeId),
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`.
+    Failover(super::FailoverMode),
 }
 
 impl Node {
@@ -211,12 +213,16 @@ impl Node {
         out: &mut Vec<Effect>,
     ) -> Result<String, CommandError> {
         self.now_ms = super::mstime(now);
-        let reply = self.run_command(cmd);
+        let reply = self.run_command(cmd, out);
         self.before_sleep(out);
         reply
     }
 
-    fn run_command(&mut self, cmd: ClusterCommand) -> Result<String, CommandError> {
+    fn run_command(
+        &mut self,
+        cmd: ClusterCommand,
+        out: &mut Vec<Effect>,
+    ) -> Result<String, CommandError> {
         match cmd {
             ClusterCommand::Meet { ip, port, cport } => {
                 let cport = cport.unwrap_or(u32::from(port) + 10000);
@@ -296,6 +302,7 @@ impl Node {
                 Some(n) => Ok(self.failure_reports_count(n).to_string()),
                 None => Err(format!("ERR Unknown node {id}")),
             },
+            ClusterCommand::Failover(mode) => self.cluster_failover_command(mode, out),
         }
     }
 }

@@ -68,6 +68,32 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             }
         }
     }
+    let failovers = sim.failovers();
+    if !failovers.is_empty() {
+        let _ = writeln!(s, "\nfailovers");
+        for f in &failovers {
+            let name = |p: u32| w.procs[p as usize].name.as_str();
+            let since = match f.died {
+                Some(d) => format!(
+                    "  ({} after the fault{})",
+                    fmt_time(f.promoted_at - d),
+                    f.fail
+                        .map(|t| format!(", FAIL at {}", fmt_time(t)))
+                        .unwrap_or_default()
+                ),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:>10}  {} replaced {} ({}, config epoch {}){since}",
+                fmt_time(f.promoted_at),
+                name(f.promoted),
+                name(f.failed),
+                f.kind.as_str(),
+                f.config_epoch
+            );
+        }
+    }
     let _ = writeln!(s, "\nfinal state");
     for (i, p) in w.procs.iter().enumerate() {
         let line = match &p.node {
@@ -135,6 +161,7 @@ fn describe_fault(sim: &Simulation, a: &crate::scenario::FaultAction) -> String 
         CrashHost { host } => format!("crash-host host-{}", host + 1),
         Isolate { node } => format!("isolate {}", name(node)),
         Heal => "heal".into(),
+        Failover { node, mode } => format!("{} to {}", mode.command(), name(node)),
         other => format!("{other:?}"),
     }
 }

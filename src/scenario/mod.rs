@@ -206,13 +206,8 @@ impl Default for Workload {
     }
 }
 
-/// `CLUSTER FAILOVER` option.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailoverMode {
-    Default,
-    Force,
-    Takeover,
-}
+/// `CLUSTER FAILOVER` option (the node's own type).
+pub use crate::node::FailoverMode;
 
 /// What a fault does. Node indices are world indices: `0..nodes.len()` index
 /// [`Scenario::nodes`] (`node-1` is 0); `nodes.len() + i` is sentinel `i`

@@ -26,6 +26,17 @@ pub fn cluster_3x3(nt_ms: u64, duration: &str, faults: &str) -> String {
     )
 }
 
+/// [`cluster_3x3`] with more `[config]` lines.
+pub fn cluster_3x3_conf(nt_ms: u64, duration: &str, config: &str, faults: &str) -> String {
+    cluster_3x3(nt_ms, duration, &format!("{config}\n{faults}"))
+}
+
+/// The process whose node is the master of process `p`'s node.
+pub fn master_of(sim: &Simulation, p: u32) -> Option<u32> {
+    let id = sim.world.node(p)?.master_id()?;
+    sim.world.proc_of_id(&id)
+}
+
 /// Times (µs) at which observer `obs` noted something about `about`.
 pub fn notes(sim: &Simulation, obs: u32, about: u32, f: impl Fn(&Note) -> bool) -> Vec<SimTime> {
     sim.world
