@@ -271,11 +271,13 @@ impl World {
         // Each incarnation draws from its own part of the node's stream.
         rng.set_word_pos(u128::from(proc.inc) << 64);
         let phase = rand::RngExt::random_range(&mut rng, 0..CRON_PERIOD);
-        let node = match &proc.disk.nodes_conf {
+        let tick = rand::RngExt::random_range(&mut rng, 0..10);
+        let mut node = match &proc.disk.nodes_conf {
             Some(text) => Node::load(proc.setup.clone(), rng, now, text)
                 .unwrap_or_else(|e| panic!("{}: own nodes.conf did not load: {e}", proc.name)),
             None => Node::new(proc.setup.clone(), rng, now),
         };
+        node.set_cron_iteration(tick);
         self.id_to_proc.insert(node.my_id(), p);
         proc.node = Some(node);
         proc.state = ProcState::Running;

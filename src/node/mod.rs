@@ -669,6 +669,14 @@ impl Node {
         self.myself().is_master()
     }
 
+    /// Where `clusterCron`'s iteration counter stands. A real process
+    /// starts at a moment unrelated to the others', so which tick of its
+    /// second carries the random PING (every 10th) differs between
+    /// processes; the world sets it at start.
+    pub fn set_cron_iteration(&mut self, iteration: u64) {
+        self.cron_iteration = iteration;
+    }
+
     /// `cluster_state:ok`.
     pub fn state_ok(&self) -> bool {
         self.state_ok
