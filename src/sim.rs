@@ -465,7 +465,7 @@ impl Simulation {
             Some(n) => {
                 let me = n.myself();
                 let mut slots = String::new();
-                write_slot_ranges(&mut slots, me.slots.iter());
+                write_slot_ranges(&mut slots, me.slots.ranges());
                 let master = n
                     .master_id()
                     .and_then(|m| self.world.proc_of_id(&m))

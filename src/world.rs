@@ -799,7 +799,7 @@ fn nodes_conf_from_dump(dump: &crate::node::conf_file::NodesFile, me: usize) -> 
             &mut s,
             l.slots
                 .iter()
-                .flat_map(|&(a, b)| usize::from(a)..=usize::from(b)),
+                .map(|&(a, b)| (usize::from(a), usize::from(b))),
         );
         s.push('\n');
     }

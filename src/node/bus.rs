@@ -116,6 +116,33 @@ impl SlotBitmap {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
     }
+    /// The runs of set slots as inclusive `(first, last)` ranges, in
+    /// ascending order, found a word at a time.
+    pub fn ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            let first = self.next_with(pos, false)?;
+            let end = self.next_with(first, true).unwrap_or(self.0.len() * 64);
+            pos = end;
+            Some((first, end - 1))
+        })
+    }
+
+    /// The first slot at or after `from` whose bit is set (`clear` false)
+    /// or clear (`clear` true).
+    fn next_with(&self, from: usize, clear: bool) -> Option<usize> {
+        let flip = if clear { u64::MAX } else { 0 };
+        let mut i = from >> 6;
+        let mut w = (self.0.get(i)? ^ flip) & (u64::MAX << (from & 63));
+        loop {
+            if w != 0 {
+                return Some(i * 64 + w.trailing_zeros() as usize);
+            }
+            i += 1;
+            w = self.0.get(i)? ^ flip;
+        }
+    }
+
     /// The set slots in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(i, &w)| {

@@ -410,10 +410,11 @@ impl Node {
         //    with the replication model.)
         self.set_node_as_master(me);
         // 2) Claim all the slots assigned to our master.
-        let slots: Vec<usize> = self.n(oldmaster).slots.iter().collect();
-        for j in slots {
-            self.del_slot(j);
-            self.add_slot(me, j);
+        let slots = Rc::clone(&self.n(oldmaster).slots);
+        for (w, &mask) in slots.0.iter().enumerate() {
+            if mask != 0 {
+                self.move_slots(w, mask, me);
+            }
         }
         // 3) Update state and save config.
         self.update_state(out);

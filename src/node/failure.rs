@@ -4,7 +4,7 @@ use super::bus::{flags::*, Body, MsgType};
 use super::slots::CLUSTER_SLOTS;
 use super::{
     todo, Effect, Node, Note, FAIL_REPORT_VALIDITY_MULT, FAIL_UNDO_TIME_MULT, MAX_REJOIN_DELAY_MS,
-    MIN_REJOIN_DELAY_MS, NO_OWNER, WRITABLE_DELAY_MS,
+    MIN_REJOIN_DELAY_MS, WRITABLE_DELAY_MS,
 };
 
 impl Node {
@@ -110,15 +110,19 @@ impl Node {
             return;
         }
 
+        // Redis checks each slot for an owner that is not FAIL; counting per
+        // node is the same, as a node's `numslots` are the slots it owns.
         let mut new_ok = true;
         if self.setup.config.cluster_require_full_coverage {
-            for j in 0..CLUSTER_SLOTS {
-                let o = self.slot_owner[j];
-                if o == NO_OWNER || self.n(o).failed() {
+            let mut covered = 0;
+            for &i in &self.live {
+                let n = self.n(i);
+                if n.numslots > 0 && n.failed() {
                     new_ok = false;
-                    break;
                 }
+                covered += n.numslots as usize;
             }
+            new_ok &= covered == CLUSTER_SLOTS;
         }
 
         let mut size = 0;

@@ -4,7 +4,6 @@
 use std::rc::Rc;
 
 use super::bus::{flags::*, Body, BusMsg, GossipEntry, MsgType, NodeId, SlotBitmap};
-use super::slots::CLUSTER_SLOTS;
 use super::{todo, ClusterNode, Effect, LinkId, Node, Note, NO_OWNER};
 
 impl Node {
@@ -663,13 +662,25 @@ impl Node {
         let mut newmaster = None;
         let mut sender_slots = 0;
         let mut migrated_our_slots = 0;
-        for j in 0..CLUSTER_SLOTS {
-            if slots.get(j) {
-                sender_slots += 1;
-                if self.slot_owner[j] == sender {
-                    self.owner_not_claiming_slot.clear(j);
-                    continue;
-                }
+        // Redis walks the 16384 slots one by one. A word of 64 at a time
+        // gives the same result: the sender's own bitmap is exactly the set
+        // of slots whose owner is the sender (add_slot/del_slot keep both).
+        for w in 0..slots.0.len() {
+            let claimed = slots.0[w];
+            let owned = self.n(sender).slots.0[w];
+            // Claimed and already the sender's: nothing but the flag.
+            // Owned but not claimed: the owner does not claim it.
+            let not_claiming = &mut self.owner_not_claiming_slot.0[w];
+            *not_claiming = (*not_claiming & !owned) | (owned & !claimed);
+            sender_slots += claimed.count_ones();
+            // The others: each slot's decision depends on that slot alone,
+            // so the slots taken are moved together.
+            let mut rest = claimed & !owned;
+            let mut take = 0u64;
+            while rest != 0 {
+                let b = rest.trailing_zeros();
+                rest &= rest - 1;
+                let j = w * 64 + b as usize;
                 if self.importing_slots_from.contains_key(&(j as u16)) {
                     continue;
                 }
@@ -680,13 +691,13 @@ impl Node {
                         newmaster = Some(sender);
                         migrated_our_slots += 1;
                     }
-                    self.del_slot(j);
-                    self.add_slot(sender, j);
-                    self.owner_not_claiming_slot.clear(j);
-                    self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
+                    take |= 1 << b;
                 }
-            } else if self.slot_owner[j] == sender {
-                self.owner_not_claiming_slot.set(j);
+            }
+            if take != 0 {
+                self.move_slots(w, take, sender);
+                self.owner_not_claiming_slot.0[w] &= !take;
+                self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
             }
         }
         let allow_migration = self.setup.config.cluster_allow_replica_migration;

@@ -536,6 +536,48 @@ impl Node {
         true
     }
 
+    /// `clusterDelSlot` then `clusterAddSlot(to)` for every slot of `mask`
+    /// in word `w` of the slot bitmap, a word at a time.
+    pub(crate) fn move_slots(&mut self, w: usize, mask: u64, to: u32) {
+        let mut rest = mask;
+        while rest != 0 {
+            let owner = self.slot_owner[w * 64 + rest.trailing_zeros() as usize];
+            let mut same = 0u64;
+            let mut r = rest;
+            while r != 0 {
+                let b = r.trailing_zeros();
+                if self.slot_owner[w * 64 + b as usize] == owner {
+                    same |= 1 << b;
+                }
+                r &= r - 1;
+            }
+            rest &= !same;
+            if owner != NO_OWNER {
+                let n = self.nm(owner);
+                let had = n.slots.0[w] & same;
+                if had != 0 {
+                    Rc::make_mut(&mut n.slots).0[w] &= !had;
+                    n.numslots -= had.count_ones();
+                }
+            }
+        }
+        let first_migrate = self.n(to).numslots == 0 && self.masters_have_slaves();
+        let n = self.nm(to);
+        let new = mask & !n.slots.0[w];
+        if new != 0 {
+            Rc::make_mut(&mut n.slots).0[w] |= new;
+            n.numslots += new.count_ones();
+            if n.numslots == new.count_ones() && first_migrate {
+                n.flags |= MIGRATE_TO;
+            }
+        }
+        let mut r = mask;
+        while r != 0 {
+            self.slot_owner[w * 64 + r.trailing_zeros() as usize] = to;
+            r &= r - 1;
+        }
+    }
+
     /// `clusterDelNodeSlots`.
     fn del_node_slots(&mut self, idx: u32) {
         let owned: Vec<usize> = self.n(idx).slots.iter().collect();

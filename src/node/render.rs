@@ -33,27 +33,13 @@ pub fn flags_string(flags: u16) -> String {
 }
 
 /// Slot ranges as `CLUSTER NODES` prints them: ` 0-5460 5462`.
-pub fn write_slot_ranges(out: &mut String, slots: impl Iterator<Item = usize>) {
-    let mut start: Option<(usize, usize)> = None;
-    let flush = |out: &mut String, (a, b): (usize, usize)| {
+pub fn write_slot_ranges(out: &mut String, ranges: impl Iterator<Item = (usize, usize)>) {
+    for (a, b) in ranges {
         if a == b {
             let _ = write!(out, " {a}");
         } else {
             let _ = write!(out, " {a}-{b}");
         }
-    };
-    for s in slots {
-        start = match start {
-            Some((a, b)) if b + 1 == s => Some((a, s)),
-            Some(r) => {
-                flush(out, r);
-                Some((s, s))
-            }
-            None => Some((s, s)),
-        };
-    }
-    if let Some(r) = start {
-        flush(out, r);
     }
 }
 
@@ -115,10 +101,20 @@ impl Node {
             }
         );
         if n.numslots > 0 {
-            write_slot_ranges(out, n.slots.iter());
+            write_slot_ranges(out, n.slots.ranges());
         }
-        if n.flags & MYSELF != 0 {
-            for j in 0..CLUSTER_SLOTS as u16 {
+        let open_slots =
+            !(self.migrating_slots_to.is_empty() && self.importing_slots_from.is_empty());
+        if n.flags & MYSELF != 0 && open_slots {
+            let mut open: Vec<u16> = self
+                .migrating_slots_to
+                .keys()
+                .chain(self.importing_slots_from.keys())
+                .copied()
+                .collect();
+            open.sort_unstable();
+            open.dedup();
+            for j in open {
                 if let Some(&to) = self.migrating_slots_to.get(&j) {
                     let _ = write!(out, " [{j}->-{}]", self.n(to).name);
                 } else if let Some(&from) = self.importing_slots_from.get(&j) {

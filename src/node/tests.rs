@@ -1214,3 +1214,30 @@ fn stale_claim_gets_an_update() {
     assert_eq!(net.nodes[0].slot_owner(0).unwrap().name, net.id(3));
     assert_eq!(net.nodes[0].master_id(), Some(net.id(3)));
 }
+
+#[test]
+fn slot_ranges_are_found_a_word_at_a_time() {
+    use super::bus::SlotBitmap;
+    let mut b = SlotBitmap::default();
+    assert_eq!(b.ranges().count(), 0);
+    for s in [0usize, 1, 2, 63, 64, 65, 127, 200, 16383] {
+        b.set(s);
+    }
+    for s in 1000..=5460 {
+        b.set(s);
+    }
+    let want: Vec<(usize, usize)> = vec![
+        (0, 2),
+        (63, 65),
+        (127, 127),
+        (200, 200),
+        (1000, 5460),
+        (16383, 16383),
+    ];
+    assert_eq!(b.ranges().collect::<Vec<_>>(), want);
+    let mut text = String::new();
+    super::render::write_slot_ranges(&mut text, b.ranges());
+    assert_eq!(text, " 0-2 63-65 127 200 1000-5460 16383");
+    let full = SlotBitmap([u64::MAX; 256]);
+    assert_eq!(full.ranges().collect::<Vec<_>>(), vec![(0, 16383)]);
+}

@@ -99,7 +99,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         let line = match &p.node {
             Some(n) => {
                 let mut slots = String::new();
-                crate::node::render::write_slot_ranges(&mut slots, n.myself().slots.iter());
+                crate::node::render::write_slot_ranges(&mut slots, n.myself().slots.ranges());
                 let master = n
                     .master_id()
                     .and_then(|m| w.proc_of_id(&m))
