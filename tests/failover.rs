@@ -1,0 +1,72 @@
+//! Automatic failover end to end, against real Redis 7.0.15
+//! (`../shared/reference/failover-T5000.json`: 3 masters + 3 replicas on
+//! loopback, cluster-node-timeout 5000; times from the fault to the replica
+//! reporting itself master).
+
+mod common;
+use common::*;
+use redsim::engine::SEC;
+use redsim::sim::FailoverKind;
+
+const SEEDS: std::ops::RangeInclusive<u64> = 1..=50;
+
+/// Runs `faults` on a 3+3 cluster (T = 5000) for each seed and returns the
+/// times (s) from the fault at 10 s to node-5 taking over node-1's slots,
+/// checking on every seed that exactly that failover happened with the
+/// epochs real Redis shows (new config epoch 7, current epoch 7 everywhere).
+fn failover_times(faults: &str) -> Vec<f64> {
+    let toml = cluster_3x3(5000, "30s", faults);
+    SEEDS
+        .map(|seed| {
+            let sim = run(&toml, seed);
+            let f = sim.failovers();
+            assert_eq!(f.len(), 1, "seed {seed}: {f:?}");
+            let f = &f[0];
+            assert_eq!((f.failed, f.promoted), (0, 4), "seed {seed}");
+            assert_eq!(f.kind, FailoverKind::Automatic);
+            assert_eq!(f.config_epoch, 7, "seed {seed}");
+            assert_eq!(f.died, Some(10 * SEC));
+            let fail = f.fail.expect("FAIL before the election");
+            assert!(fail < f.promoted_at, "seed {seed}");
+            // The election waits 500..1000 ms after FAIL (rank 0), plus the
+            // cron tick that sees it and the votes' round trip.
+            let wait = f.promoted_at - fail;
+            assert!(
+                (500_000..1_300_000).contains(&wait),
+                "seed {seed}: promoted {} after FAIL",
+                secs(wait)
+            );
+            for p in 1..6 {
+                let n = sim.world.node(p).unwrap();
+                assert_eq!(n.current_epoch, 7, "seed {seed}: node-{}", p + 1);
+                assert!(n.state_ok(), "seed {seed}: node-{}", p + 1);
+            }
+            assert!(sim.world.node(4).unwrap().is_master());
+            secs(f.promoted_at - 10 * SEC)
+        })
+        .collect()
+}
+
+/// kill -9 of a master: real median 8.28 s over 10 trials (7.41–8.69 s).
+#[test]
+fn killed_master_is_replaced_in_real_redis_time() {
+    let t = failover_times("[[faults]]\nat = \"10s\"\naction = \"kill\"\nnode = \"node-1\"\n");
+    let m = median(t.clone());
+    eprintln!("kill, T=5000: median kill -> promotion {m:.3} s (real 8.28)");
+    assert!((m - 8.28).abs() / 8.28 < 0.10, "median {m}");
+    // Every trial lies in what the mechanism allows: PFAIL after T (+ up to
+    // the ping period), FAIL within the reports' gossip, then the election.
+    assert!(t.iter().all(|&x| (6.0..10.5).contains(&x)), "{t:?}");
+}
+
+/// SIGSTOP of a master: real median 7.60 s over 3 trials (6.90–8.26 s).
+#[test]
+fn paused_master_is_replaced_in_real_redis_time() {
+    let t = failover_times(
+        "[[faults]]\nat = \"10s\"\naction = \"pause\"\nnode = \"node-1\"\n[[faults]]\nat = \"29s\"\naction = \"resume\"\nnode = \"node-1\"\n",
+    );
+    let m = median(t.clone());
+    eprintln!("pause, T=5000: median pause -> promotion {m:.3} s (real 7.60)");
+    assert!((m - 7.60).abs() / 7.60 < 0.10, "median {m}");
+    assert!(t.iter().all(|&x| (6.0..10.5).contains(&x)), "{t:?}");
+}
