@@ -3,6 +3,7 @@
 //!
 //! Exit status: 0 success, 1 a failed expectation or check, 2 bad input.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,6 +78,26 @@ struct ViewArgs {
 }
 
 /// Bad input: message on stderr, exit 2.
+
+/// `println!` that ends the program quietly when standard output has been
+/// closed (`redsim run ... | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0)
+        }
+    };
+}
+
+/// `print!` that ends the program quietly when standard output is closed.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0)
+        }
+    };
+}
+
 fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
@@ -98,7 +119,7 @@ fn main() -> ExitCode {
         } => run(file, seed, json, trace, check_determinism),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
-                println!(
+                outln!(
                     "{}: ok ({} nodes, {} faults, {} expectations)",
                     file.display(),
                     s.nodes.len(),
@@ -106,7 +127,7 @@ fn main() -> ExitCode {
                     s.expects.len()
                 );
                 for w in sim::not_implemented(&s) {
-                    println!("note: {w}");
+                    outln!("note: {w}");
                 }
                 ExitCode::SUCCESS
             }
@@ -114,7 +135,7 @@ fn main() -> ExitCode {
         },
         Command::Keyslot { keys } => {
             for k in keys {
-                println!("{}", redsim::node::slots::key_hash_slot(k.as_bytes()));
+                outln!("{}", redsim::node::slots::key_hash_slot(k.as_bytes()));
             }
             ExitCode::SUCCESS
         }
@@ -173,12 +194,12 @@ fn run(
     }
     let failed = results.iter().any(|r| r.ok == Some(false));
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&sim.summary(&results)).expect("summary serializes")
         );
     } else {
-        print!("{}", redsim::report::human_summary(&sim, &results));
+        out!("{}", redsim::report::human_summary(&sim, &results));
     }
     if failed {
         ExitCode::from(1)
@@ -201,7 +222,7 @@ fn determinism(scenario: Scenario, seed: u64) -> ExitCode {
     let (a, b) = (&runs[0].0, &runs[1].0);
     match a.iter().zip(b.iter()).position(|(x, y)| x != y) {
         None if a.len() == b.len() => {
-            println!(
+            outln!(
                 "deterministic: both runs processed {} events, trace hash {}",
                 a.len(),
                 runs[0].1.hash.hex()
@@ -211,7 +232,7 @@ fn determinism(scenario: Scenario, seed: u64) -> ExitCode {
         pos => {
             let i = pos.unwrap_or(a.len().min(b.len()));
             let t = a.get(i).or(b.get(i)).map(|x| x.0).unwrap_or(0);
-            println!(
+            outln!(
                 "NOT deterministic: the runs first differ at event #{i} (t = {}); {} vs {} events",
                 redsim::world::fmt_time(t),
                 a.len(),
@@ -252,7 +273,7 @@ fn view(v: ViewArgs, nodes: bool) -> ExitCode {
     };
     match text {
         Ok(t) => {
-            print!("{}", if nodes { t } else { t.replace("\r\n", "\n") });
+            out!("{}", if nodes { t } else { t.replace("\r\n", "\n") });
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -279,11 +300,11 @@ fn create(addrs: Vec<String>, replicas: usize, seed: u64) -> ExitCode {
         .collect();
     match redsim::admin::create_command_output(&parsed, replicas, &mut rng, &ids) {
         Ok(text) => {
-            print!("{text}");
+            out!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            print!("{e}");
+            out!("{e}");
             ExitCode::from(2)
         }
     }

@@ -267,3 +267,21 @@ fn create_matches_redis_cli() {
         assert_eq!(mask(&out), mask(&real[start..end]), "{layout}");
     }
 }
+
+/// `redsim run ... --json | head -1`: a closed standard output ends the
+/// program quietly, without a panic.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redsim"))
+        .args(["run", "scenarios/master-crash.toml", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0));
+}
