@@ -1,5 +1,5 @@
 //! Automatic failover end to end, against real Redis 7.0.15
-//! (`../shared/reference/failover-T5000.json`: 3 masters + 3 replicas on
+//! (`tests/data/failover-T5000.json`, a copy of the shared reference: 3 masters + 3 replicas on
 //! loopback, cluster-node-timeout 5000; times from the fault to the replica
 //! reporting itself master).
 
