@@ -228,34 +228,6 @@ impl Simulation {
         }
         if let Some(limit) = e.max_failover_time {
             let times = self.failover_times();
-            let worst = times.iter().map(|(_, t)| match t {
-                Ok(t) | Err(t) => *t,
-            });
-            let bad: Vec<String> = times
-                .iter()
-                .filter_map(|&(m, t)| match t {
-                    Ok(t) if t > limit => Some(format!(
-                        "{} was replaced after {}",
-                        self.name(m as usize),
-                        fmt_time(t)
-                    )),
-                    Err(t) if t > limit => Some(format!(
-                        "{} has had no replacement for {}",
-                        self.name(m as usize),
-                        fmt_time(t)
-                    )),
-                    _ => None,
-                })
-                .collect();
-            let _ = worst;
-            out.push(ExpectResult {
-                text: format!("max_failover_time = {} {when}", fmt_time(limit)),
-                ok: Some(bad.is_empty()),
-                reason: (!bad.is_empty()).then(|| bad.join("; ")),
-            });
-        }
-        if let Some(limit) = e.max_failover_time {
-            let times = self.failover_times();
             let bad: Vec<String> = times
                 .iter()
                 .filter_map(|&(m, t)| match t {

@@ -70,3 +70,35 @@ fn paused_master_is_replaced_in_real_redis_time() {
     assert!((m - 7.60).abs() / 7.60 < 0.10, "median {m}");
     assert!(t.iter().all(|&x| (6.0..10.5).contains(&x)), "{t:?}");
 }
+
+fn expect_failover_time(config: &str, bound: &str) -> redsim::sim::ExpectResult {
+    let toml = cluster_3x3_conf(
+        5000,
+        "40s",
+        config,
+        &format!("[[faults]]\nat = \"10s\"\naction = \"kill\"\nnode = \"node-1\"\n[[expect]]\nmax_failover_time = \"{bound}\"\n"),
+    );
+    let mut sim = redsim::sim::Simulation::new(scenario(&toml), 3).unwrap();
+    let mut r = sim.run(&mut ());
+    assert_eq!(r.len(), 1, "{r:?}");
+    r.remove(0)
+}
+
+/// `max_failover_time`: from the kill to the replica's promotion.
+#[test]
+fn max_failover_time_is_checked() {
+    let r = expect_failover_time("", "10s");
+    assert_eq!(r.ok, Some(true), "{r:?}");
+    assert_eq!(r.text, "max_failover_time = 10.000s at end");
+    let r = expect_failover_time("", "5s");
+    assert_eq!(r.ok, Some(false));
+    let reason = r.reason.unwrap();
+    assert!(reason.starts_with("node-1 was replaced after "), "{reason}");
+    // No replica may take over: node-1 stays down until the end (30 s).
+    let r = expect_failover_time("cluster-replica-no-failover = \"yes\"", "20s");
+    assert_eq!(r.ok, Some(false));
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("node-1 has had no replacement for 30.000s")
+    );
+}
