@@ -77,8 +77,6 @@ struct ViewArgs {
     seed: Option<u64>,
 }
 
-/// Bad input: message on stderr, exit 2.
-
 /// `println!` that ends the program quietly when standard output has been
 /// closed (`redsim run ... | head`) instead of panicking.
 macro_rules! outln {
@@ -98,6 +96,7 @@ macro_rules! out {
     };
 }
 
+/// Bad input: message on stderr, exit 2.
 fn bad_input(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
