@@ -17,6 +17,7 @@ pub mod config;
 mod election;
 mod failure;
 mod gossip;
+pub mod keyspace;
 mod load;
 pub mod render;
 pub mod slots;

@@ -1,0 +1,901 @@
+//! One node's keyspace (database 0): string keys, their expiry, and what
+//! they cost in memory, executing the data-path commands as Redis 7.0.15 does
+//! (`t_string.c`, `expire.c`, `db.c`).
+//!
+//! Routing (slot checks, redirections) happens before a command gets here.
+//! What a command changes is returned as the commands Redis would propagate
+//! to replicas and the AOF (`propagate`): `SET ... EX` as `SET ... PXAT`,
+//! `EXPIRE` as `PEXPIREAT`, an expiry in the past as `DEL`, and the `DEL` of
+//! a key found expired on access before the command itself.
+//!
+//! Keys live in an insertion-ordered map with a fixed hasher, so iteration
+//! and random sampling (active expiry, eviction) are the same on every
+//! machine.
+
+use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
+
+/// A reply, as RESP would carry it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// `$-1` (nil).
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Reply>),
+    /// An error reply, without the leading `-`.
+    Error(String),
+}
+
+impl Reply {
+    fn err(s: &str) -> Reply {
+        Reply::Error(s.to_string())
+    }
+}
+
+/// A string value with the encoding Redis would give it
+/// (`tryObjectEncoding`): an integer, or bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Str(Vec<u8>),
+}
+
+impl Value {
+    /// The value as a client reads it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Value::Int(i) => i.to_string().into_bytes(),
+            Value::Str(s) => s.clone(),
+        }
+    }
+
+    /// `tryObjectEncoding`: strings of at most 20 bytes that are canonical
+    /// integers are stored as integers.
+    fn encode(bytes: &[u8]) -> Value {
+        match parse_i64(bytes) {
+            Some(i) if bytes.len() <= 20 => Value::Int(i),
+            _ => Value::Str(bytes.to_vec()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Value::Int(i) => i.to_string().len(),
+            Value::Str(s) => s.len(),
+        }
+    }
+}
+
+/// One key's entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry, Unix ms.
+    pub expire_at_ms: Option<i64>,
+}
+
+/// Who sent the command: a normal client, or this replica's master over the
+/// replication link (which sees keys whether or not they have expired).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Client,
+    Master,
+}
+
+/// The outcome of one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    pub reply: Reply,
+    /// What to propagate to replicas and the AOF, in order.
+    pub propagate: Vec<Vec<Vec<u8>>>,
+}
+
+/// Counters of `INFO stats` kept by the keyspace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+}
+
+/// Database 0 of one node.
+#[derive(Clone, Debug, Default)]
+pub struct Keyspace {
+    dict: IndexMap<Vec<u8>, Entry, FxBuildHasher>,
+    volatile: usize,
+    key_memory: u64,
+    pub stats: KeyspaceStats,
+}
+
+/// `string2ll`: a canonical decimal integer (no sign `+`, no leading zeros,
+/// no spaces), as Redis accepts for INCR and integer encoding.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?;
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty()
+        || !digits.bytes().all(|c| c.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+        || s == "-0"
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// jemalloc's size class for an allocation of `n` bytes (the classes Redis
+/// reports in `used_memory`): 8, 16, then four classes per doubling.
+pub fn jemalloc_size(n: u64) -> u64 {
+    if n <= 8 {
+        return 8;
+    }
+    if n <= 128 {
+        return n.div_ceil(16) * 16;
+    }
+    let pow = 63 - (n - 1).leading_zeros(); // 2^pow < n <= 2^(pow+1)
+    let step = 1u64 << (pow - 2);
+    n.div_ceil(step) * step
+}
+
+/// The bytes an sds string of `len` bytes takes (header by length, data,
+/// terminator), rounded to jemalloc's class.
+fn sds_size(len: u64) -> u64 {
+    let header = match len {
+        0..=31 => 1,
+        32..=255 => 3,
+        256..=65535 => 5,
+        _ => 9,
+    };
+    jemalloc_size(header + len + 1)
+}
+
+/// Memory model of one key, in bytes, after Redis 7.0 in cluster mode:
+/// the `dictEntry` with its 16 bytes of slot-list metadata (40 → 48), the key
+/// as an sds, the value's `robj` (16 bytes; an embedded string of at most 44
+/// bytes shares the `robj`'s allocation; an integer lives in the `robj`),
+/// and an `expires` entry (24) for a key with a TTL. The dictionaries'
+/// bucket arrays are counted by [`Keyspace::used_memory`].
+pub fn key_memory(key_len: usize, entry: &Entry) -> u64 {
+    const DICT_ENTRY: u64 = 48;
+    const ROBJ: u64 = 16;
+    let value = match &entry.value {
+        Value::Int(_) => ROBJ,
+        Value::Str(s) if s.len() <= 44 => jemalloc_size(ROBJ + 3 + s.len() as u64 + 1),
+        Value::Str(s) => ROBJ + sds_size(s.len() as u64),
+    };
+    let expire = if entry.expire_at_ms.is_some() { 24 } else { 0 };
+    DICT_ENTRY + sds_size(key_len as u64) + value + expire
+}
+
+fn arity_error(name: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    ))
+}
+
+fn not_integer() -> Reply {
+    Reply::err("ERR value is not an integer or out of range")
+}
+
+fn expire_error(name: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR invalid expire time in '{}' command",
+        name.to_ascii_lowercase()
+    ))
+}
+
+fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+impl Keyspace {
+    pub fn new() -> Keyspace {
+        Keyspace::default()
+    }
+
+    /// Number of keys (expired ones not yet removed included, as `DBSIZE`).
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+
+    /// Keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    /// The entry of `key`, expired or not, without touching anything.
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.dict.get(key)
+    }
+
+    /// The key at position `i` of the dictionary (for sampling).
+    pub fn key_at(&self, i: usize) -> Option<(&[u8], &Entry)> {
+        self.dict.get_index(i).map(|(k, e)| (k.as_slice(), e))
+    }
+
+    /// The dataset's memory: every key's [`key_memory`] plus the bucket
+    /// arrays of the main and `expires` dictionaries (8 bytes a bucket, the
+    /// table size the next power of two of the number of keys, at least 4).
+    pub fn used_memory(&self) -> u64 {
+        let table = |n: usize| {
+            if n == 0 {
+                0
+            } else {
+                8 * n.next_power_of_two().max(4) as u64
+            }
+        };
+        self.key_memory + table(self.dict.len()) + table(self.volatile)
+    }
+
+    /// Remove every key (`FLUSHALL`, or a replica loading an RDB).
+    pub fn clear(&mut self) {
+        self.dict.clear();
+        self.volatile = 0;
+        self.key_memory = 0;
+    }
+
+    /// Store `key` (`setKey` / `dbAdd` / `dbOverwrite`).
+    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+        self.key_memory += key_memory(key.len(), &entry);
+        self.volatile += usize::from(entry.expire_at_ms.is_some());
+        if let Some(old) = self.dict.insert(key.to_vec(), entry) {
+            self.forget(key.len(), &old);
+        }
+    }
+
+    /// Delete `key`; whether it existed.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.dict.swap_remove(key) {
+            Some(old) => {
+                self.forget(key.len(), &old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget(&mut self, key_len: usize, old: &Entry) {
+        self.key_memory -= key_memory(key_len, old);
+        self.volatile -= usize::from(old.expire_at_ms.is_some());
+    }
+
+    fn set_expire(&mut self, key: &[u8], at: Option<i64>) {
+        if let Some(e) = self.dict.get(key) {
+            let mut e = e.clone();
+            e.expire_at_ms = at;
+            self.insert(key, e);
+        }
+    }
+
+    /// `expireIfNeeded`: whether `key` is to be treated as missing. On a
+    /// master an expired key is deleted (and the `DEL` propagated); on a
+    /// replica it is only hidden from normal clients, and the master's own
+    /// commands see it.
+    fn expire_if_needed(
+        &mut self,
+        key: &[u8],
+        now_ms: i64,
+        replica: bool,
+        caller: Caller,
+        propagate: &mut Vec<Vec<Vec<u8>>>,
+    ) -> bool {
+        let Some(at) = self.dict.get(key).and_then(|e| e.expire_at_ms) else {
+            return false;
+        };
+        if at > now_ms {
+            return false;
+        }
+        if replica {
+            return caller == Caller::Client;
+        }
+        self.remove(key);
+        self.stats.expired_keys += 1;
+        propagate.push(vec![b"DEL".to_vec(), key.to_vec()]);
+        true
+    }
+
+    /// `lookupKeyRead`: the live entry, counting a hit or a miss.
+    fn lookup_read(
+        &mut self,
+        key: &[u8],
+        now_ms: i64,
+        replica: bool,
+        caller: Caller,
+        propagate: &mut Vec<Vec<Vec<u8>>>,
+    ) -> Option<&Entry> {
+        let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
+        let found = !expired && self.dict.contains_key(key);
+        if found {
+            self.stats.keyspace_hits += 1;
+        } else {
+            self.stats.keyspace_misses += 1;
+        }
+        if found {
+            self.dict.get(key)
+        } else {
+            None
+        }
+    }
+
+    /// `lookupKeyWrite`: the live entry (no hit/miss counting).
+    fn lookup_write(
+        &mut self,
+        key: &[u8],
+        now_ms: i64,
+        replica: bool,
+        caller: Caller,
+        propagate: &mut Vec<Vec<Vec<u8>>>,
+    ) -> Option<&Entry> {
+        if self.expire_if_needed(key, now_ms, replica, caller, propagate) {
+            return None;
+        }
+        self.dict.get(key)
+    }
+
+    /// Execute `argv` (command name first) at `now_ms` on a master or, with
+    /// `replica`, on a replica. Unknown commands and wrong arities get
+    /// Redis's errors.
+    pub fn execute(
+        &mut self,
+        argv: &[Vec<u8>],
+        now_ms: i64,
+        replica: bool,
+        caller: Caller,
+    ) -> Executed {
+        let mut propagate = Vec::new();
+        let reply = self.run(argv, now_ms, replica, caller, &mut propagate);
+        Executed { reply, propagate }
+    }
+
+    fn run(
+        &mut self,
+        argv: &[Vec<u8>],
+        now: i64,
+        replica: bool,
+        caller: Caller,
+        prop: &mut Vec<Vec<Vec<u8>>>,
+    ) -> Reply {
+        let Some(name) = argv.first() else {
+            return Reply::err("ERR empty command");
+        };
+        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        let n = argv.len();
+        let arity_ok = match name.as_str() {
+            "GET" | "INCR" | "TTL" | "PTTL" => n == 2,
+            "APPEND" | "EXPIRE" | "PEXPIRE" | "PEXPIREAT" => n >= 3 && (n == 3 || name != "APPEND"),
+            "SET" => n >= 3,
+            "DEL" | "EXISTS" | "MGET" => n >= 2,
+            "MSET" => n >= 3 && n % 2 == 1,
+            _ => {
+                return Reply::Error(format!(
+                    "ERR unknown command '{}', with args beginning with: {}",
+                    String::from_utf8_lossy(&argv[0]),
+                    argv[1..]
+                        .iter()
+                        .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
+                        .collect::<String>()
+                ))
+            }
+        };
+        if !arity_ok {
+            return arity_error(&name);
+        }
+        match name.as_str() {
+            "GET" => match self.lookup_read(&argv[1], now, replica, caller, prop) {
+                Some(e) => Reply::Bulk(e.value.to_bytes()),
+                None => Reply::Nil,
+            },
+            "MGET" => Reply::Array(
+                argv[1..]
+                    .iter()
+                    .map(|k| match self.lookup_read(k, now, replica, caller, prop) {
+                        Some(e) => Reply::Bulk(e.value.to_bytes()),
+                        None => Reply::Nil,
+                    })
+                    .collect(),
+            ),
+            "SET" => self.set(argv, now, replica, caller, prop),
+            "MSET" => {
+                for kv in argv[1..].chunks(2) {
+                    self.insert(
+                        &kv[0],
+                        Entry {
+                            value: Value::encode(&kv[1]),
+                            expire_at_ms: None,
+                        },
+                    );
+                }
+                prop.push(argv.to_vec());
+                Reply::Ok
+            }
+            "INCR" => {
+                let key = &argv[1];
+                let old = match self.lookup_write(key, now, replica, caller, prop) {
+                    None => None,
+                    Some(e) => match &e.value {
+                        Value::Int(i) => Some((*i, e.expire_at_ms)),
+                        Value::Str(_) => return not_integer(),
+                    },
+                };
+                let (value, expire_at_ms) = old.unwrap_or((0, None));
+                let Some(value) = value.checked_add(1) else {
+                    return Reply::err("ERR increment or decrement would overflow");
+                };
+                self.insert(
+                    key,
+                    Entry {
+                        value: Value::Int(value),
+                        expire_at_ms,
+                    },
+                );
+                prop.push(argv.to_vec());
+                Reply::Int(value)
+            }
+            "APPEND" => {
+                let key = &argv[1];
+                let entry = match self.lookup_write(key, now, replica, caller, prop) {
+                    None => Entry {
+                        value: Value::encode(&argv[2]),
+                        expire_at_ms: None,
+                    },
+                    Some(e) => {
+                        let mut bytes = e.value.to_bytes();
+                        bytes.extend_from_slice(&argv[2]);
+                        if bytes.len() > 512 * 1024 * 1024 {
+                            return Reply::err(
+                                "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                            );
+                        }
+                        Entry {
+                            value: Value::Str(bytes),
+                            expire_at_ms: e.expire_at_ms,
+                        }
+                    }
+                };
+                let len = entry.value.len();
+                self.insert(key, entry);
+                prop.push(argv.to_vec());
+                Reply::Int(len as i64)
+            }
+            "DEL" => {
+                let mut deleted = 0;
+                for k in &argv[1..] {
+                    let expired = self.expire_if_needed(k, now, replica, caller, prop);
+                    if !expired && self.remove(k) {
+                        deleted += 1;
+                    }
+                }
+                if deleted > 0 {
+                    prop.push(argv.to_vec());
+                }
+                Reply::Int(deleted)
+            }
+            "EXISTS" => Reply::Int(
+                argv[1..]
+                    .iter()
+                    .filter(|k| {
+                        !self.expire_if_needed(k, now, replica, caller, prop)
+                            && self.dict.contains_key(k.as_slice())
+                    })
+                    .count() as i64,
+            ),
+            "EXPIRE" | "PEXPIRE" | "PEXPIREAT" => {
+                self.expire(argv, &name, now, replica, caller, prop)
+            }
+            "TTL" | "PTTL" => {
+                if self
+                    .lookup_write(&argv[1], now, replica, caller, prop)
+                    .is_none()
+                {
+                    return Reply::Int(-2);
+                }
+                match self
+                    .dict
+                    .get(argv[1].as_slice())
+                    .and_then(|e| e.expire_at_ms)
+                {
+                    None => Reply::Int(-1),
+                    Some(at) => {
+                        let ttl = (at - now).max(0);
+                        Reply::Int(if name == "PTTL" {
+                            ttl
+                        } else {
+                            (ttl + 500) / 1000
+                        })
+                    }
+                }
+            }
+            _ => unreachable!("arity table covers the commands"),
+        }
+    }
+
+    /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
+    fn set(
+        &mut self,
+        argv: &[Vec<u8>],
+        now: i64,
+        replica: bool,
+        caller: Caller,
+        prop: &mut Vec<Vec<Vec<u8>>>,
+    ) -> Reply {
+        #[derive(PartialEq)]
+        enum Unit {
+            Sec,
+            Ms,
+        }
+        let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+        let mut expire: Option<(&[u8], Unit, bool)> = None; // (arg, unit, absolute)
+        let mut j = 3;
+        while j < argv.len() {
+            let opt = argv[j].as_slice();
+            let next = argv.get(j + 1);
+            if eq(opt, "NX") && !xx {
+                nx = true;
+            } else if eq(opt, "XX") && !nx {
+                xx = true;
+            } else if eq(opt, "GET") {
+                get = true;
+            } else if eq(opt, "KEEPTTL") && expire.is_none() {
+                keepttl = true;
+            } else if let (Some(next), false, None) = (next, keepttl, &expire) {
+                let kind = if eq(opt, "EX") {
+                    (Unit::Sec, false)
+                } else if eq(opt, "PX") {
+                    (Unit::Ms, false)
+                } else if eq(opt, "EXAT") {
+                    (Unit::Sec, true)
+                } else if eq(opt, "PXAT") {
+                    (Unit::Ms, true)
+                } else {
+                    return Reply::err("ERR syntax error");
+                };
+                expire = Some((next.as_slice(), kind.0, kind.1));
+                j += 1;
+            } else {
+                return Reply::err("ERR syntax error");
+            }
+            j += 1;
+        }
+        let expire_at = match expire {
+            None => None,
+            Some((arg, unit, absolute)) => {
+                let Some(mut ms) = parse_i64(arg) else {
+                    return not_integer();
+                };
+                if ms <= 0 || (unit == Unit::Sec && ms > i64::MAX / 1000) {
+                    return expire_error("set");
+                }
+                if unit == Unit::Sec {
+                    ms *= 1000;
+                }
+                if !absolute {
+                    ms = match ms.checked_add(now) {
+                        Some(v) => v,
+                        None => return expire_error("set"),
+                    };
+                }
+                Some(ms)
+            }
+        };
+        let key = &argv[1];
+        let old = if get {
+            // getGenericCommand: a read, counted as a hit or a miss.
+            self.lookup_read(key, now, replica, caller, prop)
+                .map(|e| (Reply::Bulk(e.value.to_bytes()), e.expire_at_ms))
+        } else {
+            self.lookup_write(key, now, replica, caller, prop)
+                .map(|e| (Reply::Ok, e.expire_at_ms))
+        };
+        let found = old.is_some();
+        let old_reply = old.as_ref().map(|o| o.0.clone()).unwrap_or(Reply::Nil);
+        if (nx && found) || (xx && !found) {
+            return if get { old_reply } else { Reply::Nil };
+        }
+        let keep = if keepttl { old.and_then(|o| o.1) } else { None };
+        self.insert(
+            key,
+            Entry {
+                value: Value::encode(&argv[2]),
+                expire_at_ms: expire_at.or(keep),
+            },
+        );
+        match expire_at {
+            Some(at) => prop.push(vec![
+                b"SET".to_vec(),
+                key.clone(),
+                argv[2].clone(),
+                b"PXAT".to_vec(),
+                at.to_string().into_bytes(),
+            ]),
+            None => prop.push(
+                argv.iter()
+                    .enumerate()
+                    .filter(|(i, a)| *i < 3 || !eq(a, "GET"))
+                    .map(|(_, a)| a.clone())
+                    .collect(),
+            ),
+        }
+        if get {
+            old_reply
+        } else {
+            Reply::Ok
+        }
+    }
+
+    /// `EXPIRE` / `PEXPIRE` / `PEXPIREAT key time [NX|XX|GT|LT]`.
+    fn expire(
+        &mut self,
+        argv: &[Vec<u8>],
+        name: &str,
+        now: i64,
+        replica: bool,
+        caller: Caller,
+        prop: &mut Vec<Vec<Vec<u8>>>,
+    ) -> Reply {
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for opt in &argv[3..] {
+            match () {
+                _ if eq(opt, "NX") => nx = true,
+                _ if eq(opt, "XX") => xx = true,
+                _ if eq(opt, "GT") => gt = true,
+                _ if eq(opt, "LT") => lt = true,
+                _ => {
+                    return Reply::Error(format!(
+                        "ERR Unsupported option {}",
+                        String::from_utf8_lossy(opt)
+                    ))
+                }
+            }
+        }
+        if nx && (xx || gt || lt) {
+            return Reply::err(
+                "ERR NX and XX, GT or LT options at the same time are not compatible",
+            );
+        }
+        if gt && lt {
+            return Reply::err("ERR GT and LT options at the same time are not compatible");
+        }
+        let Some(mut when) = parse_i64(&argv[2]) else {
+            return not_integer();
+        };
+        if name == "EXPIRE" {
+            if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+                return expire_error(name);
+            }
+            when *= 1000;
+        }
+        let base = if name == "PEXPIREAT" { 0 } else { now };
+        when = match when.checked_add(base) {
+            Some(w) => w,
+            None => return expire_error(name),
+        };
+        let key = &argv[1];
+        let Some(current) = self
+            .lookup_write(key, now, replica, caller, prop)
+            .map(|e| e.expire_at_ms)
+        else {
+            return Reply::Int(0);
+        };
+        let refused = (nx && current.is_some())
+            || (xx && current.is_none())
+            || (gt && current.is_none_or(|c| when <= c))
+            || (lt && current.is_some_and(|c| when >= c));
+        if refused {
+            return Reply::Int(0);
+        }
+        if when <= now && !replica {
+            // checkAlreadyExpired: delete now, propagate a DEL.
+            self.remove(key);
+            prop.push(vec![b"DEL".to_vec(), key.clone()]);
+            return Reply::Int(1);
+        }
+        self.set_expire(key, Some(when));
+        let mut p = vec![
+            b"PEXPIREAT".to_vec(),
+            key.clone(),
+            when.to_string().into_bytes(),
+        ];
+        p.extend(argv[3..].iter().cloned());
+        prop.push(p);
+        Reply::Int(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<Vec<u8>> {
+        s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    fn exec(ks: &mut Keyspace, now: i64, cmd: &str) -> Executed {
+        ks.execute(&argv(cmd), now, false, Caller::Client)
+    }
+
+    fn reply(ks: &mut Keyspace, now: i64, cmd: &str) -> Reply {
+        exec(ks, now, cmd).reply
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn set_get_and_options() {
+        let mut ks = Keyspace::new();
+        assert_eq!(reply(&mut ks, 0, "GET foo"), Reply::Nil);
+        assert_eq!(reply(&mut ks, 0, "SET foo bar"), Reply::Ok);
+        assert_eq!(reply(&mut ks, 0, "GET foo"), bulk("bar"));
+        assert_eq!(reply(&mut ks, 0, "SET foo baz NX"), Reply::Nil);
+        assert_eq!(reply(&mut ks, 0, "SET new v XX"), Reply::Nil);
+        assert_eq!(reply(&mut ks, 0, "SET foo baz XX GET"), bulk("bar"));
+        assert_eq!(reply(&mut ks, 0, "GET foo"), bulk("baz"));
+        assert_eq!(
+            reply(&mut ks, 0, "SET foo v NX XX"),
+            Reply::err("ERR syntax error")
+        );
+        assert_eq!(
+            reply(&mut ks, 0, "SET foo v EX"),
+            Reply::err("ERR syntax error")
+        );
+        assert_eq!(
+            reply(&mut ks, 0, "SET foo v EX 10 PX 5"),
+            Reply::err("ERR syntax error")
+        );
+        assert_eq!(
+            reply(&mut ks, 0, "SET foo v EX 0"),
+            Reply::err("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(reply(&mut ks, 0, "SET foo v EX x"), not_integer());
+        assert_eq!(
+            reply(&mut ks, 0, "SET foo"),
+            Reply::err("ERR wrong number of arguments for 'set' command")
+        );
+        assert_eq!(
+            reply(&mut ks, 0, "FOO a b"),
+            Reply::err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
+        );
+        // Hits and misses: GET foo (miss), GET foo x3 (hits), SET..GET (hit).
+        assert_eq!(ks.stats.keyspace_misses, 1);
+        assert_eq!(ks.stats.keyspace_hits, 3);
+    }
+
+    #[test]
+    fn expiry_is_lazy_on_a_master_and_hidden_on_a_replica() {
+        let mut ks = Keyspace::new();
+        let e = exec(&mut ks, 1_000, "SET k v EX 10");
+        // Propagated with an absolute time.
+        assert_eq!(e.propagate, vec![argv("SET k v PXAT 11000")]);
+        assert_eq!(reply(&mut ks, 1_000, "TTL k"), Reply::Int(10));
+        assert_eq!(reply(&mut ks, 1_600, "TTL k"), Reply::Int(9)); // 9.4 s rounds to 9
+        assert_eq!(reply(&mut ks, 1_600, "PTTL k"), Reply::Int(9_400));
+        let mut replica = ks.clone();
+        // On the replica: hidden from clients, kept, visible to the master.
+        let r = replica.execute(&argv("GET k"), 11_000, true, Caller::Client);
+        assert_eq!((r.reply, r.propagate.len()), (Reply::Nil, 0));
+        assert_eq!(replica.len(), 1);
+        let r = replica.execute(&argv("GET k"), 11_000, true, Caller::Master);
+        assert_eq!(r.reply, bulk("v"));
+        // On the master: deleted on access, DEL propagated, counted.
+        let e = exec(&mut ks, 11_000, "GET k");
+        assert_eq!(e.reply, Reply::Nil);
+        assert_eq!(e.propagate, vec![argv("DEL k")]);
+        assert_eq!((ks.len(), ks.stats.expired_keys), (0, 1));
+        assert_eq!(reply(&mut ks, 11_000, "TTL k"), Reply::Int(-2));
+    }
+
+    #[test]
+    fn expire_commands() {
+        let mut ks = Keyspace::new();
+        assert_eq!(reply(&mut ks, 0, "EXPIRE k 10"), Reply::Int(0));
+        reply(&mut ks, 0, "SET k v");
+        assert_eq!(reply(&mut ks, 0, "TTL k"), Reply::Int(-1));
+        assert_eq!(reply(&mut ks, 0, "EXPIRE k 10 XX"), Reply::Int(0));
+        let e = exec(&mut ks, 5, "EXPIRE k 10");
+        assert_eq!(e.reply, Reply::Int(1));
+        assert_eq!(e.propagate, vec![argv("PEXPIREAT k 10005")]);
+        assert_eq!(reply(&mut ks, 5, "PEXPIRE k 5000 GT"), Reply::Int(0));
+        assert_eq!(reply(&mut ks, 5, "PEXPIRE k 5000 LT"), Reply::Int(1));
+        assert_eq!(ks.volatile_len(), 1);
+        // A time in the past deletes the key and propagates DEL.
+        let e = exec(&mut ks, 5, "EXPIRE k -1");
+        assert_eq!((e.reply, e.propagate), (Reply::Int(1), vec![argv("DEL k")]));
+        assert_eq!((ks.len(), ks.volatile_len()), (0, 0));
+        assert_eq!(
+            reply(&mut ks, 0, "EXPIRE k 1 NX XX"),
+            Reply::err("ERR NX and XX, GT or LT options at the same time are not compatible")
+        );
+    }
+
+    #[test]
+    fn incr_append_del_exists_mset_mget() {
+        let mut ks = Keyspace::new();
+        assert_eq!(reply(&mut ks, 0, "INCR n"), Reply::Int(1));
+        assert_eq!(reply(&mut ks, 0, "INCR n"), Reply::Int(2));
+        reply(&mut ks, 0, "SET s 01");
+        assert_eq!(reply(&mut ks, 0, "INCR s"), not_integer());
+        reply(&mut ks, 0, &format!("SET m {}", i64::MAX));
+        assert_eq!(
+            reply(&mut ks, 0, "INCR m"),
+            Reply::err("ERR increment or decrement would overflow")
+        );
+        assert_eq!(reply(&mut ks, 0, "APPEND n 5"), Reply::Int(2));
+        assert_eq!(reply(&mut ks, 0, "GET n"), bulk("25"));
+        assert_eq!(reply(&mut ks, 0, "APPEND a xy"), Reply::Int(2));
+        assert_eq!(reply(&mut ks, 0, "MSET a 1 b 2"), Reply::Ok);
+        assert_eq!(
+            reply(&mut ks, 0, "MSET a 1 b"),
+            Reply::err("ERR wrong number of arguments for 'mset' command")
+        );
+        assert_eq!(
+            reply(&mut ks, 0, "MGET a b zz"),
+            Reply::Array(vec![bulk("1"), bulk("2"), Reply::Nil])
+        );
+        assert_eq!(reply(&mut ks, 0, "EXISTS a b a zz"), Reply::Int(3));
+        let e = exec(&mut ks, 0, "DEL a zz");
+        assert_eq!(
+            (e.reply, e.propagate),
+            (Reply::Int(1), vec![argv("DEL a zz")])
+        );
+        // Nothing deleted: nothing propagated.
+        assert!(exec(&mut ks, 0, "DEL a").propagate.is_empty());
+    }
+
+    #[test]
+    fn integers_are_canonical() {
+        for ok in [
+            "0",
+            "-1",
+            "123",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert!(parse_i64(ok.as_bytes()).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "01",
+            "+1",
+            " 1",
+            "1 ",
+            "-0",
+            "9223372036854775808",
+            "1.0",
+        ] {
+            assert!(parse_i64(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_follows_keys_and_allocator_classes() {
+        assert_eq!(
+            (1..=9).map(jemalloc_size).collect::<Vec<_>>(),
+            [8, 8, 8, 8, 8, 8, 8, 8, 16]
+        );
+        assert_eq!(jemalloc_size(129), 160);
+        assert_eq!(jemalloc_size(257), 320);
+        assert_eq!(jemalloc_size(1025), 1280);
+        let mut ks = Keyspace::new();
+        assert_eq!(ks.used_memory(), 0);
+        reply(&mut ks, 0, "SET key:1 12345");
+        // entry 48 + key sds (1+5+1 → 8) + int robj 16, table of 4 buckets.
+        assert_eq!(ks.used_memory(), 48 + 8 + 16 + 32);
+        reply(&mut ks, 0, "SET key:1 hello");
+        // embstr: 16 + 3 + 5 + 1 = 25 → 32.
+        assert_eq!(ks.used_memory(), 48 + 8 + 32 + 32);
+        let before = ks.used_memory();
+        reply(&mut ks, 0, "PEXPIRE key:1 100");
+        assert_eq!(ks.used_memory(), before + 24 + 32);
+        reply(&mut ks, 0, "DEL key:1");
+        assert_eq!(ks.used_memory(), 0);
+    }
+}
