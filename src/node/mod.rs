@@ -12,6 +12,7 @@
 //! simulated clock with [`mstime`].
 
 pub mod bus;
+pub mod command_table;
 pub mod conf_file;
 pub mod config;
 mod election;
@@ -19,6 +20,7 @@ mod failure;
 mod gossip;
 mod load;
 pub mod render;
+pub mod route;
 pub mod slots;
 
 use std::collections::BTreeMap;
