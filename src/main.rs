@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use redsim::engine::SimTime;
+use redsim::node::command_table;
+use redsim::node::route::{ClientFlags, Verdict};
 use redsim::scenario::{self, Scenario};
 use redsim::sim::{self, HashRecorder, Simulation, TraceWriter};
 
@@ -50,6 +52,21 @@ enum Command {
     Nodes(ViewArgs),
     /// Print CLUSTER INFO as a node sees it at a moment of a run.
     Info(ViewArgs),
+    /// Print the reply a node would give to a command at a moment of a run
+    /// (redirection or error; the keyspace is not simulated yet).
+    Query {
+        #[command(flatten)]
+        view: ViewArgs,
+        /// The client sent READONLY (reads from a replica).
+        #[arg(long)]
+        readonly: bool,
+        /// The client sent ASKING just before the command.
+        #[arg(long)]
+        asking: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Print the slot allocation `redis-cli --cluster create` would make.
     Create {
         /// Node addresses as ip:port, in the order given to redis-cli.
@@ -140,6 +157,12 @@ fn main() -> ExitCode {
         }
         Command::Nodes(v) => view(v, true),
         Command::Info(v) => view(v, false),
+        Command::Query {
+            view,
+            readonly,
+            asking,
+            command,
+        } => query(view, readonly, asking, command),
         Command::Create {
             addrs,
             replicas,
@@ -242,29 +265,37 @@ fn determinism(scenario: Scenario, seed: u64) -> ExitCode {
     }
 }
 
-fn view(v: ViewArgs, nodes: bool) -> ExitCode {
-    let scenario = match load(&v.file) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let at: SimTime = match scenario::parse_duration(&v.at) {
-        Ok(t) => t,
-        Err(e) => return bad_input(format!("--at: {e}")),
-    };
+/// Load the scenario of `v` and run it up to `--at`: the simulation, the
+/// index of `--node`, and the time.
+fn run_to(v: &ViewArgs) -> Result<(Simulation, usize, SimTime), ExitCode> {
+    let scenario = load(&v.file)?;
+    let at: SimTime =
+        scenario::parse_duration(&v.at).map_err(|e| bad_input(format!("--at: {e}")))?;
     let Some(i) = scenario.nodes.iter().position(|n| n.name == v.node) else {
         let names: Vec<&str> = scenario.nodes.iter().map(|n| n.name.as_str()).collect();
-        return bad_input(format!(
+        return Err(bad_input(format!(
             "--node: no node named {:?} (nodes: {})",
             v.node,
             names.join(", ")
-        ));
+        )));
     };
     let seed = v.seed.unwrap_or(scenario.seed);
-    let mut sim = match Simulation::new(scenario, seed) {
-        Ok(s) => s,
-        Err(e) => return bad_input(e),
-    };
+    let mut sim = Simulation::new(scenario, seed).map_err(bad_input)?;
     sim.run_until(at, &mut ());
+    Ok((sim, i, at))
+}
+
+/// The node cannot answer: message on stderr, exit 1.
+fn not_answering(msg: &str, at: SimTime) -> ExitCode {
+    eprintln!("{msg} at {}", redsim::world::fmt_time(at));
+    ExitCode::from(1)
+}
+
+fn view(v: ViewArgs, nodes: bool) -> ExitCode {
+    let (sim, i, at) = match run_to(&v) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let text = if nodes {
         sim.cluster_nodes(i)
     } else {
@@ -275,10 +306,44 @@ fn view(v: ViewArgs, nodes: bool) -> ExitCode {
             out!("{}", if nodes { t } else { t.replace("\r\n", "\n") });
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e} at {}", redsim::world::fmt_time(at));
-            ExitCode::from(1)
+        Err(e) => not_answering(&e, at),
+    }
+}
+
+fn query(v: ViewArgs, readonly: bool, asking: bool, command: Vec<String>) -> ExitCode {
+    let (sim, i, at) = match run_to(&v) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let argv: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+    let client = ClientFlags {
+        readonly,
+        asking,
+        ..ClientFlags::default()
+    };
+    match sim.query(i, &argv, client) {
+        Ok(verdict) => {
+            match verdict {
+                Verdict::Execute => println!("(served here; the keyspace is not simulated yet)"),
+                Verdict::Blocked => println!(
+                    "(blocked: writes are paused by a manual failover; the command is processed again when the pause ends)"
+                ),
+                Verdict::Error(e) => println!("-{e}"),
+            }
+            if command_table::find_command(argv[0]).is_none() {
+                let names: Vec<String> = command_table::COMMANDS
+                    .iter()
+                    .map(|c| c.name.to_uppercase())
+                    .collect();
+                eprintln!(
+                    "note: redsim's command table has only {}; Redis itself may know {:?}",
+                    names.join(" "),
+                    command[0]
+                );
+            }
+            ExitCode::SUCCESS
         }
+        Err(e) => not_answering(&e, at),
     }
 }
 

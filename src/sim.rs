@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::engine::{self, EventQueue, Hooks, RunStats, SimTime};
 use crate::node::render::write_slot_ranges;
+use crate::node::route::{ClientFlags, Verdict};
 use crate::scenario::{ClusterStateExpect, Expect, Mode, Role, Scenario};
 use crate::world::{fmt_time, Event, ProcState, World};
 
@@ -512,6 +513,22 @@ impl Simulation {
         match &self.world.procs[i].node {
             Some(n) => Ok(n.cluster_info()),
             None => Err(format!("{} is not running", self.name(i))),
+        }
+    }
+
+    /// What node `i` does now with the command `argv` from a client with
+    /// `client` flags ([`crate::node::Node::process_command`]). The
+    /// keyspace is not simulated yet: every key counts as missing. A node
+    /// that is not running, or paused (`SIGSTOP`), gives no answer.
+    pub fn query(&self, i: usize, argv: &[&[u8]], client: ClientFlags) -> Result<Verdict, String> {
+        let p = &self.world.procs[i];
+        match (&p.node, p.state) {
+            (Some(n), ProcState::Running) => Ok(n.process_command(argv, client, &|_| false)),
+            (Some(_), ProcState::Paused) => Err(format!(
+                "{} is paused (SIGSTOP) and would not answer until resumed",
+                self.name(i)
+            )),
+            _ => Err(format!("{} is not running", self.name(i))),
         }
     }
 }

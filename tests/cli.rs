@@ -285,3 +285,96 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn query_prints_the_reply_of_the_node_at_that_time() {
+    let q = |at: &str, node: &str, cmd: &[&str]| {
+        let mut args = vec![
+            "query",
+            "scenarios/master-crash.toml",
+            "--at",
+            at,
+            "--node",
+            node,
+            "--",
+        ];
+        args.extend_from_slice(cmd);
+        redsim(&args)
+    };
+    // node-1 (0-5460) is killed at 10 s, FAIL at 17.229 s, node-5 promoted
+    // at 17.882 s (seed 7); bar hashes to 5061.
+    let (code, out, _) = q("9s", "node-2", &["GET", "bar"]);
+    assert_eq!((code, out.as_str()), (0, "-MOVED 5061 10.0.0.1:6379\n"));
+    let (code, out, _) = q("17500ms", "node-2", &["GET", "bar"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "-CLUSTERDOWN The cluster is down\n")
+    );
+    let (_, out, _) = q("17500ms", "node-2", &["MGET", "bar", "foo"]);
+    assert_eq!(
+        out,
+        "-CROSSSLOT Keys in request don't hash to the same slot\n"
+    );
+    let (_, out, _) = q("20s", "node-2", &["set", "bar", "1"]);
+    assert_eq!(out, "-MOVED 5061 10.0.0.5:6379\n");
+    let (code, out, _) = q("20s", "node-5", &["SET", "bar", "1"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "(served here; the keyspace is not simulated yet)\n");
+    // A replica serves reads of its master's slots to READONLY clients.
+    let (_, out, _) = q("9s", "node-5", &["GET", "bar"]);
+    assert_eq!(out, "-MOVED 5061 10.0.0.1:6379\n");
+    let (_, out, _) = redsim(&[
+        "query",
+        "scenarios/master-crash.toml",
+        "--at",
+        "9s",
+        "--node",
+        "node-5",
+        "--readonly",
+        "--",
+        "GET",
+        "bar",
+    ]);
+    assert_eq!(out, "(served here; the keyspace is not simulated yet)\n");
+    // Command errors come first, as Redis's.
+    let (_, out, _) = q("9s", "node-2", &["GET"]);
+    assert_eq!(out, "-ERR wrong number of arguments for 'get' command\n");
+    let (code, out, err) = q("9s", "node-2", &["PING"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "-ERR unknown command 'PING', with args beginning with: \n"
+    );
+    assert!(
+        err.contains("note: redsim's command table has only GET SET"),
+        "{err}"
+    );
+    // No answer from a dead or paused node; bad arguments.
+    let (code, _, err) = q("20s", "node-1", &["GET", "bar"]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "node-1 is not running at 20.000s\n");
+    let (code, _, err) = redsim(&[
+        "query",
+        "scenarios/paused-master.toml",
+        "--at",
+        "12s",
+        "--node",
+        "node-2",
+        "--",
+        "GET",
+        "foo",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("node-2 is paused (SIGSTOP)"), "{err}");
+    let (code, _, _) = q("9s", "node-9", &["GET", "bar"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = redsim(&[
+        "query",
+        "scenarios/master-crash.toml",
+        "--at",
+        "9s",
+        "GET",
+        "bar",
+    ]);
+    assert_eq!(code, 2, "the command goes after --");
+}

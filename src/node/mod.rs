@@ -12,6 +12,7 @@
 //! simulated clock with [`mstime`].
 
 pub mod bus;
+pub mod command_table;
 pub mod conf_file;
 pub mod config;
 mod election;
@@ -20,6 +21,7 @@ mod gossip;
 pub mod keyspace;
 mod load;
 pub mod render;
+pub mod route;
 pub mod slots;
 
 use std::collections::BTreeMap;

@@ -43,7 +43,7 @@ pub fn write_slot_ranges(out: &mut String, ranges: impl Iterator<Item = (usize, 
     }
 }
 
-fn ip_str(ip: Option<[u8; 4]>) -> String {
+pub(super) fn ip_str(ip: Option<[u8; 4]>) -> String {
     match ip {
         Some([a, b, c, d]) => format!("{a}.{b}.{c}.{d}"),
         None => String::new(),
