@@ -57,7 +57,7 @@ const fn spec(
 
 /// The table, from the 7.0.15 JSON files (arity, `command_flags`,
 /// `key_specs`).
-pub const COMMANDS: [CommandSpec; 11] = [
+pub const COMMANDS: [CommandSpec; 13] = [
     spec("get", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("set", -3, CMD_WRITE | CMD_DENYOOM, 1, 1),
     spec("incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1),
@@ -66,7 +66,9 @@ pub const COMMANDS: [CommandSpec; 11] = [
     spec("exists", -2, CMD_READONLY | CMD_FAST, -1, 1),
     spec("expire", -3, CMD_WRITE | CMD_FAST, 1, 1),
     spec("pexpire", -3, CMD_WRITE | CMD_FAST, 1, 1),
+    spec("pexpireat", -3, CMD_WRITE | CMD_FAST, 1, 1),
     spec("ttl", 2, CMD_READONLY | CMD_FAST, 1, 1),
+    spec("pttl", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("mset", -3, CMD_WRITE | CMD_DENYOOM, -1, 2),
     spec("mget", -2, CMD_READONLY | CMD_FAST, -1, 1),
 ];

@@ -15,6 +15,8 @@
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
+use super::command_table::lookup_command;
+
 /// A reply, as RESP would carry it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -362,29 +364,14 @@ impl Keyspace {
         caller: Caller,
         prop: &mut Vec<Vec<Vec<u8>>>,
     ) -> Reply {
-        let Some(name) = argv.first() else {
-            return Reply::err("ERR empty command");
+        let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        let spec = match lookup_command(&args) {
+            Ok(spec) => spec,
+            Err(e) => return Reply::Error(e),
         };
-        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-        let n = argv.len();
-        let arity_ok = match name.as_str() {
-            "GET" | "INCR" | "TTL" | "PTTL" => n == 2,
-            "APPEND" | "EXPIRE" | "PEXPIRE" | "PEXPIREAT" => n >= 3 && (n == 3 || name != "APPEND"),
-            "SET" => n >= 3,
-            "DEL" | "EXISTS" | "MGET" => n >= 2,
-            "MSET" => n >= 3 && n % 2 == 1,
-            _ => {
-                return Reply::Error(format!(
-                    "ERR unknown command '{}', with args beginning with: {}",
-                    String::from_utf8_lossy(&argv[0]),
-                    argv[1..]
-                        .iter()
-                        .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
-                        .collect::<String>()
-                ))
-            }
-        };
-        if !arity_ok {
+        let name = spec.name.to_ascii_uppercase();
+        // msetGenericCommand's own check: key value pairs.
+        if name == "MSET" && argv.len() % 2 == 0 {
             return arity_error(&name);
         }
         match name.as_str() {
@@ -512,7 +499,7 @@ impl Keyspace {
                     }
                 }
             }
-            _ => unreachable!("arity table covers the commands"),
+            _ => unreachable!("every command of the table is executed here"),
         }
     }
 
