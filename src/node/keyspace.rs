@@ -371,7 +371,7 @@ impl Keyspace {
         };
         let name = spec.name.to_ascii_uppercase();
         // msetGenericCommand's own check: key value pairs.
-        if name == "MSET" && argv.len() % 2 == 0 {
+        if name == "MSET" && argv.len().is_multiple_of(2) {
             return arity_error(&name);
         }
         match name.as_str() {
