@@ -295,13 +295,31 @@ fn worse_rank_while_waiting_adds_delay() {
         s.node.election.failover_auth_time,
         T0_MS + 100 + delay + 1000
     );
-    // A better rank never removes delay.
-    set_offset(&mut s, 0x60, 0);
+    // R3 too: rank 2, another 1000 ms.
+    let mut pong = s.msg(MsgType::Pong, 0x70, 3);
+    pong.offset = 101;
+    pong.body = Body::Gossip(Vec::new());
+    s.at(T0_MS + 350).recv(pong);
     s.at(T0_MS + 400).cron();
+    assert_eq!(s.node.election.failover_auth_rank, 2);
     assert_eq!(
         s.node.election.failover_auth_time,
-        T0_MS + 100 + delay + 1000
+        T0_MS + 100 + delay + 2000
     );
+    // A better rank never removes delay.
+    set_offset(&mut s, 0x60, 0);
+    set_offset(&mut s, 0x70, 0);
+    s.at(T0_MS + 500).cron();
+    assert_eq!(
+        s.node.election.failover_auth_time,
+        T0_MS + 100 + delay + 2000
+    );
+    // Nor does the re-ranking go on once the request is sent.
+    let t = s.node.election.failover_auth_time;
+    assert_eq!(started(&s.at(t).cron()), Some(4));
+    set_offset(&mut s, 0x60, 900);
+    s.at(t + 100).cron();
+    assert_eq!(s.node.election.failover_auth_time, t);
 }
 
 #[test]
@@ -310,6 +328,12 @@ fn no_election_without_fail_slots_or_with_no_failover_or_stale_data() {
     let mut s = Sim::replica(1, 15000);
     let m = s.idx(0x10);
     s.node.nm(m).flags &= !FAIL;
+    assert_eq!(scheduled(&s.at(T0_MS + 100).cron()), None);
+    // Master FAIL but serving no slots.
+    let mut s = Sim::replica(1, 15000);
+    for j in 0..5461 {
+        s.node.del_slot(j);
+    }
     assert_eq!(scheduled(&s.at(T0_MS + 100).cron()), None);
     // cluster-replica-no-failover.
     let mut s = Sim::replica(1, 15000);
@@ -476,7 +500,15 @@ fn start_election(s: &mut Sim) -> u64 {
     assert_eq!(reqs.len(), 5, "broadcast to every linked node");
     assert_eq!(reqs[0].1.myslots.count(), 5461, "claims M's slots");
     assert_eq!(reqs[0].1.config_epoch, 1, "with M's config epoch");
-    started(&out).unwrap()
+    assert_eq!(
+        reqs[0].1.mflags & mflags::FORCEACK,
+        0,
+        "automatic: no FORCEACK"
+    );
+    let epoch = started(&out).unwrap();
+    assert_eq!(epoch, s.node.current_epoch, "currentEpoch + 1");
+    assert!(reqs.iter().all(|r| r.1.current_epoch == epoch), "new epoch");
+    epoch
 }
 
 #[test]
@@ -529,37 +561,41 @@ fn quorum_counts_only_slot_owning_masters_at_or_after_the_election_epoch() {
     ));
 }
 
+/// Auth timeout max(2 × NT, 2000 ms), retry 2 × that: NT 500 → 2 s / 4 s
+/// (the floor), NT 1000 → 2 s / 4 s, NT 3000 → 6 s / 12 s.
 #[test]
-fn election_times_out_then_retries_after_twice_the_timeout() {
-    // NT = 1000: auth timeout 2000 ms, retry 4000 ms.
-    let mut s = Sim::replica(9, 1000);
-    let epoch = start_election(&mut s);
-    let auth_time = s.node.election.failover_auth_time;
-    // Expired: a late quorum is not acted upon.
-    s.at(auth_time + 2001);
-    for b in [0x20, 0x30] {
-        let a = s.msg(MsgType::FailoverAuthAck, b, epoch);
-        s.recv(a);
+fn election_times_out_after_max_2nt_2000_then_retries_after_twice_that() {
+    for (nt, timeout) in [(500, 2000), (1000, 2000), (3000, 6000)] {
+        let mut s = Sim::replica(9, nt);
+        let epoch = start_election(&mut s);
+        let auth_time = s.node.election.failover_auth_time;
+        // Expired: a late quorum is not acted upon.
+        s.at(auth_time + timeout + 1);
+        for b in [0x20, 0x30] {
+            let a = s.msg(MsgType::FailoverAuthAck, b, epoch);
+            s.recv(a);
+        }
+        assert_eq!(s.node.election.failover_auth_count, 2);
+        s.cron();
+        assert!(!s.node.is_master(), "NT {nt}: won after the auth timeout");
+        // Quorum within the timeout would have won: check the boundary.
+        let mut w = Sim::replica(9, nt);
+        let epoch_w = start_election(&mut w);
+        let at = w.node.election.failover_auth_time + timeout;
+        w.at(at);
+        for b in [0x20, 0x30] {
+            let a = w.msg(MsgType::FailoverAuthAck, b, epoch_w);
+            w.recv(a);
+        }
+        assert!(w.node.is_master(), "NT {nt}: lost at the timeout");
+        // No new schedule until twice the timeout after the auth time.
+        let retry = 2 * timeout;
+        assert_eq!(scheduled(&s.at(auth_time + retry).cron()), None, "NT {nt}");
+        let (delay, _) = scheduled(&s.at(auth_time + retry + 1).cron()).expect("retry");
+        let out = s.at(auth_time + retry + 1 + delay).cron();
+        assert_eq!(started(&out), Some(epoch + 1), "NT {nt}");
+        assert_eq!(s.node.election.failover_auth_count, 0);
     }
-    assert_eq!(s.node.election.failover_auth_count, 2);
-    s.cron();
-    assert!(!s.node.is_master(), "won after the auth timeout");
-    // Quorum within the timeout would have won: check the boundary.
-    let mut w = Sim::replica(9, 1000);
-    let epoch_w = start_election(&mut w);
-    let at = w.node.election.failover_auth_time + 2000;
-    w.at(at);
-    for b in [0x20, 0x30] {
-        let a = w.msg(MsgType::FailoverAuthAck, b, epoch_w);
-        w.recv(a);
-    }
-    assert!(w.node.is_master());
-    // No new schedule until 4000 ms after the previous auth time.
-    assert_eq!(scheduled(&s.at(auth_time + 4000).cron()), None);
-    let (delay, _) = scheduled(&s.at(auth_time + 4001).cron()).expect("retry");
-    let out = s.at(auth_time + 4001 + delay).cron();
-    assert_eq!(started(&out), Some(epoch + 1));
-    assert_eq!(s.node.election.failover_auth_count, 0);
 }
 
 #[test]
@@ -782,11 +818,11 @@ fn master_pauses_on_mfstart_and_pings_replica_with_paused_flag() {
     assert_eq!(s.node.header_mflags(), 0);
 }
 
-#[test]
-fn replica_migrates_to_orphaned_master_after_5_s() {
-    // Me (0x05, smallest ID) and 0x60 replicate A (0x20); master B
-    // (0x30) lost its replica (MIGRATE_TO set, no replicas).
-    let mut s = Sim::new(1, 15000, 0x05);
+/// Replica migration layout: me (`my_id`) and R (0x60) replicate A (0x20);
+/// master B (0x30) lost its replica (MIGRATE_TO set, no replicas); M
+/// (0x10) never had one (no MIGRATE_TO). Cluster state ok.
+fn migration(my_id: u8) -> Sim {
+    let mut s = Sim::new(1, 15000, my_id);
     s.peer(0x10, MASTER, 0..5461);
     let a = s.peer(0x20, MASTER, 5461..10923);
     let b = s.peer(0x30, MASTER, 10923..16384);
@@ -795,9 +831,24 @@ fn replica_migrates_to_orphaned_master_after_5_s() {
     s.node.nm(r).slaveof = Some(a);
     s.node.add_slave(a, r);
     s.node.nm(b).flags |= MIGRATE_TO;
-    s.node.state_ok = true;
     s.node.update_state(&mut Vec::new());
     assert!(s.node.state_ok());
+    s
+}
+
+/// Run crons every 100 ms for `ms`; returns my master at the end.
+fn crons_for(s: &mut Sim, ms: i64) -> Option<NodeId> {
+    let t0 = s.now_ms;
+    for k in 1..=ms / 100 {
+        s.at(t0 + 100 * k).cron();
+    }
+    s.node.master_id()
+}
+
+#[test]
+fn replica_migrates_to_orphaned_master_after_5_s() {
+    // Me (0x05) is the smallest ID among A's replicas.
+    let mut s = migration(0x05);
     s.at(T0_MS + 100).cron();
     assert_eq!(s.node.master_id(), Some(id(0x20)));
     s.at(T0_MS + 5100).cron();
@@ -805,20 +856,77 @@ fn replica_migrates_to_orphaned_master_after_5_s() {
     s.at(T0_MS + 5101).cron();
     assert_eq!(s.node.master_id(), Some(id(0x30)));
     // With barrier 2, nobody moves.
-    let mut t = Sim::new(1, 15000, 0x05);
+    let mut t = migration(0x05);
     t.node.setup.config.cluster_migration_barrier = 2;
-    t.peer(0x10, MASTER, 0..5461);
-    let a = t.peer(0x20, MASTER, 5461..10923);
-    let b = t.peer(0x30, MASTER, 10923..16384);
-    t.node.set_master(a);
-    let r = t.peer(0x60, SLAVE, 0..0);
-    t.node.nm(r).slaveof = Some(a);
-    t.node.add_slave(a, r);
-    t.node.nm(b).flags |= MIGRATE_TO;
-    t.node.update_state(&mut Vec::new());
-    t.at(T0_MS + 100).cron();
-    t.at(T0_MS + 6000).cron();
-    assert_eq!(t.node.master_id(), Some(id(0x20)));
+    assert_eq!(crons_for(&mut t, 10_000), Some(id(0x20)));
+}
+
+/// Only the replica with the smallest node ID among the replicas of the
+/// masters with the most working replicas moves.
+#[test]
+fn only_the_smallest_id_replica_of_a_master_with_two_working_replicas_migrates() {
+    let mut s = migration(0x65);
+    assert_eq!(
+        crons_for(&mut s, 10_000),
+        Some(id(0x20)),
+        "0x60 < 0x65 moves"
+    );
+    // Once R is FAIL, A has one working replica: max_slaves < 2, no move,
+    // even with a migration barrier of 0.
+    let mut s = migration(0x05);
+    let r = s.idx(0x60);
+    s.node.nm(r).flags |= FAIL;
+    s.node.setup.config.cluster_migration_barrier = 0;
+    assert_eq!(crons_for(&mut s, 10_000), Some(id(0x20)));
+}
+
+/// No migration while the cluster state is fail (here: M is FAIL).
+#[test]
+fn no_migration_while_the_cluster_state_is_fail() {
+    let mut s = migration(0x05);
+    let m = s.idx(0x10);
+    s.node.nm(m).flags |= FAIL;
+    s.node.update_state(&mut Vec::new());
+    assert!(!s.node.state_ok());
+    assert_eq!(crons_for(&mut s, 10_000), Some(id(0x20)));
+}
+
+/// `cluster-allow-replica-migration no`: nobody moves.
+#[test]
+fn no_migration_when_replica_migration_is_not_allowed() {
+    let mut s = migration(0x05);
+    s.node.setup.config.cluster_allow_replica_migration = false;
+    assert_eq!(crons_for(&mut s, 10_000), Some(id(0x20)));
+}
+
+/// An orphan must have MIGRATE_TO (it had replicas, or took over from a
+/// master that had), serve slots and not be FAIL.
+#[test]
+fn orphaned_master_needs_migrate_to_slots_and_no_fail() {
+    type Tweak = fn(&mut Sim);
+    let cases: [(&str, Tweak); 3] = [
+        ("never had a replica", |s| {
+            let b = s.idx(0x30);
+            s.node.nm(b).flags &= !MIGRATE_TO;
+        }),
+        ("serves no slots", |s| {
+            for j in 10923..16384 {
+                s.node.del_slot(j);
+            }
+        }),
+        ("FAIL", |s| {
+            let b = s.idx(0x30);
+            s.node.nm(b).flags |= FAIL;
+        }),
+    ];
+    for (what, tweak) in cases {
+        let mut s = migration(0x05);
+        // Migration needs the state ok: keep it ok without B's slots.
+        s.node.setup.config.cluster_require_full_coverage = false;
+        tweak(&mut s);
+        assert_eq!(crons_for(&mut s, 10_000), Some(id(0x20)), "{what}");
+        assert!(s.node.state_ok(), "{what}");
+    }
 }
 
 mod cluster;
