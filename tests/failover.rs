@@ -7,6 +7,7 @@ use common::*;
 use redsim::engine::{SimTime, MS, SEC};
 use redsim::node::{FailoverMode, Note, CRON_PERIOD};
 use redsim::sim::{FailoverKind, Simulation};
+use redsim::world::HistoryKind;
 
 /// Node timeout of these runs: auth timeout max(2 NT, 2000) = 10 s, retry
 /// time 20 s.
@@ -473,4 +474,56 @@ fn second_manual_failover_within_the_auth_timeout_reuses_the_stale_votes() {
         assert_eq!((last.promoted, last.config_epoch), (4, 9), "seed {seed}");
         assert!(all_ok(&sim), "seed {seed}");
     }
+}
+
+/// Two replicas of the killed master (9 nodes, 2 replicas each; node-5 and
+/// node-6 replicate node-1). Replication is not simulated, so their offsets
+/// are equal: both have rank 0 and only the random 0–500 ms decides who asks
+/// first (either wins on some seed). The winner gets the two remaining
+/// masters' votes (each votes once) with epoch current_epoch + 1 = 10, and
+/// the other replica, on the winner's PONG, becomes its replica. (Unequal
+/// offsets — the better one always wins — are tested on the node harness
+/// in `src/node/election/tests/cluster.rs`.)
+#[test]
+fn two_replicas_at_equal_offsets_one_wins_the_other_follows_it() {
+    let toml = format!(
+        "duration = \"40s\"\n[cluster]\nnodes = 9\nreplicas = 2\n[config]\ncluster-node-timeout = {NT}\n{}",
+        fault("15s", "kill", "node-1")
+    );
+    let mut winners = std::collections::BTreeSet::new();
+    for seed in 1..=10 {
+        let mut sim = run_steps(&toml, seed);
+        sim.run_until(14 * SEC, &mut ());
+        assert_eq!((master_of(&sim, 4), master_of(&sim, 5)), (Some(0), Some(0)));
+        sim.run_until(40 * SEC, &mut ());
+        let f = sim.failovers();
+        assert_eq!(f.len(), 1, "seed {seed}: {f:?}");
+        assert_eq!((f[0].failed, f[0].config_epoch), (0, 10), "seed {seed}");
+        let winner = f[0].promoted;
+        let loser = if winner == 4 { 5 } else { 4 };
+        assert!([4, 5].contains(&winner), "seed {seed}");
+        winners.insert(winner);
+        assert_eq!(master_of(&sim, loser), Some(winner), "seed {seed}");
+        for r in [4, 5] {
+            let ranks: Vec<_> = sim
+                .world
+                .history
+                .iter()
+                .filter_map(|h| match h.kind {
+                    HistoryKind::Note {
+                        note: Note::ElectionScheduled { rank, .. },
+                        ..
+                    } if h.proc == Some(r) => Some(rank),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(ranks, [0], "seed {seed}: node-{}", r + 1);
+        }
+        for voter in [1, 2] {
+            let votes = notes_at(&sim, voter, |n| matches!(n, Note::VoteGranted { .. }));
+            assert_eq!(votes.len(), 1, "seed {seed}: node-{}", voter + 1);
+        }
+        assert!(all_ok(&sim), "seed {seed}");
+    }
+    assert_eq!(winners.len(), 2, "both replicas win on some seed");
 }
