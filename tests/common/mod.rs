@@ -52,6 +52,35 @@ pub fn notes(sim: &Simulation, obs: u32, about: u32, f: impl Fn(&Note) -> bool) 
         .collect()
 }
 
+/// Times (µs) at which process `p` noted something, whatever it was about.
+pub fn notes_at(sim: &Simulation, p: u32, f: impl Fn(&Note) -> bool) -> Vec<SimTime> {
+    sim.world
+        .history
+        .iter()
+        .filter_map(|h| match &h.kind {
+            HistoryKind::Note { note, .. } if h.proc == Some(p) && f(note) => Some(h.at),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A `[[faults]]` entry.
+pub fn fault(at: &str, action: &str, node: &str) -> String {
+    format!("[[faults]]\nat = \"{at}\"\naction = \"{action}\"\nnode = \"{node}\"\n")
+}
+
+/// A `failover` fault: `CLUSTER FAILOVER [FORCE|TAKEOVER]` sent to `node`.
+pub fn failover(at: &str, node: &str, mode: &str) -> String {
+    format!("{}mode = \"{mode}\"\n", fault(at, "failover", node))
+}
+
+/// The value of `key` in a `CLUSTER INFO` reply.
+pub fn info_field(info: &str, key: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim_end().to_string())
+}
+
 pub fn first_pfail(sim: &Simulation, obs: u32, about: u32) -> Option<SimTime> {
     notes(sim, obs, about, |n| matches!(n, Note::Pfail { .. }))
         .first()
