@@ -4,7 +4,83 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use redsim::sim::{ExpectResult, Simulation};
+
+const DIR: &str = "scenarios/redis-suite";
+
+/// One file per ported Tcl file, or per part of one (a part starts where the
+/// Tcl runs init-tests.tcl again).
+const PORTED: &[&str] = &[
+    "00-base.toml",
+    "01-faildet.toml",
+    "02-failover.toml",
+    "03-failover-loop.toml",
+    "05-slave-selection-part2.toml",
+    "07-replica-migration-part1.toml",
+    "07-replica-migration-part2.toml",
+    "10-manual-failover-part1.toml",
+    "10-manual-failover-part2.toml",
+    "10-manual-failover-part3.toml",
+    "11-manual-takeover.toml",
+    "13-no-failover-option.toml",
+    "28-cluster-shards.toml",
+];
+
+/// Seeds run besides the file's own.
+const EXTRA_SEEDS: std::ops::RangeInclusive<u64> = 1..=5;
+
+fn suite_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(DIR)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn the_suite_holds_every_ported_test_and_nothing_else() {
+    let names: Vec<String> = suite_files().iter().map(|p| file_name(p)).collect();
+    assert_eq!(names, PORTED);
+}
+
+#[test]
+fn every_ported_test_holds_with_several_seeds() {
+    for path in suite_files() {
+        let name = file_name(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# Port of Redis 7.0.15 tests/"),
+            "{name}: the header says which Tcl test it ports"
+        );
+        let s = redsim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let skipped = redsim::sim::not_implemented(&s);
+        assert!(skipped.is_empty(), "{name}: {skipped:?}");
+        let mut seeds = vec![s.seed];
+        seeds.extend(EXTRA_SEEDS.filter(|&x| x != s.seed));
+        for seed in seeds {
+            let mut sim = Simulation::new(s.clone(), seed).unwrap();
+            let results = sim.run(&mut ());
+            assert!(!results.is_empty(), "{name}: has expectations");
+            for r in results {
+                assert_eq!(
+                    r.ok,
+                    Some(true),
+                    "{name} seed {seed}: {} {:?}",
+                    r.text,
+                    r.reason
+                );
+            }
+        }
+    }
+}
 
 /// `min_replicas` counts the running processes that report the node as
 /// their master, and needs the node to be a master.
