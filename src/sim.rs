@@ -227,6 +227,24 @@ impl Simulation {
                 reason: (got != want).then(|| format!("current_epoch is {got}")),
             });
         }
+        for (&node, &want) in &e.min_replicas {
+            let role = self.role_of(node);
+            let replicas = self
+                .live()
+                .filter(|(_, n)| {
+                    n.master_id().and_then(|m| self.world.proc_of_id(&m)) == Some(node as u32)
+                })
+                .count() as u64;
+            let ok = role == "master" && replicas >= want;
+            out.push(ExpectResult {
+                text: format!("replicas of {} >= {want} {when}", self.name(node)),
+                ok: Some(ok),
+                reason: (!ok).then(|| match role {
+                    "master" => format!("{} has {replicas}", self.name(node)),
+                    _ => format!("{} is {role}", self.name(node)),
+                }),
+            });
+        }
         if let Some(limit) = e.max_failover_time {
             let times = self.failover_times();
             let bad: Vec<String> = times

@@ -145,6 +145,14 @@ fn expect_bad_role_toml() {
 }
 
 #[test]
+fn expect_min_replicas_zero_toml() {
+    assert_eq!(
+        err("expect_min_replicas_zero.toml"),
+        "tests/data/malformed/expect_min_replicas_zero.toml:8:29: expect[0].min_replicas.node-1: expected an integer between 1 and 999, got 0"
+    );
+}
+
+#[test]
 fn fault_key_for_other_action_toml() {
     assert_eq!(
         err("fault_key_for_other_action.toml"),

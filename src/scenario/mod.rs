@@ -314,6 +314,8 @@ pub struct Expect {
     /// Slot → node index.
     pub master_of: BTreeMap<u16, usize>,
     pub current_epoch: Option<u64>,
+    /// Node index → the least number of replicas it must have.
+    pub min_replicas: BTreeMap<usize, u64>,
     pub max_lost_writes: Option<u64>,
     pub max_unavailable: Option<SimTime>,
     pub max_failover_time: Option<SimTime>,

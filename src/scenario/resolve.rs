@@ -1204,6 +1204,7 @@ const EXPECT_KEYS: &[&str] = &[
     "role",
     "master_of",
     "current_epoch",
+    "min_replicas",
     "max_lost_writes",
     "max_unavailable",
     "max_failover_time",
@@ -1219,6 +1220,7 @@ fn expect(cx: &Cx, names: &Names, n: &Node, path: &str, duration: SimTime) -> R<
         role: BTreeMap::new(),
         master_of: BTreeMap::new(),
         current_epoch: None,
+        min_replicas: BTreeMap::new(),
         max_lost_writes: None,
         max_unavailable: None,
         max_failover_time: None,
@@ -1298,6 +1300,17 @@ fn expect(cx: &Cx, names: &Names, n: &Node, path: &str, duration: SimTime) -> R<
                 }
             }
             "current_epoch" => x.current_epoch = Some(get_uint(cx, v, &p, 0, u64::MAX)?),
+            "min_replicas" => {
+                let mt = Tbl::new(cx, v, &p)?;
+                for me in mt.entries {
+                    let mp = mt.p(&me.key);
+                    let i = names
+                        .node_name(&me.key, false)
+                        .map_err(|m| cx.err(me.key_at, &mp, m))?;
+                    let n = get_uint(cx, &me.node, &mp, 1, MAX_NODES - 1)?;
+                    x.min_replicas.insert(i, n);
+                }
+            }
             "max_lost_writes" => x.max_lost_writes = Some(get_uint(cx, v, &p, 0, u64::MAX)?),
             "max_unavailable" => x.max_unavailable = Some(get_duration(cx, v, &p)?),
             "max_failover_time" => x.max_failover_time = Some(get_duration(cx, v, &p)?),
