@@ -61,3 +61,26 @@ fn different_seeds_give_different_hashes() {
         .collect();
     assert_eq!(hashes.len(), 10);
 }
+
+/// The trace hashes of the bundled scenarios, recorded. Optimisations must
+/// not change them (speed never changes behaviour); a change of behaviour
+/// that does must update this table and say why in its commit.
+#[test]
+fn bundled_scenarios_keep_their_recorded_trace_hashes() {
+    let recorded = [
+        ("from-dump.toml", "3ad56f6777f10f3f", 5317),
+        ("host-crash.toml", "68b9384950102070", 2647),
+        ("master-crash.toml", "4abcaf064076f74a", 11739),
+        ("partition-master.toml", "0dc2c46bf52675ff", 5133),
+        ("paused-master.toml", "c3fbe71a26bbe15f", 3413),
+    ];
+    for (file, hash, events) in recorded {
+        let s = redsim::scenario::load(&Path::new("scenarios").join(file)).unwrap();
+        let seed = s.seed;
+        assert_eq!(
+            hash_of(s, seed),
+            (hash.to_string(), events),
+            "{file}: behaviour changed"
+        );
+    }
+}

@@ -673,26 +673,38 @@ impl Node {
             let not_claiming = &mut self.owner_not_claiming_slot.0[w];
             *not_claiming = (*not_claiming & !owned) | (owned & !claimed);
             sender_slots += claimed.count_ones();
-            // The others: each slot's decision depends on that slot alone,
-            // so the slots taken are moved together.
+            // The others: each slot's decision depends on that slot and its
+            // owner alone, so slots of one owner are decided together.
             let mut rest = claimed & !owned;
             let mut take = 0u64;
             while rest != 0 {
-                let b = rest.trailing_zeros();
-                rest &= rest - 1;
-                let j = w * 64 + b as usize;
-                if self.importing_slots_from.contains_key(&(j as u16)) {
-                    continue;
-                }
-                if self.slot_unclaimed(j)
-                    || self.n(self.slot_owner[j]).config_epoch < sender_config_epoch
-                {
-                    if Some(self.slot_owner[j]) == curmaster {
-                        newmaster = Some(sender);
-                        migrated_our_slots += 1;
+                let mut same = self.slots_of_owner_in_word(w, rest);
+                rest &= !same;
+                let owner = self.slot_owner[w * 64 + same.trailing_zeros() as usize];
+                if !self.importing_slots_from.is_empty() {
+                    let mut r = same;
+                    while r != 0 {
+                        let b = r.trailing_zeros();
+                        r &= r - 1;
+                        if self
+                            .importing_slots_from
+                            .contains_key(&((w * 64) as u16 + b as u16))
+                        {
+                            same &= !(1 << b);
+                        }
                     }
-                    take |= 1 << b;
                 }
+                let taken = if owner == NO_OWNER || self.n(owner).config_epoch < sender_config_epoch
+                {
+                    same
+                } else {
+                    same & self.owner_not_claiming_slot.0[w]
+                };
+                if taken != 0 && Some(owner) == curmaster {
+                    newmaster = Some(sender);
+                    migrated_our_slots += taken.count_ones();
+                }
+                take |= taken;
             }
             if take != 0 {
                 self.move_slots(w, take, sender);

@@ -539,21 +539,25 @@ impl Node {
         true
     }
 
+    /// The slots of `mask` (word `w` of the slot bitmap, not empty) that
+    /// have the same owner (or none) as its lowest slot.
+    pub(crate) fn slots_of_owner_in_word(&self, w: usize, mask: u64) -> u64 {
+        let owners = &self.slot_owner[w * 64..w * 64 + 64];
+        let owner = owners[mask.trailing_zeros() as usize];
+        let mut same = 0u64;
+        for (b, &o) in owners.iter().enumerate() {
+            same |= u64::from(o == owner) << b;
+        }
+        same & mask
+    }
+
     /// `clusterDelSlot` then `clusterAddSlot(to)` for every slot of `mask`
     /// in word `w` of the slot bitmap, a word at a time.
     pub(crate) fn move_slots(&mut self, w: usize, mask: u64, to: u32) {
         let mut rest = mask;
         while rest != 0 {
             let owner = self.slot_owner[w * 64 + rest.trailing_zeros() as usize];
-            let mut same = 0u64;
-            let mut r = rest;
-            while r != 0 {
-                let b = r.trailing_zeros();
-                if self.slot_owner[w * 64 + b as usize] == owner {
-                    same |= 1 << b;
-                }
-                r &= r - 1;
-            }
+            let same = self.slots_of_owner_in_word(w, rest);
             rest &= !same;
             if owner != NO_OWNER {
                 let n = self.nm(owner);
