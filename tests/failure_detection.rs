@@ -131,11 +131,7 @@ fn short_pause_flags_nothing() {
                 obs + 1
             );
         }
-        assert!(sim
-            .world
-            .procs
-            .iter()
-            .all(|p| p.node.as_ref().unwrap().state_ok()));
+        assert!(all_running_and_ok(&sim));
     }
 }
 
@@ -171,13 +167,7 @@ fn long_pause_is_detected_and_the_master_returns_as_a_replica() {
         );
         assert!(!sim.world.node(0).unwrap().is_master());
         assert_eq!(master_of(&sim, 0), Some(4), "seed {seed}");
-        assert!(
-            sim.world
-                .procs
-                .iter()
-                .all(|p| p.node.as_ref().unwrap().state_ok()),
-            "seed {seed}"
-        );
+        assert!(all_running_and_ok(&sim), "seed {seed}");
     }
 }
 

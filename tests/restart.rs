@@ -50,13 +50,7 @@ fn restarted_master_keeps_id_slots_and_epoch_and_fail_clears() {
             .expect("ok again")
             .0;
         assert!(ok >= 22 * SEC, "seed {seed}: ok at {}", secs(ok));
-        assert!(
-            sim.world
-                .procs
-                .iter()
-                .all(|p| p.node.as_ref().unwrap().state_ok()),
-            "seed {seed}"
-        );
+        assert!(all_running_and_ok(&sim), "seed {seed}");
     }
 }
 
@@ -91,12 +85,6 @@ fn restarted_old_master_becomes_a_replica_of_its_successor() {
         assert_eq!(n.current_epoch, 7);
         assert!(n.myself().slots.iter().next().is_none());
         assert!(sim.world.node(5).unwrap().is_master());
-        assert!(
-            sim.world
-                .procs
-                .iter()
-                .all(|p| p.node.as_ref().unwrap().state_ok()),
-            "seed {seed}"
-        );
+        assert!(all_running_and_ok(&sim), "seed {seed}");
     }
 }

@@ -312,8 +312,9 @@ impl Keyspace {
         caller: Caller,
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> Option<&Entry> {
-        let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
-        let found = !expired && self.dict.contains_key(key);
+        let found = self
+            .lookup_write(key, now_ms, replica, caller, propagate)
+            .is_some();
         if found {
             self.stats.keyspace_hits += 1;
         } else {

@@ -37,6 +37,14 @@ pub fn master_of(sim: &Simulation, p: u32) -> Option<u32> {
     sim.world.proc_of_id(&id)
 }
 
+/// Every process is running and reports `cluster_state:ok`.
+pub fn all_running_and_ok(sim: &Simulation) -> bool {
+    sim.world
+        .procs
+        .iter()
+        .all(|p| p.node.as_ref().is_some_and(|n| n.state_ok()))
+}
+
 /// Times (µs) at which observer `obs` noted something about `about`.
 pub fn notes(sim: &Simulation, obs: u32, about: u32, f: impl Fn(&Note) -> bool) -> Vec<SimTime> {
     sim.world
