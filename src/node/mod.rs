@@ -20,6 +20,7 @@ mod gossip;
 pub mod keyspace;
 mod load;
 pub mod render;
+pub mod replication;
 pub mod slots;
 
 use std::collections::BTreeMap;
