@@ -391,8 +391,9 @@ impl Replication {
                 match child.conns.iter().position(|&l| l == link) {
                     Some(i) => {
                         child.conns.remove(i);
-                        // "Diskless rdb transfer, last replica dropped,
-                        // killing fork child."
+                        // The others may be waiting for this one; with none
+                        // left: "Diskless rdb transfer, last replica
+                        // dropped, killing fork child."
                         pump = !child.conns.is_empty();
                         child.conns.is_empty()
                     }
