@@ -21,6 +21,7 @@ mod gossip;
 pub mod keyspace;
 mod load;
 pub mod render;
+pub mod replication;
 pub mod route;
 pub mod slots;
 
