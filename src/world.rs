@@ -329,7 +329,7 @@ impl World {
                         | Note::FailMarked { about }
                         | Note::FailReceived { about }
                         | Note::FailCleared { about }
-                        | Note::VoteGranted { to: about }
+                        | Note::VoteGranted { to: about, .. }
                         | Note::Promoted {
                             old_master: about, ..
                         } => self.id_to_proc.get(about).copied(),

@@ -112,9 +112,11 @@ pub enum Note {
     ElectionStarted {
         epoch: u64,
     },
-    /// This master voted for replica `to`.
+    /// This master voted for replica `to` in `epoch` (its `currentEpoch`,
+    /// recorded as `lastVoteEpoch`).
     VoteGranted {
         to: NodeId,
+        epoch: u64,
     },
     /// This replica became the master of its shard, replacing `old_master`;
     /// `manual` is the `CLUSTER FAILOVER` mode when the failover was manual.
