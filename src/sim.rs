@@ -136,12 +136,12 @@ impl Simulation {
     }
 
     /// Run until `t` (inclusive).
-    pub fn run_until(&mut self, t: SimTime, hooks: &mut impl Hooks<Event>) {
+    pub fn run_until(&mut self, t: SimTime, hooks: &mut impl Hooks<World>) {
         engine::run(&mut self.world, &mut self.queue, &mut self.stats, t, hooks);
     }
 
     /// Run the whole scenario, reading each expectation at its time.
-    pub fn run(&mut self, hooks: &mut impl Hooks<Event>) -> Vec<ExpectResult> {
+    pub fn run(&mut self, hooks: &mut impl Hooks<World>) -> Vec<ExpectResult> {
         let end = self.world.scenario.duration;
         let mut expects: Vec<(SimTime, usize)> = self
             .world
@@ -557,8 +557,8 @@ pub struct TraceWriter<W: Write> {
     pub error: Option<std::io::Error>,
 }
 
-impl<W: Write> Hooks<Event> for TraceWriter<W> {
-    fn before(&mut self, at: SimTime, seq: u64, event: &Event) {
+impl<W: Write> Hooks<World> for TraceWriter<W> {
+    fn before(&mut self, at: SimTime, seq: u64, event: &Event, _world: &World) {
         if self.error.is_some() {
             return;
         }
@@ -575,8 +575,8 @@ pub struct HashRecorder {
     pub hashes: Vec<(SimTime, u64)>,
 }
 
-impl Hooks<Event> for HashRecorder {
-    fn after(&mut self, stats: &RunStats) {
+impl Hooks<World> for HashRecorder {
+    fn after(&mut self, stats: &RunStats, _world: &World) {
         self.hashes.push((stats.now, stats.hash.value()));
     }
 }
