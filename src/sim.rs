@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
+use crate::check::Checks;
 use crate::engine::{self, EventQueue, Hooks, RunStats, SimTime};
 use crate::node::render::write_slot_ranges;
 use crate::node::route::{ClientFlags, Verdict};
@@ -16,6 +17,8 @@ pub struct Simulation {
     pub world: World,
     queue: EventQueue<Event>,
     pub stats: RunStats,
+    /// The invariant checks, observing every event.
+    pub checks: Checks,
 }
 
 /// The outcome of one expectation.
@@ -35,6 +38,13 @@ pub enum FailoverKind {
     Automatic,
     /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`.
     Manual(crate::node::FailoverMode),
+}
+
+/// The kind of a promotion from its note's `manual`.
+impl From<Option<crate::node::FailoverMode>> for FailoverKind {
+    fn from(manual: Option<crate::node::FailoverMode>) -> Self {
+        manual.map_or(FailoverKind::Automatic, FailoverKind::Manual)
+    }
 }
 
 impl FailoverKind {
@@ -129,19 +139,29 @@ impl Simulation {
         let mut queue = EventQueue::new();
         let world = World::new(scenario, seed, &mut queue)?;
         Ok(Simulation {
+            checks: Checks::new(&world),
             world,
             queue,
             stats: RunStats::default(),
         })
     }
 
-    /// Run until `t` (inclusive).
-    pub fn run_until(&mut self, t: SimTime, hooks: &mut impl Hooks<Event>) {
-        engine::run(&mut self.world, &mut self.queue, &mut self.stats, t, hooks);
+    /// Run until `t` (inclusive), the checks observing.
+    pub fn run_until(&mut self, t: SimTime, hooks: &mut impl Hooks<World>) {
+        let mut observers = (hooks, &mut self.checks);
+        engine::run(
+            &mut self.world,
+            &mut self.queue,
+            &mut self.stats,
+            t,
+            &mut observers,
+        );
     }
 
-    /// Run the whole scenario, reading each expectation at its time.
-    pub fn run(&mut self, hooks: &mut impl Hooks<Event>) -> Vec<ExpectResult> {
+    /// Run the whole scenario, reading each expectation at its time; then,
+    /// unless an `[[expect]]` says `invariants = "ignore"`, that the
+    /// invariant checks held.
+    pub fn run(&mut self, hooks: &mut impl Hooks<World>) -> Vec<ExpectResult> {
         let end = self.world.scenario.duration;
         let mut expects: Vec<(SimTime, usize)> = self
             .world
@@ -159,7 +179,39 @@ impl Simulation {
             results[i] = Some(self.evaluate(&e));
         }
         self.run_until(end, hooks);
-        results.into_iter().flatten().flatten().collect()
+        self.checks.finish(self.stats.now, &self.world);
+        let mut results: Vec<ExpectResult> = results.into_iter().flatten().flatten().collect();
+        results.extend(self.invariants_result());
+        results
+    }
+
+    /// `invariants = "hold"` (the default of every `[[expect]]`, and of a
+    /// scenario without one) as an expectation result over the whole run;
+    /// `None` if some `[[expect]]` says `"ignore"`.
+    fn invariants_result(&self) -> Option<ExpectResult> {
+        use crate::scenario::Invariants;
+        let s = &self.world.scenario;
+        if s.expects.iter().any(|e| e.invariants == Invariants::Ignore) {
+            return None;
+        }
+        let v = self.checks.violations();
+        let reason = v.first().map(|first| {
+            let more = match v.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            format!(
+                "{} at {}: {}{more}",
+                first.check,
+                fmt_time(first.at),
+                first.message
+            )
+        });
+        Some(ExpectResult {
+            text: format!("invariants hold ({} checks)", crate::check::NAMES.len()),
+            ok: Some(v.is_empty()),
+            reason,
+        })
     }
 
     /// The live nodes, with their process index.
@@ -329,10 +381,7 @@ impl Simulation {
             let (Some(promoted), Some(failed)) = (ev.proc, *about) else {
                 continue;
             };
-            let kind = match manual {
-                None => FailoverKind::Automatic,
-                Some(m) => FailoverKind::Manual(*m),
-            };
+            let kind = FailoverKind::from(*manual);
             // The last fault that cut the failed master off before this.
             let died = h[..k].iter().rev().find_map(|e| match &e.kind {
                 HistoryKind::Fault { masters_hit, .. } if masters_hit.contains(&failed) => {
@@ -429,11 +478,11 @@ impl Simulation {
             "ops": { "sent": 0, "ok": 0, "errors": 0, "timeouts": 0 },
             "writes": { "acknowledged": 0, "lost": 0, "failed": 0 },
             "availability": { "max_unavailable_ms": 0, "unavailable_ms_by_shard": [] },
-            "invariants": { "checked": 0, "violations": [] },
+            "invariants": self.checks.json(&self.world),
             "expectations": expectations,
             "detections": self.detections(),
             "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),
-            "not_implemented": ["ops", "writes", "availability", "invariants", "final.nodes[].stats"],
+            "not_implemented": ["ops", "writes", "availability", "final.nodes[].stats"],
         })
     }
 
@@ -557,8 +606,8 @@ pub struct TraceWriter<W: Write> {
     pub error: Option<std::io::Error>,
 }
 
-impl<W: Write> Hooks<Event> for TraceWriter<W> {
-    fn before(&mut self, at: SimTime, seq: u64, event: &Event) {
+impl<W: Write> Hooks<World> for TraceWriter<W> {
+    fn before(&mut self, at: SimTime, seq: u64, event: &Event, _world: &World) {
         if self.error.is_some() {
             return;
         }
@@ -575,8 +624,8 @@ pub struct HashRecorder {
     pub hashes: Vec<(SimTime, u64)>,
 }
 
-impl Hooks<Event> for HashRecorder {
-    fn after(&mut self, stats: &RunStats) {
+impl Hooks<World> for HashRecorder {
+    fn after(&mut self, stats: &RunStats, _world: &World) {
         self.hashes.push((stats.now, stats.hash.value()));
     }
 }

@@ -329,7 +329,7 @@ impl World {
                         | Note::FailMarked { about }
                         | Note::FailReceived { about }
                         | Note::FailCleared { about }
-                        | Note::VoteGranted { to: about }
+                        | Note::VoteGranted { to: about, .. }
                         | Note::Promoted {
                             old_master: about, ..
                         } => self.id_to_proc.get(about).copied(),
@@ -997,6 +997,54 @@ impl World {
         self.conn_of_link.remove(&(a, a_link));
         if self.alive(a, a_inc) {
             self.input(a, now, Input::LinkError { link: a_link }, queue);
+        }
+    }
+}
+
+/// The processes whose state handling an event can change, for observers
+/// that look only at what may have changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touches {
+    /// None (a SYN reaching a host: only the connection changes).
+    Nothing,
+    /// This process alone: the event gives its node an input.
+    Proc(u32),
+    /// The process at one end of connection `conn`: the accepting end when
+    /// the flag is true, else the connecting end.
+    ConnEnd(u32, bool),
+    /// Any process: faults and the cluster manager.
+    Any,
+}
+
+impl Touches {
+    /// What handling `event` can change (known from the event alone).
+    /// Each new kind of event must say here which processes it reaches.
+    pub fn of(event: &Event) -> Touches {
+        match event {
+            Event::Cron { proc, .. } => Touches::Proc(*proc),
+            Event::SynArrive { .. } => Touches::Nothing,
+            Event::SynRetry { conn, .. }
+            | Event::Established { conn }
+            | Event::ConnectFailed { conn } => Touches::ConnEnd(*conn, false),
+            Event::Accept { conn } => Touches::ConnEnd(*conn, true),
+            Event::Deliver { conn, to_b, .. } | Event::Reset { conn, to_b } => {
+                Touches::ConnEnd(*conn, *to_b)
+            }
+            Event::Fault(_) | Event::Admin => Touches::Any,
+        }
+    }
+}
+
+impl World {
+    /// The processes `t` stands for: `None` for any.
+    pub fn touched(&self, t: Touches) -> Option<std::ops::Range<u32>> {
+        let one = |p: u32| Some(p..p + 1);
+        match t {
+            Touches::Nothing => Some(0..0),
+            Touches::Proc(p) => one(p),
+            Touches::ConnEnd(conn, false) => one(self.conns[conn as usize].a),
+            Touches::ConnEnd(conn, true) => self.conns[conn as usize].b.map_or(Some(0..0), one),
+            Touches::Any => None,
         }
     }
 }

@@ -80,7 +80,7 @@ fn expect_failover_time(config: &str, bound: &str) -> redsim::sim::ExpectResult 
     );
     let mut sim = redsim::sim::Simulation::new(scenario(&toml), 3).unwrap();
     let mut r = sim.run(&mut ());
-    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r.len(), 2, "{r:?}: max_failover_time, then the invariants");
     r.remove(0)
 }
 

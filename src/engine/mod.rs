@@ -205,17 +205,39 @@ pub struct RunStats {
     pub hash: TraceHash,
 }
 
-/// Observers of a run loop: called around every event. They see events but
-/// cannot change the run (the trace file and the determinism check use them).
-pub trait Hooks<E> {
+/// Observers of a run loop: called around every event. They see events and
+/// the model, read-only, and cannot change the run (the trace file, the
+/// determinism check and the invariant checks use them).
+pub trait Hooks<M: Model> {
     /// Before event `seq` at `at` is handled.
-    fn before(&mut self, _at: SimTime, _seq: u64, _event: &E) {}
+    fn before(&mut self, _at: SimTime, _seq: u64, _event: &M::Event, _model: &M) {}
     /// After it was handled and folded into `stats.hash`.
-    fn after(&mut self, _stats: &RunStats) {}
+    fn after(&mut self, _stats: &RunStats, _model: &M) {}
 }
 
 /// No observers.
-impl<E> Hooks<E> for () {}
+impl<M: Model> Hooks<M> for () {}
+
+impl<M: Model, H: Hooks<M> + ?Sized> Hooks<M> for &mut H {
+    fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {
+        (**self).before(at, seq, event, model);
+    }
+    fn after(&mut self, stats: &RunStats, model: &M) {
+        (**self).after(stats, model);
+    }
+}
+
+/// Two observers, called in order.
+impl<M: Model, A: Hooks<M>, B: Hooks<M>> Hooks<M> for (A, B) {
+    fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {
+        self.0.before(at, seq, event, model);
+        self.1.before(at, seq, event, model);
+    }
+    fn after(&mut self, stats: &RunStats, model: &M) {
+        self.0.after(stats, model);
+        self.1.after(stats, model);
+    }
+}
 
 /// Process events in order until the queue is empty or the next event is
 /// later than `until`. The clock ends at `until` (or at the last event if the
@@ -225,7 +247,7 @@ pub fn run<M: Model>(
     queue: &mut EventQueue<M::Event>,
     stats: &mut RunStats,
     until: SimTime,
-    hooks: &mut impl Hooks<M::Event>,
+    hooks: &mut impl Hooks<M>,
 ) {
     while let Some(t) = queue.peek_time() {
         if t > until {
@@ -234,13 +256,13 @@ pub fn run<M: Model>(
         let (at, seq, event) = queue.pop().expect("peeked");
         debug_assert!(at >= stats.now, "time went backwards: {at} < {}", stats.now);
         stats.now = at;
-        hooks.before(at, seq, &event);
+        hooks.before(at, seq, &event, model);
         let digest = model.handle(at, event, queue);
         stats.hash.fold(at);
         stats.hash.fold(seq);
         stats.hash.fold(digest);
         stats.events += 1;
-        hooks.after(stats);
+        hooks.after(stats, model);
     }
     stats.now = stats.now.max(until);
 }

@@ -249,7 +249,8 @@ impl Node {
             self.send_message(Some(link), Rc::new(msg), out);
         }
         let to = self.n(node).name;
-        out.push(Effect::Note(Note::VoteGranted { to }));
+        let epoch = self.current_epoch;
+        out.push(Effect::Note(Note::VoteGranted { to, epoch }));
     }
 
     /// `CLUSTERMSG_TYPE_FAILOVER_AUTH_ACK` in `clusterProcessPacket`.

@@ -113,9 +113,11 @@ pub enum Note {
     ElectionStarted {
         epoch: u64,
     },
-    /// This master voted for replica `to`.
+    /// This master voted for replica `to` in `epoch` (its `currentEpoch`,
+    /// recorded as `lastVoteEpoch`).
     VoteGranted {
         to: NodeId,
+        epoch: u64,
     },
     /// This replica became the master of its shard, replacing `old_master`;
     /// `manual` is the `CLUSTER FAILOVER` mode when the failover was manual.
@@ -281,6 +283,8 @@ pub struct Node {
     myself: u32,
     /// Slot → entry index of its owner, `NO_OWNER` if unassigned.
     slot_owner: Vec<u32>,
+    /// Bumped at every change of `slot_owner` (see [`Node::slot_map_version`]).
+    slot_map_version: u64,
     owner_not_claiming_slot: SlotBitmap,
     migrating_slots_to: BTreeMap<u16, u32>,
     importing_slots_from: BTreeMap<u16, u32>,
@@ -347,6 +351,7 @@ impl Node {
             by_name: BTreeMap::new(),
             myself: 0,
             slot_owner: vec![NO_OWNER; CLUSTER_SLOTS],
+            slot_map_version: 0,
             owner_not_claiming_slot: SlotBitmap::default(),
             migrating_slots_to: BTreeMap::new(),
             importing_slots_from: BTreeMap::new(),
@@ -522,6 +527,7 @@ impl Node {
             }
         }
         self.slot_owner[slot] = idx;
+        self.slot_map_version += 1;
         true
     }
 
@@ -537,6 +543,7 @@ impl Node {
             n.numslots -= 1;
         }
         self.slot_owner[slot] = NO_OWNER;
+        self.slot_map_version += 1;
         true
     }
 
@@ -584,6 +591,7 @@ impl Node {
             self.slot_owner[w * 64 + r.trailing_zeros() as usize] = to;
             r &= r - 1;
         }
+        self.slot_map_version += 1;
     }
 
     /// `clusterDelNodeSlots`.
@@ -747,6 +755,13 @@ impl Node {
             NO_OWNER => None,
             i => Some(self.n(i)),
         }
+    }
+
+    /// A number that changes at every change of this node's slot → owner
+    /// table, so an observer can tell that a node's view of the slots is
+    /// unchanged without reading 16384 slots.
+    pub fn slot_map_version(&self) -> u64 {
+        self.slot_map_version
     }
 
     /// My master's ID, if I am a replica.

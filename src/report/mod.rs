@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::sim::{ExpectResult, Simulation};
-use crate::world::{fmt_time, HistoryKind};
+use crate::world::{fmt_time, HistoryKind, World};
 
 /// The summary `redsim run` prints without `--json`.
 pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String {
@@ -45,7 +45,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                 s,
                 "  {:>10}  {}",
                 fmt_time(f.at),
-                describe_fault(sim, &f.action)
+                describe_fault(w, &f.action)
             );
         }
     }
@@ -131,6 +131,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             p.addr.to_string()
         );
     }
+    checks_section(&mut s, sim);
     if !expectations.is_empty() {
         let _ = writeln!(s, "\nexpectations");
         for e in expectations {
@@ -150,9 +151,67 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     s
 }
 
-fn describe_fault(sim: &Simulation, a: &crate::scenario::FaultAction) -> String {
+/// The "checks" section: each check, ok or FAIL with its violations and
+/// the history entries before each; liveness with how it ended.
+fn checks_section(s: &mut String, sim: &Simulation) {
+    use crate::check::liveness::Status;
+    let violations = sim.checks.violations();
+    let _ = writeln!(s, "\nchecks");
+    for name in crate::check::NAMES {
+        let mine: Vec<_> = violations.iter().filter(|v| v.check == name).collect();
+        let (mark, note) = match sim.checks.liveness() {
+            _ if name != crate::check::liveness::NAME => ("ok  ", String::new()),
+            Status::Recovered {
+                cause,
+                since,
+                at,
+                bound,
+            } => (
+                "ok  ",
+                format!(
+                    "converged {} after {cause}; bound {}",
+                    fmt_time(at - since),
+                    fmt_time(*bound)
+                ),
+            ),
+            Status::NotApplicable { cause, reason } => {
+                ("n/a ", format!("not judged after {cause}: {reason}"))
+            }
+            Status::Unknown { cause, deadline } | Status::Pending { cause, deadline } => (
+                "?   ",
+                format!(
+                    "not converged yet at {} after {cause}; the bound ends at {}",
+                    fmt_time(sim.stats.now),
+                    fmt_time(*deadline)
+                ),
+            ),
+            Status::Violated { cause, deadline } => (
+                "FAIL",
+                format!("not converged by {} after {cause}", fmt_time(*deadline)),
+            ),
+            Status::Idle => ("n/a ", "no event was processed".to_string()),
+        };
+        let mark = if mine.is_empty() { mark } else { "FAIL" };
+        let note = if note.is_empty() {
+            note
+        } else {
+            format!("  ({note})")
+        };
+        let _ = writeln!(s, "  {mark}  {name}{note}");
+        for v in mine {
+            let _ = writeln!(s, "          at {}: {}", fmt_time(v.at), v.message);
+            for h in crate::check::context(&sim.world, v.at) {
+                let what = crate::check::describe_history(&sim.world, h);
+                let _ = writeln!(s, "            {:>10}  {what}", fmt_time(h.at));
+            }
+        }
+    }
+}
+
+/// A fault in a few words: `kill node-1`, `heal`.
+pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String {
     use crate::scenario::FaultAction::*;
-    let name = |i: &usize| sim.world.procs[*i].name.clone();
+    let name = |i: &usize| world.procs[*i].name.clone();
     match a {
         Kill { node } => format!("kill {}", name(node)),
         Restart { node } => format!("restart {}", name(node)),

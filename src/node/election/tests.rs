@@ -381,7 +381,10 @@ fn vote_granted_with_fsynced_last_vote_epoch() {
     let req = request(&s, 4);
     let out = s.at(T0_MS).recv(req);
     assert_eq!(acks(&out), vec![0x50]);
-    assert!(notes(&out).contains(&Note::VoteGranted { to: id(0x50) }));
+    assert!(notes(&out).contains(&Note::VoteGranted {
+        to: id(0x50),
+        epoch: 4
+    }));
     assert_eq!(s.node.last_vote_epoch, 4);
     assert_eq!(s.node.n(s.idx(0x10)).voted_time, T0_MS);
     let save = out.iter().find_map(|e| match e {

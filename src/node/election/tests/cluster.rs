@@ -228,7 +228,11 @@ fn four_nodes_master_dies_replica_is_elected_and_everyone_agrees() {
     assert_eq!(won, start, "votes arrive within the same round");
     for b in [0x20, 0x30] {
         assert!(c
-            .first_note(b, |n| *n == Note::VoteGranted { to: id(0x50) })
+            .first_note(b, |n| *n
+                == Note::VoteGranted {
+                    to: id(0x50),
+                    epoch: 4
+                })
             .is_some());
     }
     for &b in &[0x20, 0x30, 0x50] {
@@ -335,7 +339,10 @@ fn equal_offsets_share_rank_0_exactly_one_wins_the_other_follows() {
                 "{ctx}: {voter:#x} voted once"
             );
             assert!(c
-                .first_note(voter, |n| *n == Note::VoteGranted { to: id(winner) })
+                .first_note(
+                    voter,
+                    |n| matches!(n, Note::VoteGranted { to, .. } if *to == id(winner))
+                )
                 .is_some());
         }
         let asked = |b| c.first_note(b, |n| matches!(n, Note::ElectionStarted { .. }));

@@ -1,0 +1,657 @@
+//! Invariant checks. [`Checks`] is an observer of the run loop
+//! ([`Hooks`]): after every event it reads the nodes' state and the new
+//! history entries, read-only, so it never changes the run. One file per
+//! check, each with the name that appears verbatim in reports:
+//!
+//! - [`unique_config_epoch_per_slot`]: the masters claiming a slot have
+//!   pairwise different config epochs;
+//! - [`current_epoch_monotonic`]: `currentEpoch` never decreases on a node,
+//!   nor across a restart below what its `nodes.conf` kept;
+//! - [`one_vote_per_epoch`]: a node votes at most once per epoch;
+//! - [`unique_master_config_epochs_when_converged`]: two running masters do
+//!   not share a config epoch for a node timeout of convergence;
+//! - [`liveness`]: after a fault Redis can recover from on its own, the
+//!   cluster converges within a bound derived from the node timeout.
+//!
+//! Cost: after each event the checks compare a few numbers of the process
+//! the event reached ([`World::touched`]: incarnation, `currentEpoch`,
+//! config epoch, role, `cluster_state`,
+//! [`crate::node::Node::slot_map_version`]); only when one changed, or a
+//! fault or vote was recorded, do they look at claims and slot maps.
+//!
+//! TODO(replication): "a replica's processed replication offset never
+//! exceeds its master's" belongs here once replication offsets are
+//! simulated (`src/node/replication.rs`); until then there is nothing true
+//! to check.
+
+pub mod current_epoch_monotonic;
+pub mod liveness;
+pub mod one_vote_per_epoch;
+pub mod unique_config_epoch_per_slot;
+pub mod unique_master_config_epochs_when_converged;
+
+use serde_json::{json, Value};
+
+use crate::engine::{Hooks, RunStats, SimTime};
+use crate::net::LatencySpec;
+use crate::node::bus::{NodeId, SlotBitmap};
+use crate::node::slots::CLUSTER_SLOTS;
+use crate::node::{Node, Note};
+use crate::scenario::FaultAction;
+use crate::world::{fmt_time, Event, HistoryEvent, HistoryKind, Proc, ProcState, Touches, World};
+use current_epoch_monotonic::CurrentEpochMonotonic;
+use liveness::{Liveness, Shard, Situation, Status};
+use one_vote_per_epoch::OneVotePerEpoch;
+use unique_config_epoch_per_slot::{Claim, UniqueConfigEpochPerSlot};
+use unique_master_config_epochs_when_converged::{first_collision, UniqueMasterConfigEpochs};
+
+/// The checks every run makes, in report order.
+pub const NAMES: [&str; 5] = [
+    unique_config_epoch_per_slot::NAME,
+    current_epoch_monotonic::NAME,
+    one_vote_per_epoch::NAME,
+    unique_master_config_epochs_when_converged::NAME,
+    liveness::NAME,
+];
+
+/// History entries shown before a violation in reports.
+const CONTEXT_ENTRIES: usize = 6;
+
+/// A check that did not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub check: &'static str,
+    /// When it first did not hold.
+    pub at: SimTime,
+    pub message: String,
+}
+
+/// Why the cluster is not converged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotConverged {
+    Partitioned,
+    NoNodeRunning,
+    /// This process reports `cluster_state:fail`.
+    StateFail(u32),
+    /// These two processes see different slot maps.
+    Disagree(u32, u32),
+    /// The agreed owner of some slots is not a running master.
+    OwnerDown(NodeId),
+    /// Only this many slots are assigned.
+    Uncovered(u32),
+}
+
+impl NotConverged {
+    pub fn describe(&self, world: &World) -> String {
+        let name = |p: &u32| &world.procs[*p as usize].name;
+        match self {
+            NotConverged::Partitioned => "a partition or one-way rule is in force".into(),
+            NotConverged::NoNodeRunning => "no node of the cluster is running".into(),
+            NotConverged::StateFail(p) => format!("{} reports cluster_state:fail", name(p)),
+            NotConverged::Disagree(a, b) => {
+                format!("{} and {} see different slot maps", name(a), name(b))
+            }
+            NotConverged::OwnerDown(id) => format!(
+                "the slots of {} are served by no running master",
+                node_name(world, id)
+            ),
+            NotConverged::Uncovered(n) => format!("only {n} of {CLUSTER_SLOTS} slots are assigned"),
+        }
+    }
+}
+
+/// The name of the process with node ID `id`, or the ID's first digits.
+fn node_name(world: &World, id: &NodeId) -> String {
+    match world.proc_of_id(id) {
+        Some(p) => world.procs[p as usize].name.clone(),
+        None => format!("{id:?}"),
+    }
+}
+
+/// The running processes of the cluster (those `--cluster create` was
+/// given, or the dump lists), with their nodes. Paused processes are not
+/// running.
+fn members(world: &World) -> impl Iterator<Item = (u32, &Node)> {
+    world
+        .procs
+        .iter()
+        .zip(&world.scenario.nodes)
+        .enumerate()
+        .filter(|(_, (p, spec))| spec.in_create && p.state == ProcState::Running)
+        .filter_map(|(i, (p, _))| p.node.as_ref().map(|n| (i as u32, n)))
+}
+
+/// A node's slot map: each node it sees owning slots, with those slots,
+/// by node ID.
+fn slot_map(node: &Node) -> Vec<(NodeId, &SlotBitmap)> {
+    let mut m: Vec<_> = node
+        .known_nodes()
+        .filter(|n| n.numslots > 0)
+        .map(|n| (n.name, &*n.slots))
+        .collect();
+    m.sort_unstable_by_key(|&(id, _)| id);
+    m
+}
+
+/// The process of node `id` if it is running with that ID.
+fn runs(world: &World, id: &NodeId) -> Option<u32> {
+    let p = world.proc_of_id(id)?;
+    let proc = &world.procs[p as usize];
+    let node = proc.node.as_ref()?;
+    (proc.state == ProcState::Running && node.my_id() == *id).then_some(p)
+}
+
+/// Slots assigned in a slot map.
+fn assigned(map: &[(NodeId, &SlotBitmap)]) -> u32 {
+    let mut all = SlotBitmap::default();
+    for (_, s) in map {
+        for (w, x) in all.0.iter_mut().zip(s.0.iter()) {
+            *w |= x;
+        }
+    }
+    all.count()
+}
+
+/// The cluster is converged: no partition or one-way rule in force, every
+/// running node of the cluster reports `cluster_state:ok`, they all see the
+/// same slot → master map, and every slot's master in it is a running master.
+pub fn converged(world: &World) -> Result<(), NotConverged> {
+    if world.net.has_rules() {
+        return Err(NotConverged::Partitioned);
+    }
+    let running: Vec<(u32, &Node)> = members(world).collect();
+    if let Some((p, _)) = running.iter().find(|(_, n)| !n.state_ok()) {
+        return Err(NotConverged::StateFail(*p));
+    }
+    let Some(((first, node), rest)) = running.split_first() else {
+        return Err(NotConverged::NoNodeRunning);
+    };
+    let map = slot_map(node);
+    if let Some((p, _)) = rest.iter().find(|(_, n)| slot_map(n) != map) {
+        return Err(NotConverged::Disagree(*first, *p));
+    }
+    for (id, _) in &map {
+        let master = runs(world, id).and_then(|p| world.node(p));
+        if !master.is_some_and(|m| m.is_master()) {
+            return Err(NotConverged::OwnerDown(*id));
+        }
+    }
+    match assigned(&map) {
+        n if (n as usize) < CLUSTER_SLOTS => Err(NotConverged::Uncovered(n)),
+        _ => Ok(()),
+    }
+}
+
+/// The longest one-way delay `spec` gives (mean plus four standard
+/// deviations for a normal one).
+fn latency_max(spec: LatencySpec) -> SimTime {
+    match spec {
+        LatencySpec::Fixed(t) => t,
+        LatencySpec::Uniform { min, max } => min.max(max),
+        LatencySpec::Normal { mean, jitter } => mean + 4 * jitter,
+    }
+}
+
+/// What the checks last saw of a process: cheap to read after every event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Seen {
+    inc: u32,
+    alive: bool,
+    running: bool,
+    current_epoch: u64,
+    config_epoch: u64,
+    master: bool,
+    ok: bool,
+    slot_map_version: u64,
+}
+
+impl Seen {
+    fn of(proc: &Proc) -> Seen {
+        match &proc.node {
+            None => Seen {
+                inc: proc.inc,
+                ..Seen::default()
+            },
+            Some(n) => Seen {
+                inc: proc.inc,
+                alive: true,
+                running: proc.state == ProcState::Running,
+                current_epoch: n.current_epoch,
+                config_epoch: n.myself().config_epoch,
+                master: n.is_master(),
+                ok: n.state_ok(),
+                slot_map_version: n.slot_map_version(),
+            },
+        }
+    }
+}
+
+/// The checks of one run.
+pub struct Checks {
+    names: Vec<String>,
+    seen: Vec<Seen>,
+    /// History entries already read.
+    history_len: usize,
+    started: bool,
+    /// The earliest deadline a check waits for.
+    next_deadline: SimTime,
+    /// What the event being handled can change.
+    touches: Touches,
+    /// The greatest `cluster-node-timeout` of the nodes.
+    node_timeout_ms: u64,
+    /// The longest one-way latency in force so far.
+    latency: SimTime,
+    /// A `loss` above 0 has been in force (`[network]` or a fault).
+    lossy: bool,
+    per_slot: UniqueConfigEpochPerSlot,
+    epochs: CurrentEpochMonotonic,
+    votes: OneVotePerEpoch,
+    collisions: UniqueMasterConfigEpochs,
+    liveness: Liveness,
+    /// Why the cluster was not converged when last looked at.
+    not_converged: Option<NotConverged>,
+    violations: Vec<Violation>,
+}
+
+impl Hooks<World> for Checks {
+    #[inline]
+    fn before(&mut self, _at: SimTime, _seq: u64, event: &Event, _world: &World) {
+        self.touches = Touches::of(event);
+    }
+
+    fn after(&mut self, stats: &RunStats, world: &World) {
+        self.observe(stats.now, world);
+    }
+}
+
+impl Checks {
+    pub fn new(world: &World) -> Checks {
+        let s = &world.scenario;
+        let node_timeout_ms = s
+            .nodes
+            .iter()
+            .map(|n| n.config.cluster_node_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        Checks {
+            names: world.procs.iter().map(|p| p.name.clone()).collect(),
+            seen: vec![Seen::default(); world.procs.len()],
+            history_len: 0,
+            started: false,
+            next_deadline: SimTime::MAX,
+            touches: Touches::Any,
+            node_timeout_ms,
+            latency: latency_max(s.network.latency),
+            lossy: s.network.loss > 0.0,
+            per_slot: UniqueConfigEpochPerSlot::default(),
+            epochs: CurrentEpochMonotonic::new(world.procs.len()),
+            votes: OneVotePerEpoch::default(),
+            collisions: UniqueMasterConfigEpochs::new(node_timeout_ms * crate::engine::MS),
+            liveness: Liveness::default(),
+            not_converged: None,
+            violations: Vec::new(),
+        }
+    }
+
+    /// After an event at `now`: the fast path compares what the event can
+    /// have changed; the rest runs only when something did.
+    #[inline]
+    fn observe(&mut self, now: SimTime, world: &World) {
+        if now > self.next_deadline {
+            self.deadlines(now, world);
+        }
+        let mut cause = None;
+        if world.history.len() != self.history_len || !self.started {
+            cause = self.read_history(world);
+        }
+        let mut changed = cause.is_some();
+        let procs = world
+            .touched(self.touches)
+            .unwrap_or(0..world.procs.len() as u32);
+        for p in procs {
+            let seen = Seen::of(&world.procs[p as usize]);
+            if seen != self.seen[p as usize] {
+                self.proc_changed(now, p, seen, world);
+                changed = true;
+            }
+        }
+        if changed {
+            self.evaluate(now, world, cause);
+        }
+    }
+
+    /// The deadlines that passed before `now` while the state held.
+    #[inline(never)]
+    fn deadlines(&mut self, now: SimTime, world: &World) {
+        let not_converged = &self.not_converged;
+        let why = || describe_opt(not_converged, world);
+        self.violations.extend(self.liveness.due(now, why));
+        self.violations.extend(self.collisions.due(now));
+        self.next_deadline = self.next_deadline();
+    }
+
+    fn next_deadline(&self) -> SimTime {
+        let d = [self.liveness.deadline(), self.collisions.deadline()];
+        d.into_iter().flatten().min().unwrap_or(SimTime::MAX)
+    }
+
+    /// Read the new history entries: votes, and what starts a liveness
+    /// obligation (a fault, the creation, the start of the run).
+    #[inline(never)]
+    fn read_history(&mut self, world: &World) -> Option<String> {
+        let mut cause = None;
+        for h in &world.history[self.history_len..] {
+            match &h.kind {
+                HistoryKind::Note {
+                    note: Note::VoteGranted { to, epoch },
+                    about,
+                } => {
+                    let Some((p, voter)) = h.proc.and_then(|p| Some((p, world.node(p)?))) else {
+                        continue;
+                    };
+                    let to = about.map_or_else(|| format!("{to:?}"), |a| self.name(a).into());
+                    let v =
+                        self.votes
+                            .vote(h.at, voter.my_id(), &self.names[p as usize], *epoch, to);
+                    self.violations.extend(v);
+                }
+                HistoryKind::Fault { index, .. } => {
+                    let action = &world.scenario.faults[*index as usize].action;
+                    match action {
+                        FaultAction::Latency { value, .. } => {
+                            self.latency = self.latency.max(latency_max(*value));
+                        }
+                        FaultAction::Loss { value, .. } => self.lossy |= *value > 0.0,
+                        _ => {}
+                    }
+                    cause = Some(format!(
+                        "{} at {}",
+                        crate::report::describe_fault(world, action),
+                        fmt_time(h.at)
+                    ));
+                }
+                HistoryKind::Created => {
+                    cause = Some(format!("the cluster's creation at {}", fmt_time(h.at)));
+                }
+                HistoryKind::Note { .. } => {}
+            }
+        }
+        self.history_len = world.history.len();
+        if !self.started {
+            self.started = true;
+            self.touches = Touches::Any;
+            cause.get_or_insert_with(|| "the start of the run".to_string());
+        }
+        cause
+    }
+
+    /// Process `p` changed to `seen`: `currentEpoch` while it runs, what its
+    /// disk keeps when it dies.
+    #[inline(never)]
+    fn proc_changed(&mut self, now: SimTime, p: u32, seen: Seen, world: &World) {
+        let before = std::mem::replace(&mut self.seen[p as usize], seen);
+        if seen.alive {
+            let v = self.epochs.running(
+                now,
+                p,
+                &self.names[p as usize],
+                seen.inc,
+                seen.current_epoch,
+            );
+            self.violations.extend(v);
+        } else if before.alive {
+            let persisted = world.procs[p as usize]
+                .disk
+                .nodes_conf
+                .as_deref()
+                .and_then(|t| crate::node::conf_file::parse_nodes(t).ok())
+                .and_then(|f| f.current_epoch);
+            self.epochs.down(p, persisted);
+        }
+    }
+
+    /// The checks that read claims and slot maps, after something changed.
+    #[inline(never)]
+    fn evaluate(&mut self, now: SimTime, world: &World, cause: Option<String>) {
+        let claims: Vec<Claim> = world
+            .procs
+            .iter()
+            .enumerate()
+            .filter_map(|(p, proc)| {
+                let me = proc.node.as_ref()?.myself();
+                (me.is_master() && me.numslots > 0).then(|| Claim {
+                    proc: p as u32,
+                    config_epoch: me.config_epoch,
+                    slots: &me.slots,
+                })
+            })
+            .collect();
+        let v = self.per_slot.check(now, &claims, &self.names);
+        self.violations.extend(v);
+
+        let mut conv: Option<Result<(), NotConverged>> = None;
+        let masters: Vec<(u32, u64)> = members(world)
+            .filter(|(_, n)| n.is_master())
+            .map(|(p, n)| (p, n.myself().config_epoch))
+            .collect();
+        let collision = first_collision(&masters)
+            .filter(|_| conv.get_or_insert_with(|| converged(world)).is_ok())
+            .map(|(a, b, e)| {
+                format!(
+                    "{} and {} have config epoch {e}",
+                    self.name(a),
+                    self.name(b)
+                )
+            });
+        self.collisions.update(now, collision);
+
+        if let Some(cause) = cause {
+            let s = situation(world, self.lossy);
+            let replicas = s.shards.iter().map(|m| m.replicas).max().unwrap_or(0);
+            let bound = liveness::recoverable(&s)
+                .map(|()| liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency));
+            self.liveness.start(now, cause, bound);
+        }
+        if self.liveness.pending() {
+            match conv.get_or_insert_with(|| converged(world)) {
+                Ok(()) => self.liveness.converged(now),
+                Err(e) => self.not_converged = Some(e.clone()),
+            }
+        }
+        self.next_deadline = self.next_deadline();
+    }
+
+    fn name(&self, p: u32) -> &str {
+        &self.names[p as usize]
+    }
+
+    /// At the end of the run (`end`): judge what waits for a deadline.
+    pub fn finish(&mut self, end: SimTime, world: &World) {
+        let not_converged = &self.not_converged;
+        let why = || describe_opt(not_converged, world);
+        self.violations.extend(self.liveness.finish(end, why));
+        self.violations.extend(self.collisions.finish(end));
+    }
+
+    /// Every violation, in time order.
+    pub fn violations(&self) -> Vec<&Violation> {
+        let mut v: Vec<&Violation> = self.violations.iter().collect();
+        v.sort_by_key(|v| v.at);
+        v
+    }
+
+    pub fn liveness(&self) -> &Status {
+        self.liveness.status()
+    }
+
+    /// The `invariants` field of the `--json` summary.
+    pub fn json(&self, world: &World) -> Value {
+        let violations: Vec<Value> = self
+            .violations()
+            .into_iter()
+            .map(|v| {
+                json!({
+                    "check": v.check,
+                    "at_ms": v.at / 1000,
+                    "message": v.message,
+                    "context": context(world, v.at)
+                        .iter()
+                        .map(|h| format!("{} {}", fmt_time(h.at), describe_history(world, h)))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "checked": NAMES.len(),
+            "names": NAMES,
+            "violations": violations,
+            "liveness": liveness_json(self.liveness()),
+        })
+    }
+}
+
+fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
+    n.as_ref()
+        .map_or_else(|| "not converged".to_string(), |n| n.describe(world))
+}
+
+/// What liveness's condition reads: the slot map most running nodes hold
+/// (the first in process order among equally common ones) and its masters.
+fn situation(world: &World, lossy: bool) -> Situation {
+    let maps: Vec<Vec<(NodeId, &SlotBitmap)>> = members(world).map(|(_, n)| slot_map(n)).collect();
+    let map = maps
+        .iter()
+        .enumerate()
+        .max_by_key(|&(i, m)| (maps.iter().filter(|o| *o == m).count(), usize::MAX - i))
+        .map(|(_, m)| m.as_slice())
+        .unwrap_or_default();
+    let shards = map
+        .iter()
+        .map(|(id, slots)| {
+            let replicas: Vec<u32> = members(world)
+                .filter(|(_, n)| n.master_id() == Some(*id))
+                .map(|(p, _)| p)
+                .collect();
+            let may_fail_over = replicas
+                .iter()
+                .filter(|&&r| {
+                    !world.scenario.nodes[r as usize]
+                        .config
+                        .cluster_replica_no_failover
+                })
+                .count();
+            let replaced = members(world).any(|(_, n)| {
+                let me = n.myself();
+                me.name != *id
+                    && me.is_master()
+                    && slots
+                        .0
+                        .iter()
+                        .zip(me.slots.0.iter())
+                        .all(|(s, m)| s & !m == 0)
+            });
+            Shard {
+                name: node_name(world, id),
+                running: runs(world, id).is_some(),
+                replaced,
+                replicas: replicas.len() as u32,
+                failover_replicas: may_fail_over as u32,
+            }
+        })
+        .collect();
+    Situation {
+        partitioned: world.net.has_rules(),
+        lossy,
+        assigned_slots: assigned(map) as usize,
+        shards,
+    }
+}
+
+/// The last few history entries at or before `at`.
+pub fn context(world: &World, at: SimTime) -> &[HistoryEvent] {
+    let end = world.history.partition_point(|h| h.at <= at);
+    &world.history[end.saturating_sub(CONTEXT_ENTRIES)..end]
+}
+
+/// One history entry in words.
+pub fn describe_history(world: &World, h: &HistoryEvent) -> String {
+    let name = |p: u32| world.procs[p as usize].name.as_str();
+    match &h.kind {
+        HistoryKind::Created => "the cluster is created (redis-cli --cluster create)".into(),
+        HistoryKind::Fault { index, .. } => format!(
+            "fault: {}",
+            crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)
+        ),
+        HistoryKind::Note { note, about } => {
+            let who = h.proc.map_or("?", name);
+            let other = |id: &NodeId| about.map_or_else(|| format!("{id:?}"), |a| name(a).into());
+            match note {
+                Note::Pfail { about: id } => format!("{who} flags {} fail? (PFAIL)", other(id)),
+                Note::PfailCleared { about: id } => {
+                    format!("{who} clears fail? (PFAIL) of {}", other(id))
+                }
+                Note::FailMarked { about: id } => {
+                    format!("{who} marks {} fail (majority of reports)", other(id))
+                }
+                Note::FailReceived { about: id } => {
+                    format!("{who} learns {} is fail (FAIL message)", other(id))
+                }
+                Note::FailCleared { about: id } => format!("{who} clears fail of {}", other(id)),
+                Note::StateChanged { ok } => {
+                    format!("{who} cluster_state:{}", if *ok { "ok" } else { "fail" })
+                }
+                Note::ElectionScheduled { delay_ms, rank } => {
+                    format!("{who} schedules an election in {delay_ms} ms (rank {rank})")
+                }
+                Note::ElectionStarted { epoch } => {
+                    format!("{who} asks for votes in epoch {epoch}")
+                }
+                Note::VoteGranted { to, epoch } => {
+                    format!("{who} votes for {} in epoch {epoch}", other(to))
+                }
+                Note::Promoted {
+                    config_epoch,
+                    old_master,
+                    manual,
+                } => format!(
+                    "{who} replaces {} as master (config epoch {config_epoch}, {})",
+                    other(old_master),
+                    crate::sim::FailoverKind::from(*manual).as_str()
+                ),
+                Note::ManualFailoverTimeout => format!("{who}: manual failover timed out"),
+            }
+        }
+    }
+}
+
+/// The `liveness` object of the summary.
+fn liveness_json(s: &Status) -> Value {
+    let ms = |t: &SimTime| t / 1000;
+    match s {
+        Status::Idle => json!({ "status": "idle" }),
+        Status::NotApplicable { cause, reason } => {
+            json!({ "status": "not-applicable", "after": cause, "reason": reason })
+        }
+        Status::Pending { cause, deadline } => {
+            json!({ "status": "pending", "after": cause, "deadline_ms": ms(deadline) })
+        }
+        Status::Recovered {
+            cause,
+            since,
+            at,
+            bound,
+        } => json!({
+            "status": "converged", "after": cause, "converged_ms": ms(at),
+            "took_ms": ms(&(at - since)), "bound_ms": ms(bound),
+        }),
+        Status::Violated { cause, deadline } => {
+            json!({ "status": "violated", "after": cause, "deadline_ms": ms(deadline) })
+        }
+        Status::Unknown { cause, deadline } => {
+            json!({ "status": "unknown", "after": cause, "deadline_ms": ms(deadline) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
