@@ -1,6 +1,7 @@
 //! redsim: a deterministic simulator of Redis Cluster.
 
 pub mod admin;
+pub mod client;
 pub mod engine;
 pub mod net;
 pub mod node;
