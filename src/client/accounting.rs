@@ -38,8 +38,8 @@
 //! # Availability
 //!
 //! Shards are the masters' slot ranges when the cluster was created.
-//! Writes are taken per shard, in the order they ended, from the creation
-//! on: a failed write opens an interval of unavailability (from when it
+//! Writes sent from the creation on are taken per shard, in the order
+//! they ended: a failed write opens an interval of unavailability (from when it
 //! was sent, or the shard's last success if later) unless one is open; the
 //! next acknowledged write closes it, when it is acknowledged. An interval
 //! still open at the end lasts until the last failed write ended.
@@ -184,8 +184,8 @@ fn lost_in_key(
 pub const NO_SHARD: u16 = u16::MAX;
 
 /// For each of `shards` shards (`shard_of_slot[slot]`), the longest time
-/// writes to it kept failing, counting writes that ended from `from` on
-/// (rules in the module's documentation).
+/// writes to it kept failing, counting writes sent from `from` on (rules
+/// in the module's documentation).
 pub fn unavailability(
     log: &[OpRecord],
     shard_of_slot: &[u16],
@@ -200,7 +200,7 @@ pub fn unavailability(
         longest: SimTime,
     }
     let mut state = vec![Shard::default(); shards];
-    for r in log.iter().filter(|r| r.cmd.is_write() && r.done >= from) {
+    for r in log.iter().filter(|r| r.cmd.is_write() && r.sent >= from) {
         let shard = shard_of_slot[usize::from(r.slot)];
         let Some(s) = state.get_mut(usize::from(shard)) else {
             continue;
@@ -381,7 +381,7 @@ mod tests {
             w(2, 60, 61, false),
         ];
         assert_eq!(unavailability(&log, &shard_of_slot, 2, 0), [25, 1]);
-        // Failures before `from` do not count.
-        assert_eq!(unavailability(&log, &shard_of_slot, 2, 20), [15, 0]);
+        // Writes sent before `from` do not count.
+        assert_eq!(unavailability(&log, &shard_of_slot, 2, 15), [15, 0]);
     }
 }

@@ -31,11 +31,14 @@
 //!   one). A refused or reset connection fails the try too.
 //! - After a failed try (`-CLUSTERDOWN`, `-TRYAGAIN`, a timeout, a
 //!   connection error, too many redirections) the client waits
-//!   `retry_after`, reloads the slot map unless another connection already
-//!   did since the failure (not after `-TRYAGAIN`), and tries the same
-//!   request again (same key, same value): a new try, recorded on its own.
-//!   It retries until the request succeeds or the population stops. Any
-//!   other error reply ends the request: the client moves on.
+//!   `retry_after` and tries the same request again (same key, same
+//!   value): a new try, recorded on its own. At most [`MAX_RETRIES`]
+//!   times (redis-py's `cluster_error_retry_attempts`); then the request
+//!   fails for good and the client goes on with the next one. Any other
+//!   error reply ends the request at once.
+//! - After any of those failures but `-TRYAGAIN`, the slot map is reloaded
+//!   before the client's next send, unless another connection reloaded it
+//!   since the failure.
 //! - With `read_from_replicas`, each new connection starts with
 //!   `READONLY` (the world sends it, as redis-py's `on_connect` does) and a
 //!   `GET` goes to a random replica of the slot's master listed in the
@@ -55,6 +58,7 @@ pub mod keys;
 mod zipf;
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use rand::RngExt as _;
 
@@ -71,6 +75,10 @@ pub const MAX_SENDS: u8 = 16;
 /// Every this many `MOVED` replies, the whole slot map is reloaded instead
 /// of patched (redis-py's `reinitialize_steps = 5`).
 pub const MOVED_RELOAD_EVERY: u32 = 5;
+
+/// Tries of a request after its first (redis-py's
+/// `cluster_error_retry_attempts = 3`).
+pub const MAX_RETRIES: u8 = 3;
 
 /// A command a client sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -517,6 +525,8 @@ struct Client {
     seq: u32,
     op: Option<Op>,
     op_try: Option<OpTry>,
+    /// Failed tries of the current request.
+    failures: u8,
     phase: Phase,
     /// The one timer that counts; older ones are stale.
     timer: u32,
@@ -547,6 +557,7 @@ pub struct Population {
     map: SlotMap,
     nodes: u32,
     clients: Vec<Client>,
+    names: Rc<KeyNames>,
     buf: Vec<u8>,
 }
 
@@ -560,9 +571,9 @@ impl Population {
         seed: u64,
         nodes: u32,
         trace: Option<Vec<TraceOp>>,
-        names: &KeyNames,
+        names: Rc<KeyNames>,
     ) -> Result<Population, String> {
-        let keys = KeyChooser::new(w, trace, names)?;
+        let keys = KeyChooser::new(w, trace, &names)?;
         let ttl_every = match w.ttl {
             Some(_) if w.ttl_share > 0.0 => ((1.0 / w.ttl_share).round() as u64).max(1),
             _ => 0,
@@ -591,6 +602,7 @@ impl Population {
             seq: 0,
             op: None,
             op_try: None,
+            failures: 0,
             phase: Phase::Idle,
             timer: 0,
             try_id: 0,
@@ -613,6 +625,7 @@ impl Population {
             },
             nodes,
             clients: vec![client; w.clients as usize],
+            names,
             buf: Vec::new(),
             cfg,
         })
@@ -638,7 +651,7 @@ impl Population {
     }
 
     /// The arguments of `req` (without `ASKING`), into `argv`.
-    pub fn command(&self, req: &Req, names: &KeyNames, argv: &mut Argv) {
+    pub fn command(&self, req: &Req, argv: &mut Argv) {
         argv.clear();
         if req.cmd == Cmd::ClusterSlots {
             argv.push(b"CLUSTER");
@@ -646,7 +659,7 @@ impl Population {
             return;
         }
         argv.push(req.cmd.name().as_bytes());
-        argv.push_with(|b| names.write(req.key, b));
+        argv.push_with(|b| self.names.write(req.key, b));
         if matches!(req.cmd, Cmd::Set | Cmd::Append) {
             argv.push_with(|b| write_value(req.value, self.cfg.value_size, b));
         }
@@ -657,13 +670,7 @@ impl Population {
     }
 
     /// Handle one input at `now`; effects go to `out`.
-    pub fn handle(
-        &mut self,
-        now: SimTime,
-        input: ClientInput,
-        names: &KeyNames,
-        out: &mut Vec<ClientEffect>,
-    ) {
+    pub fn handle(&mut self, now: SimTime, input: ClientInput, out: &mut Vec<ClientEffect>) {
         match input {
             ClientInput::Timer { client, token } => {
                 let cl = &self.clients[client as usize];
@@ -671,7 +678,7 @@ impl Population {
                     return;
                 }
                 match cl.phase {
-                    Phase::Idle => self.begin(now, client, names, out),
+                    Phase::Idle => self.begin(now, client, out),
                     Phase::Backoff => self.after_backoff(now, client, out),
                     Phase::InFlight(f) => {
                         out.push(ClientEffect::Close {
@@ -689,7 +696,7 @@ impl Population {
                 answer,
             } => {
                 if let Some(f) = self.in_flight(client, try_id) {
-                    self.answer(now, client, f, answer, names, out);
+                    self.answer(now, client, f, answer, out);
                 }
             }
             ClientInput::ConnError {
@@ -735,7 +742,7 @@ impl Population {
     }
 
     /// The next request of the schedule.
-    fn begin(&mut self, now: SimTime, c: u32, names: &KeyNames, out: &mut Vec<ClientEffect>) {
+    fn begin(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         if now >= self.cfg.stop {
             return self.stop(c);
         }
@@ -748,15 +755,18 @@ impl Population {
             None if zipf::unit(&mut self.rng) < self.cfg.read_ratio => Cmd::Get,
             None => self.cfg.write,
         };
-        self.set_op(c, cmd, key, names);
+        self.set_op(c, cmd, key);
         self.dispatch(now, c, out);
     }
 
-    fn set_op(&mut self, c: u32, cmd: Cmd, key: u32, names: &KeyNames) {
-        let slot = names.slot(key, &mut self.buf);
+    fn set_op(&mut self, c: u32, cmd: Cmd, key: u32) {
+        let slot = self.names.slot(key, &mut self.buf);
         let ttl = cmd == Cmd::Set
             && self.cfg.ttl_every != 0
-            && names.ttl_number(key).is_multiple_of(self.cfg.ttl_every);
+            && self
+                .names
+                .ttl_number(key)
+                .is_multiple_of(self.cfg.ttl_every);
         let cl = &mut self.clients[c as usize];
         let value = if matches!(cmd, Cmd::Set | Cmd::Append) {
             cl.seq = cl.seq.wrapping_add(1);
@@ -772,9 +782,11 @@ impl Population {
             ttl,
         });
         cl.op_try = None;
+        cl.failures = 0;
     }
 
-    /// Send the current request where the map says (after the first map).
+    /// Send the current request where the map says, once there is a map
+    /// and after reloading it if a failure asked for it.
     fn dispatch(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         if self.map.loaded_at.is_none() {
             if self.refreshing {
@@ -784,6 +796,13 @@ impl Population {
                 self.send_refresh(now, c, out);
             }
             return;
+        }
+        let cl = &mut self.clients[c as usize];
+        if cl.want_refresh && !self.refreshing {
+            cl.want_refresh = false;
+            if self.map.loaded_at.is_some_and(|t| t <= cl.failed_at) {
+                return self.send_refresh(now, c, out);
+            }
         }
         let op = self.clients[c as usize]
             .op
@@ -865,7 +884,6 @@ impl Population {
         c: u32,
         f: Flight,
         answer: Answer,
-        names: &KeyNames,
         out: &mut Vec<ClientEffect>,
     ) {
         if f.refresh {
@@ -902,11 +920,11 @@ impl Population {
             } => {
                 // Not retried: the request is over.
                 self.record(now, c, f, Outcome::Error, value, text, out);
-                return self.next(now, c, names, out);
+                return self.next(now, c, out);
             }
             Answer::Slots(_) => {
                 self.record(now, c, f, Outcome::Error, value, NO_TEXT, out);
-                return self.next(now, c, names, out);
+                return self.next(now, c, out);
             }
             Answer::Ok => Outcome::Ok,
             Answer::Nil => Outcome::Nil,
@@ -919,10 +937,10 @@ impl Population {
             && self.cfg.on_miss_set
             && now < self.cfg.stop
         {
-            self.set_op(c, Cmd::Set, op.key, names);
+            self.set_op(c, Cmd::Set, op.key);
             self.dispatch(now, c, out);
         } else {
-            self.next(now, c, names, out);
+            self.next(now, c, out);
         }
     }
 
@@ -983,15 +1001,15 @@ impl Population {
             }
         }
         if self.map.loaded_at.is_none() {
-            self.backoff(now, c, true, out);
+            self.backoff(now, c, out);
         } else {
             self.dispatch(now, c, out);
         }
     }
 
     /// The current try failed: record it, then retry after `retry_after`
-    /// (reloading the map first if `refresh`). A failed `CLUSTER SLOTS`
-    /// goes on with the request instead.
+    /// unless it was the last try (reloading the map first if `refresh`).
+    /// A failed `CLUSTER SLOTS` goes on with the request instead.
     #[allow(clippy::too_many_arguments)]
     fn fail(
         &mut self,
@@ -1013,17 +1031,23 @@ impl Population {
             op.value
         };
         self.record(now, c, f, outcome, value, text, out);
-        self.backoff(now, c, refresh, out);
-    }
-
-    fn backoff(&mut self, now: SimTime, c: u32, refresh: bool, out: &mut Vec<ClientEffect>) {
         let cl = &mut self.clients[c as usize];
-        cl.phase = Phase::Backoff;
         cl.op_try = None;
+        cl.failures += 1;
         if refresh {
             cl.want_refresh = true;
             cl.failed_at = now;
         }
+        if cl.failures > MAX_RETRIES {
+            self.next(now, c, out);
+        } else {
+            self.backoff(now, c, out);
+        }
+    }
+
+    /// Wait `retry_after` before the next try.
+    fn backoff(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
+        self.clients[c as usize].phase = Phase::Backoff;
         self.arm(c, now + self.cfg.retry_after, out);
     }
 
@@ -1031,23 +1055,18 @@ impl Population {
         if now >= self.cfg.stop {
             return self.stop(c);
         }
-        let cl = &mut self.clients[c as usize];
-        let stale = self.map.loaded_at.is_none_or(|t| t <= cl.failed_at);
-        if std::mem::take(&mut cl.want_refresh) && stale && !self.refreshing {
-            return self.send_refresh(now, c, out);
-        }
         self.dispatch(now, c, out);
     }
 
     /// The request is over: on to the next of the schedule.
-    fn next(&mut self, now: SimTime, c: u32, names: &KeyNames, out: &mut Vec<ClientEffect>) {
+    fn next(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         let cl = &mut self.clients[c as usize];
         cl.op = None;
         cl.op_try = None;
         cl.done += 1;
         let due = self.due(c, self.clients[c as usize].done);
         if due <= now {
-            self.begin(now, c, names, out);
+            self.begin(now, c, out);
         } else {
             self.clients[c as usize].phase = Phase::Idle;
             self.arm(c, due, out);

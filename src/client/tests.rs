@@ -7,7 +7,7 @@ use crate::scenario::Distribution;
 /// A population and its effects so far.
 struct H {
     pop: Population,
-    names: KeyNames,
+    names: Rc<KeyNames>,
     out: Vec<ClientEffect>,
 }
 
@@ -47,8 +47,8 @@ fn owner(slot: u16) -> u32 {
 
 impl H {
     fn new(w: Workload) -> H {
-        let names = KeyNames::new(w.keys).unwrap();
-        let mut pop = Population::new(0, &w, 0, 1, 4, None, &names).unwrap();
+        let names = Rc::new(KeyNames::new(w.keys).unwrap());
+        let mut pop = Population::new(0, &w, 0, 1, 4, None, names.clone()).unwrap();
         let mut out = Vec::new();
         pop.start(&mut out);
         H { pop, names, out }
@@ -59,7 +59,7 @@ impl H {
     }
 
     fn input(&mut self, now: SimTime, input: ClientInput) -> Vec<ClientEffect> {
-        self.pop.handle(now, input, &self.names, &mut self.out);
+        self.pop.handle(now, input, &mut self.out);
         self.take()
     }
 
@@ -225,7 +225,7 @@ fn requests_go_to_the_slot_owner_with_unique_values() {
         try_id: 0,
         value: keys::write_id(0, 3),
     };
-    h.pop.command(&set, &h.names, &mut argv);
+    h.pop.command(&set, &mut argv);
     argv.with(|a| assert_eq!(a, [&b"SET"[..], b"key:7", b"0.3.xxxxxxxxxxxxxxxx"]));
 }
 
@@ -493,7 +493,7 @@ fn ttl_share_picks_the_keys_written_with_a_ttl() {
     let mut argv = Argv::default();
     for _ in 0..200 {
         assert_eq!(req.ttl, req.key % 4 == 0, "{req:?}");
-        h.pop.command(&req, &h.names, &mut argv);
+        h.pop.command(&req, &mut argv);
         argv.with(|a| assert_eq!(a.len(), if req.ttl { 5 } else { 3 }));
         if req.ttl {
             argv.with(|a| assert_eq!(&a[3..], [&b"PX"[..], b"2000"]));
@@ -531,7 +531,16 @@ fn nothing_new_after_stop_and_traces_end() {
             key: names.intern(b"other").unwrap(),
         },
     ];
-    let mut pop = Population::new(0, &Workload::default(), 0, 1, 3, Some(trace), &names).unwrap();
+    let mut pop = Population::new(
+        0,
+        &Workload::default(),
+        0,
+        1,
+        3,
+        Some(trace),
+        Rc::new(names),
+    )
+    .unwrap();
     let mut out = Vec::new();
     pop.start(&mut out);
     let token = |out: &[ClientEffect]| match out.last() {
@@ -545,7 +554,6 @@ fn nothing_new_after_stop_and_traces_end() {
             client: 0,
             token: tk,
         },
-        &names,
         &mut out,
     );
     let (_, refresh) = one_send(&out);
@@ -557,7 +565,6 @@ fn nothing_new_after_stop_and_traces_end() {
             try_id: refresh.try_id,
             answer: slots(),
         },
-        &names,
         &mut out,
     );
     let (_, first) = one_send(&out);
@@ -570,7 +577,6 @@ fn nothing_new_after_stop_and_traces_end() {
             try_id: first.try_id,
             answer: Answer::Ok,
         },
-        &names,
         &mut out,
     );
     let tk = token(&out);
@@ -581,7 +587,6 @@ fn nothing_new_after_stop_and_traces_end() {
             client: 0,
             token: tk,
         },
-        &names,
         &mut out,
     );
     let (_, second) = one_send(&out);
@@ -594,7 +599,6 @@ fn nothing_new_after_stop_and_traces_end() {
             try_id: second.try_id,
             answer: Answer::Nil,
         },
-        &names,
         &mut out,
     );
     assert_eq!(out.len(), 1, "the trace is over: {out:?}");
