@@ -680,3 +680,39 @@ fn replies_are_parsed_as_a_library_does() {
         )
     );
 }
+
+#[test]
+fn a_request_is_tried_at_most_four_times() {
+    let (mut h, mut t, _, req) = ready(Workload {
+        clients: 1,
+        rate: 1.0,
+        read_ratio: 0.0,
+        ..Workload::default()
+    });
+    let mut cur = req;
+    for i in 0..=MAX_RETRIES {
+        let e = h.input(
+            t,
+            ClientInput::ConnError {
+                client: 0,
+                try_id: cur.try_id,
+                refused: true,
+            },
+        );
+        assert_eq!(records(&e)[0].outcome, Outcome::Refused);
+        let (at, e) = h.fire(&e, 0);
+        if i == MAX_RETRIES {
+            // Given up: the next request of the schedule, with a new value,
+            // after reloading the map.
+            assert_eq!(at, SEC);
+        } else {
+            assert_eq!(at, t + 100 * MS, "retry_after");
+        }
+        t = at;
+        let (_, refresh) = one_send(&e);
+        assert_eq!(refresh.cmd, Cmd::ClusterSlots);
+        let e = h.answer(t, 0, &refresh, slots());
+        cur = one_send(&e).1;
+        assert_eq!(cur.value == req.value, i < MAX_RETRIES, "try {i}");
+    }
+}
