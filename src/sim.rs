@@ -323,7 +323,8 @@ impl Simulation {
             .iter()
             .map(|w| w.ttl)
             .collect();
-        let lost = accounting::lost_writes(&c.ops, &ttl, now, |key| {
+        let pending: Vec<_> = c.pops.iter().flat_map(|p| p.pending(now)).collect();
+        let lost = accounting::lost_writes(c.ops.iter().chain(&pending), &ttl, now, |key| {
             name.clear();
             c.names.write(key, &mut name);
             let slot = usize::from(crate::node::slots::key_hash_slot(&name));

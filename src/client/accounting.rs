@@ -18,8 +18,9 @@
 //! A key's final value is read from the keyspace of the master that most
 //! live nodes see as the owner of its slot (none if it is not running),
 //! expired keys counting as missing. A try that got an error reply or was
-//! refused did not happen; one that timed out or whose connection was
-//! reset may have happened, at any time after it was sent.
+//! refused did not happen; one that timed out, whose connection was reset,
+//! or still waiting for its reply at the end may have happened, at any
+//! time after it was sent.
 //!
 //! - An acknowledged `SET` w is lost unless a later acknowledged `SET` of
 //!   the key was sent after w was acknowledged (it overwrote w), or the
@@ -89,15 +90,17 @@ pub fn count(log: &[OpRecord]) -> (OpsCount, WritesCount) {
 }
 
 /// Acknowledged writes missing at `end` (rules in the module's
-/// documentation). `ttl[p]` is population `p`'s ttl; `final_value(key)` is
-/// the key's value at the end, `None` if missing.
-pub fn lost_writes(
-    log: &[OpRecord],
+/// documentation), from the history and the tries still waiting for their
+/// reply at `end` ([`super::Outcome::Pending`]: they may have been
+/// executed). `ttl[p]` is population `p`'s ttl; `final_value(key)` is the
+/// key's value at the end, `None` if missing.
+pub fn lost_writes<'a>(
+    tries: impl IntoIterator<Item = &'a OpRecord>,
     ttl: &[Option<SimTime>],
     end: SimTime,
     mut final_value: impl FnMut(u32) -> Option<Vec<u8>>,
 ) -> u64 {
-    let mut writes: Vec<&OpRecord> = log.iter().filter(|r| r.cmd.is_write()).collect();
+    let mut writes: Vec<&OpRecord> = tries.into_iter().filter(|r| r.cmd.is_write()).collect();
     writes.sort_by_key(|r| r.key);
     let mut lost = 0;
     for group in writes.chunk_by(|a, b| a.key == b.key) {
@@ -321,6 +324,12 @@ mod tests {
         let log = [
             set(1, 0, 10, Outcome::Ok, 1),
             set(1, 20, 1020, Outcome::Timeout, 2),
+        ];
+        assert_eq!(lost(&log, &[(1, val(2))]), 0);
+        // So may one still waiting for its reply at the end.
+        let log = [
+            set(1, 0, 10, Outcome::Ok, 1),
+            set(1, 20, 1000, Outcome::Pending, 2),
         ];
         assert_eq!(lost(&log, &[(1, val(2))]), 0);
         // One refused was not.

@@ -150,6 +150,9 @@ pub enum Outcome {
     Refused,
     /// The connection was reset while waiting for the reply.
     Reset,
+    /// No reply yet when the run ended (never in the history: see
+    /// [`Population::pending`]).
+    Pending,
 }
 
 impl Outcome {
@@ -164,7 +167,7 @@ impl Outcome {
     /// The request may have been executed though the client does not know
     /// (no reply: a timeout or a reset connection).
     pub fn maybe_applied(self) -> bool {
-        matches!(self, Outcome::Timeout | Outcome::Reset)
+        matches!(self, Outcome::Timeout | Outcome::Reset | Outcome::Pending)
     }
 }
 
@@ -404,6 +407,19 @@ pub enum ClientInput {
     },
 }
 
+/// Which kind of timer: the world may keep the timers of a fixed delay
+/// (`now + timeout`, `now + retry_after`) in a queue of their own, in
+/// order, rather than among all events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// The next request of the schedule.
+    Schedule,
+    /// The reply's timeout.
+    Timeout,
+    /// The end of `retry_after`.
+    Retry,
+}
+
 /// What a population asks for. `client` is the index in the population.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientEffect {
@@ -424,6 +440,7 @@ pub enum ClientEffect {
         client: u32,
         at: SimTime,
         token: u32,
+        kind: TimerKind,
     },
     Record(OpRecord),
 }
@@ -631,6 +648,29 @@ impl Population {
         })
     }
 
+    /// The tries waiting for their reply at `now`, as records with the
+    /// outcome [`Outcome::Pending`].
+    pub fn pending(&self, now: SimTime) -> impl Iterator<Item = OpRecord> + '_ {
+        (0..self.cfg.clients).filter_map(move |c| match self.clients[c as usize].phase {
+            Phase::InFlight(f) if !f.refresh => {
+                let op = self.clients[c as usize].op?;
+                let value = if matches!(op.cmd, Cmd::Set | Cmd::Append) {
+                    op.value
+                } else {
+                    NO_VALUE
+                };
+                Some(self.record_of(now, c, f, Outcome::Pending, value, NO_TEXT))
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether timer `token` of `client` is still the one that counts (a
+    /// later timer replaces it).
+    pub fn timer_counts(&self, client: u32, token: u32) -> bool {
+        self.clients[client as usize].timer == token
+    }
+
     /// Whether new connections start with `READONLY`.
     pub fn read_from_replicas(&self) -> bool {
         self.cfg.read_from_replicas
@@ -640,7 +680,7 @@ impl Population {
     pub fn start(&mut self, out: &mut Vec<ClientEffect>) {
         for c in 0..self.cfg.clients {
             let due = self.due(c, 0);
-            self.arm(c, due, out);
+            self.arm(c, TimerKind::Schedule, due, out);
         }
     }
 
@@ -695,7 +735,7 @@ impl Population {
                 try_id,
                 answer,
             } => {
-                if let Some(f) = self.in_flight(client, try_id) {
+                if let Some(f) = self.awaiting(client, try_id) {
                     self.answer(now, client, f, answer, out);
                 }
             }
@@ -704,7 +744,7 @@ impl Population {
                 try_id,
                 refused,
             } => {
-                if let Some(f) = self.in_flight(client, try_id) {
+                if let Some(f) = self.awaiting(client, try_id) {
                     let outcome = if refused {
                         Outcome::Refused
                     } else {
@@ -717,7 +757,7 @@ impl Population {
     }
 
     /// The send of `client` waiting for try `try_id`'s reply, if any.
-    fn in_flight(&self, client: u32, try_id: u32) -> Option<Flight> {
+    fn awaiting(&self, client: u32, try_id: u32) -> Option<Flight> {
         let cl = &self.clients[client as usize];
         match cl.phase {
             Phase::InFlight(f) if cl.try_id == try_id => Some(f),
@@ -725,13 +765,21 @@ impl Population {
         }
     }
 
-    fn arm(&mut self, c: u32, at: SimTime, out: &mut Vec<ClientEffect>) {
+    /// Set client `c`'s one timer: at `at` for the schedule, else after
+    /// the timeout or `retry_after` from `at`.
+    fn arm(&mut self, c: u32, kind: TimerKind, at: SimTime, out: &mut Vec<ClientEffect>) {
+        let at = match kind {
+            TimerKind::Schedule => at,
+            TimerKind::Timeout => at + self.cfg.timeout,
+            TimerKind::Retry => at + self.cfg.retry_after,
+        };
         let cl = &mut self.clients[c as usize];
         cl.timer = cl.timer.wrapping_add(1);
         out.push(ClientEffect::Timer {
             client: c,
             at,
             token: cl.timer,
+            kind,
         });
     }
 
@@ -848,7 +896,7 @@ impl Population {
             node,
             req,
         });
-        self.arm(c, now + self.cfg.timeout, out);
+        self.arm(c, TimerKind::Timeout, now, out);
     }
 
     /// Ask the cursor node for `CLUSTER SLOTS` on client `c`'s connection.
@@ -875,7 +923,7 @@ impl Population {
             node,
             req,
         });
-        self.arm(c, now + self.cfg.timeout, out);
+        self.arm(c, TimerKind::Timeout, now, out);
     }
 
     fn answer(
@@ -1048,7 +1096,7 @@ impl Population {
     /// Wait `retry_after` before the next try.
     fn backoff(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         self.clients[c as usize].phase = Phase::Backoff;
-        self.arm(c, now + self.cfg.retry_after, out);
+        self.arm(c, TimerKind::Retry, now, out);
     }
 
     fn after_backoff(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
@@ -1069,7 +1117,7 @@ impl Population {
             self.begin(now, c, out);
         } else {
             self.clients[c as usize].phase = Phase::Idle;
-            self.arm(c, due, out);
+            self.arm(c, TimerKind::Schedule, due, out);
         }
     }
 
@@ -1084,8 +1132,22 @@ impl Population {
         error: u16,
         out: &mut Vec<ClientEffect>,
     ) {
+        out.push(ClientEffect::Record(
+            self.record_of(now, c, f, outcome, value, error),
+        ));
+    }
+
+    fn record_of(
+        &self,
+        now: SimTime,
+        c: u32,
+        f: Flight,
+        outcome: Outcome,
+        value: u64,
+        error: u16,
+    ) -> OpRecord {
         let cl = &self.clients[c as usize];
-        let rec = match (f.refresh, cl.op, cl.op_try) {
+        match (f.refresh, cl.op, cl.op_try) {
             (false, Some(op), Some(t)) => OpRecord {
                 sent: t.sent,
                 done: now,
@@ -1116,8 +1178,7 @@ impl Population {
                 redirects: 0,
                 ttl: false,
             },
-        };
-        out.push(ClientEffect::Record(rec));
+        }
     }
 }
 

@@ -69,7 +69,9 @@ impl H {
             .iter()
             .rev()
             .find_map(|e| match e {
-                ClientEffect::Timer { client, at, token } if *client == c => Some((*at, *token)),
+                ClientEffect::Timer {
+                    client, at, token, ..
+                } if *client == c => Some((*at, *token)),
                 _ => None,
             })
             .expect("a timer");
@@ -356,6 +358,7 @@ fn timeouts_drop_the_connection_and_retry_after_a_reload() {
     // No reply: the timer fires at the timeout.
     let (at, e) = h.fire(
         &[ClientEffect::Timer {
+            kind: TimerKind::Timeout,
             client: 0,
             at: t + 500 * MS,
             token: h.pop.clients[0].timer,

@@ -266,8 +266,14 @@ impl Keyspace {
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         self.key_memory += key_memory(key.len(), &entry);
         self.volatile += usize::from(entry.expire_at_ms.is_some());
-        if let Some(old) = self.dict.insert(key.to_vec(), entry) {
-            self.forget(key.len(), &old);
+        match self.dict.get_mut(key) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, entry);
+                self.forget(key.len(), &old);
+            }
+            None => {
+                self.dict.insert(key.to_vec(), entry);
+            }
         }
     }
 
@@ -329,17 +335,13 @@ impl Keyspace {
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> Option<&Entry> {
         let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
-        let found = !expired && self.dict.contains_key(key);
-        if found {
+        let entry = if expired { None } else { self.dict.get(key) };
+        if entry.is_some() {
             self.stats.keyspace_hits += 1;
         } else {
             self.stats.keyspace_misses += 1;
         }
-        if found {
-            self.dict.get(key)
-        } else {
-            None
-        }
+        entry
     }
 
     /// `lookupKeyWrite`: the live entry (no hit/miss counting).

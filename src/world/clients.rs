@@ -24,13 +24,14 @@ use super::{Event, Pending, ProcState, World, SYN_RETRY_AT_S};
 use crate::client::keys::KeyNames;
 use crate::client::{
     parse_reply, AddrBook, Answer, Argv, ClientEffect, ClientInput, ErrorTexts, OpRecord,
-    Population, Req,
+    Population, Req, TimerKind,
 };
 use crate::engine::{actor_rng, Actor, EventQueue, Rng, SimTime, SEC};
 use crate::net::{Endpoint, Pipe};
 use crate::node::route::ClientFlags;
 use crate::node::serve::{request_len, resp_len, ClientReply};
 use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 
 /// Bytes of a SYN, SYN-ACK or RST (as for the bus).
 const HANDSHAKE_BYTES: u64 = 60;
@@ -40,6 +41,9 @@ const HANDSHAKE_BYTES: u64 = 60;
 pub enum ClientEvent {
     /// A population's timer.
     Timer { pop: u32, client: u32, token: u32 },
+    /// The first timer of a population's queue of timeouts (`lane` 0) or
+    /// retries (1).
+    Lane { pop: u32, lane: u8 },
     /// A SYN reaches the node's host.
     SynArrive { conn: u32 },
     /// Time to retransmit a SYN that got no answer (or give up).
@@ -99,6 +103,17 @@ pub struct Clients {
     rng: Rng,
     argv: Argv,
     effects: Vec<ClientEffect>,
+    /// Per population, its timers of a fixed delay (timeouts, retries),
+    /// each kind in order: one event at a time stands for each queue.
+    lanes: Vec<[Lane; 2]>,
+}
+
+/// Timers due in the order they were set: (time, client, token).
+#[derive(Debug, Default)]
+struct Lane {
+    queue: VecDeque<(SimTime, u32, u32)>,
+    /// An event stands for the queue's first timer.
+    armed: bool,
 }
 
 impl Clients {
@@ -150,12 +165,19 @@ impl Clients {
             rng: actor_rng(seed, Actor::ClientNetwork),
             argv: Argv::default(),
             effects: Vec::new(),
+            lanes: Vec::new(),
         };
+        clients
+            .lanes
+            .resize_with(clients.pops.len(), Default::default);
         for p in 0..clients.pops.len() {
             clients.pops[p].start(&mut clients.effects);
             let effects = std::mem::take(&mut clients.effects);
             for e in effects {
-                if let ClientEffect::Timer { client, at, token } = e {
+                if let ClientEffect::Timer {
+                    client, at, token, ..
+                } = e
+                {
                     let pop = p as u32;
                     queue.push(at, Event::Client(ClientEvent::Timer { pop, client, token }));
                 }
@@ -190,13 +212,77 @@ impl World {
                         c.queued = None;
                     }
                 }
-                ClientEffect::Timer { client, at, token } => {
-                    queue.push(at, Event::Client(ClientEvent::Timer { pop, client, token }));
+                ClientEffect::Timer {
+                    client,
+                    at,
+                    token,
+                    kind,
+                } => {
+                    let lane = match kind {
+                        TimerKind::Schedule => None,
+                        TimerKind::Timeout => Some(0),
+                        TimerKind::Retry => Some(1),
+                    };
+                    self.set_timer(pop, lane, (at, client, token), queue);
                 }
                 ClientEffect::Record(r) => self.clients.ops.push(r),
             }
         }
         self.clients.effects = effects;
+    }
+
+    /// A population's timer: among the events, or at the end of its
+    /// lane's queue (the lanes' delays are fixed, so their timers come in
+    /// order).
+    fn set_timer(
+        &mut self,
+        pop: u32,
+        lane: Option<u8>,
+        (at, client, token): (SimTime, u32, u32),
+        queue: &mut EventQueue<Event>,
+    ) {
+        let timer = Event::Client(ClientEvent::Timer { pop, client, token });
+        let Some(i) = lane else {
+            queue.push(at, timer);
+            return;
+        };
+        let l = &mut self.clients.lanes[pop as usize][usize::from(i)];
+        if l.queue.back().is_some_and(|b| b.0 > at) {
+            queue.push(at, timer);
+            return;
+        }
+        l.queue.push_back((at, client, token));
+        if !l.armed {
+            l.armed = true;
+            queue.push(at, Event::Client(ClientEvent::Lane { pop, lane: i }));
+        }
+    }
+
+    /// The timers of lane `i` of `pop` that are due.
+    fn fire_lane(&mut self, pop: u32, i: u8, now: SimTime, queue: &mut EventQueue<Event>) {
+        let (p, i_) = (pop as usize, usize::from(i));
+        while let Some(&(at, client, token)) = self.clients.lanes[p][i_].queue.front() {
+            if at > now {
+                break;
+            }
+            self.clients.lanes[p][i_].queue.pop_front();
+            self.population_input(pop, now, ClientInput::Timer { client, token }, queue);
+        }
+        // Timers replaced since they were set need no event.
+        let c = &mut self.clients;
+        let l = &mut c.lanes[p][i_];
+        while let Some(&(_, client, token)) = l.queue.front() {
+            if c.pops[p].timer_counts(client, token) {
+                break;
+            }
+            l.queue.pop_front();
+        }
+        match l.queue.front() {
+            Some(&(at, ..)) => {
+                queue.push(at, Event::Client(ClientEvent::Lane { pop, lane: i }));
+            }
+            None => l.armed = false,
+        }
     }
 
     /// The client's connection to `node`, opened (SYN sent) if it has none.
@@ -451,6 +537,10 @@ impl World {
             ClientEvent::Timer { pop, client, token } => {
                 self.population_input(pop, now, ClientInput::Timer { client, token }, queue);
                 (11 << 56) ^ (u64::from(pop) << 40) ^ (u64::from(client) << 8) ^ u64::from(token)
+            }
+            ClientEvent::Lane { pop, lane } => {
+                self.fire_lane(pop, lane, now, queue);
+                (18 << 56) ^ (u64::from(pop) << 8) ^ u64::from(lane)
             }
             ClientEvent::SynArrive { conn } => {
                 let c = &self.clients.conns[conn as usize];
