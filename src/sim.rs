@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use crate::client::accounting::{self, OpsCount, WritesCount};
 use crate::engine::{self, EventQueue, Hooks, RunStats, SimTime};
 use crate::node::render::write_slot_ranges;
-use crate::node::route::{ClientFlags, Verdict};
+use crate::node::route::ClientFlags;
+use crate::node::serve::ClientReply;
 use crate::scenario::{ClusterStateExpect, Expect, Mode, Role, Scenario};
 use crate::world::{fmt_time, Event, ProcState, World};
 
@@ -614,14 +615,19 @@ impl Simulation {
         }
     }
 
-    /// What node `i` does now with the command `argv` from a client with
-    /// `client` flags ([`crate::node::Node::process_command`]). The
-    /// keyspace is not simulated yet: every key counts as missing. A node
-    /// that is not running, or paused (`SIGSTOP`), gives no answer.
-    pub fn query(&self, i: usize, argv: &[&[u8]], client: ClientFlags) -> Result<Verdict, String> {
+    /// What node `i` answers now to the command `argv` from a client with
+    /// `client` flags ([`crate::node::Node::preview_command`]: the run
+    /// does not change). A node that is not running, or paused
+    /// (`SIGSTOP`), gives no answer.
+    pub fn query(
+        &self,
+        i: usize,
+        argv: &[&[u8]],
+        client: ClientFlags,
+    ) -> Result<ClientReply, String> {
         let p = &self.world.procs[i];
         match (&p.node, p.state) {
-            (Some(n), ProcState::Running) => Ok(n.process_command(argv, client, &|_| false)),
+            (Some(n), ProcState::Running) => Ok(n.preview_command(argv, client)),
             (Some(_), ProcState::Paused) => Err(format!(
                 "{} is paused (SIGSTOP) and would not answer until resumed",
                 self.name(i)
