@@ -235,6 +235,10 @@ pub enum KeyChooser {
     Trace { ops: Vec<TraceOp>, next: usize },
 }
 
+/// The most keys a workload with `slots` may have: their slots are
+/// computed, and those in the ranges listed, when the run starts.
+pub const MAX_FILTERED_KEYS: u64 = 100_000_000;
+
 /// Whether `slot` is in the inclusive `ranges`.
 fn in_slots(ranges: &[(u16, u16)], slot: u16) -> bool {
     ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))
@@ -256,6 +260,12 @@ impl KeyChooser {
         }
         let pool = match &w.slots {
             None => None,
+            Some(_) if w.keys > MAX_FILTERED_KEYS => {
+                return Err(format!(
+                    "with slots, at most {MAX_FILTERED_KEYS} keys can be simulated (the keys of those slots are listed when the run starts), got {}",
+                    w.keys
+                ))
+            }
             Some(slots) => {
                 let pool: Vec<u32> = (0..w.keys as u32)
                     .filter(|&k| in_slots(slots, names.slot(k, &mut buf)))

@@ -13,7 +13,8 @@
 //!
 //! - The slot map comes from `CLUSTER SLOTS`, asked of the scenario's nodes
 //!   in order (redis-py's startup nodes), staying with the last one that
-//!   answered and moving to the next when one fails. The first request of
+//!   answered and moving to the next when one fails or lists no slot. The
+//!   first request of
 //!   the population waits for it; the map is empty (every slot unknown)
 //!   before the cluster is created, and a request for a slot with no known
 //!   owner goes to the node that answered last, which replies `-CLUSTERDOWN
@@ -938,6 +939,11 @@ impl Population {
             let (outcome, text) = match answer {
                 Answer::Slots(ranges) => {
                     self.map.apply(&ranges, now);
+                    if ranges.is_empty() {
+                        // A node that serves nothing (not in the cluster,
+                        // or before its creation): ask another next time.
+                        self.cursor = (self.cursor + 1) % self.nodes;
+                    }
                     (Outcome::Ok, NO_TEXT)
                 }
                 Answer::Error { text, .. } => (Outcome::Error, text),

@@ -719,3 +719,31 @@ fn a_request_is_tried_at_most_four_times() {
         assert_eq!(cur.value == req.value, i < MAX_RETRIES, "try {i}");
     }
 }
+
+#[test]
+fn a_node_that_lists_no_slot_sends_the_next_reload_elsewhere() {
+    let mut h = H::new(Workload {
+        clients: 1,
+        rate: 1.0,
+        ..Workload::default()
+    });
+    let first = h.take();
+    let (t, e) = h.fire(&first, 0);
+    let (node, refresh) = one_send(&e);
+    assert_eq!(node, 0);
+    // An empty map: the request goes to the next node, which answers as a
+    // node of a cluster not created yet would.
+    let e = h.answer(t, 0, &refresh, Answer::Slots(Box::new([])));
+    let (node, req) = one_send(&e);
+    assert_eq!(node, 1);
+    let mut errors = ErrorTexts::default();
+    let down = parse_reply(
+        &Reply::Error("CLUSTERDOWN Hash slot not served".into()),
+        &AddrBook::default(),
+        &mut errors,
+    );
+    let e = h.answer(t, 0, &req, down);
+    let (_, e) = h.fire(&e, 0);
+    let (node, refresh) = one_send(&e);
+    assert_eq!((node, refresh.cmd), (1, Cmd::ClusterSlots));
+}
