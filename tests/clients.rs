@@ -311,3 +311,29 @@ fn ttl_writes_expire_and_are_not_counted_lost() {
     assert_eq!(t.lost, 0);
     assert!(t.writes.acknowledged > 150);
 }
+
+/// Replicas are listed by CLUSTER SLOTS once they have a replication
+/// offset (set by hand here, as replication will): a `read_from_replicas`
+/// population then reads from them, `READONLY` first on each connection.
+#[test]
+fn read_from_replicas_reads_from_the_replicas_listed() {
+    let toml = with_clients(
+        "12s",
+        "clients = 2\nrate = 200\nread_ratio = 1\nread_from_replicas = true\nstart = \"9s\"",
+        "",
+    );
+    let mut sim = Simulation::new(scenario(&toml), 3).unwrap();
+    // The offsets travel in the bus headers: a few seconds for every node
+    // to have heard of them.
+    sim.run_until(3 * SEC, &mut ());
+    for p in 3..6 {
+        sim.world.procs[p].node.as_mut().unwrap().set_repl_offset(1);
+    }
+    sim.run(&mut ());
+    let reads: Vec<&OpRecord> = requests(&sim).collect();
+    assert!(reads.len() > 500);
+    for r in &reads {
+        assert!((3..6).contains(&r.node), "{r:?}");
+        assert_eq!((r.outcome, r.redirects), (Outcome::Nil, 0), "{r:?}");
+    }
+}
