@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod client;
 pub mod engine;
 pub mod net;
 pub mod node;

@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 
 use redsim::engine::SimTime;
 use redsim::node::command_table;
-use redsim::node::route::{ClientFlags, Verdict};
+use redsim::node::keyspace::Reply;
+use redsim::node::route::ClientFlags;
+use redsim::node::serve::ClientReply;
 use redsim::scenario::{self, Scenario};
 use redsim::sim::{self, HashRecorder, Simulation, TraceWriter};
 
@@ -322,13 +324,12 @@ fn query(v: ViewArgs, readonly: bool, asking: bool, command: Vec<String>) -> Exi
         ..ClientFlags::default()
     };
     match sim.query(i, &argv, client) {
-        Ok(verdict) => {
-            match verdict {
-                Verdict::Execute => println!("(served here; the keyspace is not simulated yet)"),
-                Verdict::Blocked => println!(
+        Ok(reply) => {
+            match reply {
+                ClientReply::Done(e) => println!("{}", format_reply(&e.reply, "")),
+                ClientReply::Blocked => println!(
                     "(blocked: writes are paused by a manual failover; the command is processed again when the pause ends)"
                 ),
-                Verdict::Error(e) => println!("-{e}"),
             }
             if command_table::find_command(argv[0]).is_none() {
                 let names: Vec<String> = command_table::COMMANDS
@@ -344,6 +345,50 @@ fn query(v: ViewArgs, readonly: bool, asking: bool, command: Vec<String>) -> Exi
             ExitCode::SUCCESS
         }
         Err(e) => not_answering(&e, at),
+    }
+}
+
+/// A reply as `redis-cli` prints it (errors keep their `-`); `indent` is
+/// the margin of an array's nested lines.
+fn format_reply(reply: &Reply, indent: &str) -> String {
+    match reply {
+        Reply::Ok => "OK".to_string(),
+        Reply::Nil => "(nil)".to_string(),
+        Reply::Int(i) => format!("(integer) {i}"),
+        Reply::Error(e) => format!("-{e}"),
+        Reply::Bulk(b) => {
+            let mut s = String::from("\"");
+            for &c in b {
+                match c {
+                    b'\\' | b'"' => s.extend(['\\', char::from(c)]),
+                    b'\n' => s.push_str("\\n"),
+                    b'\r' => s.push_str("\\r"),
+                    b'\t' => s.push_str("\\t"),
+                    0x07 => s.push_str("\\a"),
+                    0x08 => s.push_str("\\b"),
+                    0x20..=0x7e => s.push(char::from(c)),
+                    _ => s.push_str(&format!("\\x{c:02x}")),
+                }
+            }
+            s.push('"');
+            s
+        }
+        Reply::Array(items) if items.is_empty() => "(empty array)".to_string(),
+        Reply::Array(items) => {
+            let width = items.len().to_string().len();
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                let head = format!("{:>width$}) ", i + 1);
+                let margin = format!("{indent}{}", " ".repeat(head.len()));
+                if i > 0 {
+                    out.push('\n');
+                    out.push_str(indent);
+                }
+                out.push_str(&head);
+                out.push_str(&format_reply(item, &margin));
+            }
+            out
+        }
     }
 }
 

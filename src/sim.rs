@@ -6,9 +6,11 @@ use std::io::Write;
 use serde_json::{json, Value};
 
 use crate::check::Checks;
+use crate::client::accounting::{self, OpsCount, WritesCount};
 use crate::engine::{self, EventQueue, Hooks, RunStats, SimTime};
 use crate::node::render::write_slot_ranges;
-use crate::node::route::{ClientFlags, Verdict};
+use crate::node::route::ClientFlags;
+use crate::node::serve::ClientReply;
 use crate::scenario::{ClusterStateExpect, Expect, Mode, Role, Scenario};
 use crate::world::{fmt_time, Event, ProcState, World};
 
@@ -81,10 +83,17 @@ pub struct Failover {
 pub fn not_implemented(s: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
     if !s.workloads.is_empty() {
-        out.push(format!(
-            "[[workload]] ({} populations): client workloads are not simulated yet; ops, writes and availability stay zero",
-            s.workloads.len()
-        ));
+        out.push(
+            "replication is not simulated yet: replicas stay empty, so a promoted replica starts with an empty keyspace and the writes its master acknowledged are lost"
+                .to_string(),
+        );
+    }
+    for (i, w) in s.workloads.iter().enumerate() {
+        if w.read_from_replicas {
+            out.push(format!(
+                "workload[{i}].read_from_replicas: no replica has a replication offset until replication is simulated, so CLUSTER SLOTS lists none and reads go to the masters"
+            ));
+        }
     }
     for f in &s.faults {
         use crate::scenario::FaultAction::*;
@@ -100,22 +109,17 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
             fmt_time(f.at)
         ));
     }
-    for e in &s.expects {
-        for key in unchecked_keys(e) {
-            out.push(format!("expectation '{key}' is not checked yet"));
-        }
-    }
     out
 }
 
-/// The keys of `e` that this version cannot check yet.
-fn unchecked_keys(e: &Expect) -> impl Iterator<Item = &'static str> {
-    [
-        (e.max_lost_writes.is_some(), "max_lost_writes"),
-        (e.max_unavailable.is_some(), "max_unavailable"),
-    ]
-    .into_iter()
-    .filter_map(|(set, key)| set.then_some(key))
+/// What the clients' requests add up to (see [`crate::client::accounting`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTotals {
+    pub ops: OpsCount,
+    pub writes: WritesCount,
+    pub lost: u64,
+    /// Per shard (the masters' slot ranges at creation, in slot order).
+    pub unavailable: Vec<SimTime>,
 }
 
 /// Refuse what cannot run at all.
@@ -321,14 +325,101 @@ impl Simulation {
                 reason: (!bad.is_empty()).then(|| bad.join("; ")),
             });
         }
-        for key in unchecked_keys(e) {
-            out.push(ExpectResult {
-                text: format!("{key} {when}"),
-                ok: None,
-                reason: Some("not implemented yet".into()),
-            });
+        if e.max_lost_writes.is_some() || e.max_unavailable.is_some() {
+            let totals = self.client_totals();
+            if let Some(limit) = e.max_lost_writes {
+                let ok = totals.lost <= limit;
+                out.push(ExpectResult {
+                    text: format!("max_lost_writes = {limit} {when}"),
+                    ok: Some(ok),
+                    reason: (!ok).then(|| format!("{} acknowledged writes are lost", totals.lost)),
+                });
+            }
+            if let Some(limit) = e.max_unavailable {
+                let bad: Vec<String> = totals
+                    .unavailable
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &t)| t > limit)
+                    .map(|(i, &t)| {
+                        format!(
+                            "writes to shard {} ({}) failed for {}",
+                            i + 1,
+                            self.shard_slots(i),
+                            fmt_time(t)
+                        )
+                    })
+                    .collect();
+                out.push(ExpectResult {
+                    text: format!("max_unavailable = {} {when}", fmt_time(limit)),
+                    ok: Some(bad.is_empty()),
+                    reason: (!bad.is_empty()).then(|| bad.join("; ")),
+                });
+            }
         }
         out
+    }
+
+    /// The slots of shard `i`, as `CLUSTER NODES` writes them.
+    pub fn shard_slots(&self, i: usize) -> String {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for (slot, &s) in self.world.shard_of_slot.iter().enumerate() {
+            if usize::from(s) != i {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some((_, end)) if *end + 1 == slot => *end = slot,
+                _ => ranges.push((slot, slot)),
+            }
+        }
+        let mut out = String::new();
+        write_slot_ranges(&mut out, ranges.into_iter());
+        out.trim_start().to_string()
+    }
+
+    /// The clients' requests so far, counted (rules in
+    /// [`crate::client::accounting`]). Final values are read now, from the
+    /// keyspace of each slot's master as most live nodes see it.
+    pub fn client_totals(&self) -> ClientTotals {
+        let c = &self.world.clients;
+        let (ops, writes) = accounting::count(&c.ops);
+        let now = self.stats.now;
+        let now_ms = crate::node::mstime(now);
+        let mut owners: Vec<Option<Option<usize>>> = vec![None; crate::node::slots::CLUSTER_SLOTS];
+        let mut name = Vec::new();
+        let ttl: Vec<Option<SimTime>> = self
+            .world
+            .scenario
+            .workloads
+            .iter()
+            .map(|w| w.ttl)
+            .collect();
+        let pending: Vec<_> = c.pops.iter().flat_map(|p| p.pending(now)).collect();
+        let lost = accounting::lost_writes(c.ops.iter().chain(&pending), &ttl, now, |key| {
+            name.clear();
+            c.names.write(key, &mut name);
+            let slot = usize::from(crate::node::slots::key_hash_slot(&name));
+            let owner = *owners[slot].get_or_insert_with(|| self.owner_seen_by_majority(slot));
+            let node = self.world.procs[owner?].node.as_ref()?;
+            let entry = node.keyspace.peek(&name).filter(|e| !e.expired(now_ms))?;
+            Some(entry.value.to_bytes())
+        });
+        let created = self.world.history.iter().find_map(|h| match h.kind {
+            crate::world::HistoryKind::Created => Some(h.at),
+            _ => None,
+        });
+        let unavailable = accounting::unavailability(
+            &c.ops,
+            &self.world.shard_of_slot,
+            self.world.shards,
+            created.unwrap_or(0),
+        );
+        ClientTotals {
+            ops,
+            writes,
+            lost,
+            unavailable,
+        }
     }
 
     /// "master", "replica" or "dead", as the process itself reports it.
@@ -463,6 +554,7 @@ impl Simulation {
             .map(|i| self.node_summary(i))
             .collect();
         let not_impl = not_implemented(&self.world.scenario);
+        let t = self.client_totals();
         json!({
             "scenario": self.world.scenario.name,
             "seed": self.world.seed,
@@ -475,14 +567,21 @@ impl Simulation {
                 "current_epoch": current_epoch,
                 "nodes": nodes,
             },
-            "ops": { "sent": 0, "ok": 0, "errors": 0, "timeouts": 0 },
-            "writes": { "acknowledged": 0, "lost": 0, "failed": 0 },
-            "availability": { "max_unavailable_ms": 0, "unavailable_ms_by_shard": [] },
+            "ops": {
+                "sent": t.ops.sent, "ok": t.ops.ok, "errors": t.ops.errors, "timeouts": t.ops.timeouts
+            },
+            "writes": {
+                "acknowledged": t.writes.acknowledged, "lost": t.lost, "failed": t.writes.failed
+            },
+            "availability": {
+                "max_unavailable_ms": t.unavailable.iter().max().copied().unwrap_or(0) / 1000,
+                "unavailable_ms_by_shard": t.unavailable.iter().map(|u| u / 1000).collect::<Vec<_>>(),
+            },
             "invariants": self.checks.json(&self.world),
             "expectations": expectations,
             "detections": self.detections(),
             "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),
-            "not_implemented": ["ops", "writes", "availability", "final.nodes[].stats"],
+            "not_implemented": ["final.nodes[].stats"],
         })
     }
 
@@ -583,14 +682,19 @@ impl Simulation {
         }
     }
 
-    /// What node `i` does now with the command `argv` from a client with
-    /// `client` flags ([`crate::node::Node::process_command`]). The
-    /// keyspace is not simulated yet: every key counts as missing. A node
-    /// that is not running, or paused (`SIGSTOP`), gives no answer.
-    pub fn query(&self, i: usize, argv: &[&[u8]], client: ClientFlags) -> Result<Verdict, String> {
+    /// What node `i` answers now to the command `argv` from a client with
+    /// `client` flags ([`crate::node::Node::preview_command`]: the run
+    /// does not change). A node that is not running, or paused
+    /// (`SIGSTOP`), gives no answer.
+    pub fn query(
+        &self,
+        i: usize,
+        argv: &[&[u8]],
+        client: ClientFlags,
+    ) -> Result<ClientReply, String> {
         let p = &self.world.procs[i];
         match (&p.node, p.state) {
-            (Some(n), ProcState::Running) => Ok(n.process_command(argv, client, &|_| false)),
+            (Some(n), ProcState::Running) => Ok(n.preview_command(argv, client)),
             (Some(_), ProcState::Paused) => Err(format!(
                 "{} is paused (SIGSTOP) and would not answer until resumed",
                 self.name(i)

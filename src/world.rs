@@ -17,6 +17,11 @@
 //! A connection closed by either end, or by a process's death, loses what
 //! was in flight in both directions; the other end learns of it (EOF/RST)
 //! one transit later when the network lets it through.
+//!
+//! Client populations ([`crate::client`]) talk to the nodes over
+//! connections of their own, with the same rules ([`clients`]).
+
+mod clients;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -24,6 +29,8 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 
 use crate::admin::create::{allocate, Allocation};
+use crate::client::accounting::NO_SHARD;
+use crate::client::Req;
 use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
 use crate::node::bus::{BusMsg, NodeId};
@@ -63,6 +70,17 @@ pub enum Event {
     Fault(u32),
     /// The cluster manager's next step.
     Admin,
+    /// Client traffic.
+    Client(ClientEvent),
+}
+
+pub use clients::{ClientEvent, Clients};
+
+/// What a paused process's sockets hold until it resumes.
+#[derive(Debug)]
+enum Pending {
+    Bus(Input),
+    Client { conn: u32, req: Req, readonly: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +135,10 @@ pub struct Proc {
     pub state: ProcState,
     /// Bumped at every death, so stale events and connections are ignored.
     pub inc: u32,
-    inbox: Vec<Input>,
+    inbox: Vec<Pending>,
+    /// Client writes a manual failover's pause blocked: (connection,
+    /// request), in arrival order.
+    blocked: Vec<(u32, Req)>,
     cron_missed: bool,
     pub disk: Disk,
     setup: NodeSetup,
@@ -175,6 +196,12 @@ pub struct World {
     pub history: Vec<HistoryEvent>,
     pub warnings: Vec<Warning>,
     effects: Vec<Effect>,
+    /// The client populations, their connections and their requests.
+    pub clients: Clients,
+    /// The shard of each slot: the masters' slot ranges when the cluster
+    /// is created, in slot order ([`NO_SHARD`] for a slot no master had).
+    pub shard_of_slot: Vec<u16>,
+    pub shards: usize,
 }
 
 impl World {
@@ -202,7 +229,29 @@ impl World {
                 &mut admin_rng,
             )?),
         };
+        let clients = Clients::new(&scenario, seed, queue)?;
+        let mut shard_ranges: Vec<Vec<(u16, u16)>> =
+            match (&allocation, &scenario.cluster.nodes_file) {
+                (Some(a), _) => a.masters.iter().map(|m| m.slots.clone()).collect(),
+                (None, Some(dump)) => dump
+                    .nodes
+                    .iter()
+                    .map(|n| n.slots.clone())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                (None, None) => Vec::new(),
+            };
+        shard_ranges.sort();
+        let mut shard_of_slot = vec![NO_SHARD; crate::node::slots::CLUSTER_SLOTS];
+        for (i, ranges) in shard_ranges.iter().enumerate() {
+            for &(a, b) in ranges {
+                shard_of_slot[usize::from(a)..=usize::from(b)].fill(i as u16);
+            }
+        }
         let mut world = World {
+            clients,
+            shard_of_slot,
+            shards: shard_ranges.len(),
             seed,
             procs: Vec::with_capacity(nodes.len()),
             net,
@@ -240,6 +289,7 @@ impl World {
                 state: ProcState::Dead,
                 inc: 0,
                 inbox: Vec::new(),
+                blocked: Vec::new(),
                 cron_missed: false,
                 disk: Disk::default(),
                 setup,
@@ -282,6 +332,7 @@ impl World {
         proc.node = Some(node);
         proc.state = ProcState::Running;
         proc.inbox.clear();
+        proc.blocked.clear();
         proc.cron_missed = false;
         let inc = proc.inc;
         queue.push(now + phase, Event::Cron { proc: p, inc });
@@ -298,11 +349,12 @@ impl World {
         let proc = &mut self.procs[p as usize];
         match proc.state {
             ProcState::Dead => {}
-            ProcState::Paused => proc.inbox.push(input),
+            ProcState::Paused => proc.inbox.push(Pending::Bus(input)),
             ProcState::Running => {
                 let node = proc.node.as_mut().expect("running process has a node");
                 node.handle(now, input, &mut self.effects);
                 self.flush_effects(p, now, queue);
+                self.unblock(p, now, queue);
             }
         }
     }
@@ -502,7 +554,9 @@ impl World {
         proc.state = ProcState::Dead;
         proc.node = None;
         proc.inbox.clear();
+        proc.blocked.clear();
         proc.inc += 1;
+        self.reset_client_conns(p, host_down, now, queue);
         for conn in 0..self.conns.len() as u32 {
             let c = &self.conns[conn as usize];
             if c.state == ConnState::Closed || (c.a != p && c.b != Some(p)) {
@@ -632,8 +686,18 @@ impl World {
         proc.state = ProcState::Running;
         let inbox = std::mem::take(&mut proc.inbox);
         let missed = std::mem::replace(&mut proc.cron_missed, false);
-        for input in inbox {
-            self.input(p, now, input, queue);
+        for pending in inbox {
+            match pending {
+                Pending::Bus(input) => self.input(p, now, input, queue),
+                Pending::Client {
+                    conn,
+                    req,
+                    readonly,
+                } => {
+                    self.serve_request(p, conn, req, readonly, now, queue);
+                    self.unblock(p, now, queue);
+                }
+            }
         }
         if missed {
             let inc = self.procs[p as usize].inc;
@@ -981,6 +1045,7 @@ impl Model for World {
                 self.admin_step(now, queue);
                 10 << 56
             }
+            Event::Client(e) => self.client_event(now, e, queue),
         }
     }
 }
@@ -1012,6 +1077,8 @@ pub enum Touches {
     /// The process at one end of connection `conn`: the accepting end when
     /// the flag is true, else the connecting end.
     ConnEnd(u32, bool),
+    /// The node a client connection goes to (a request reaching it).
+    ClientConnNode(u32),
     /// Any process: faults and the cluster manager.
     Any,
 }
@@ -1031,6 +1098,17 @@ impl Touches {
                 Touches::ConnEnd(*conn, *to_b)
             }
             Event::Fault(_) | Event::Admin => Touches::Any,
+            Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
+            // The others change only the clients and their connections.
+            Event::Client(
+                ClientEvent::Timer { .. }
+                | ClientEvent::Lane { .. }
+                | ClientEvent::SynArrive { .. }
+                | ClientEvent::SynRetry { .. }
+                | ClientEvent::Established { .. }
+                | ClientEvent::Reply { .. }
+                | ClientEvent::Reset { .. },
+            ) => Touches::Nothing,
         }
     }
 }
@@ -1044,6 +1122,7 @@ impl World {
             Touches::Proc(p) => one(p),
             Touches::ConnEnd(conn, false) => one(self.conns[conn as usize].a),
             Touches::ConnEnd(conn, true) => self.conns[conn as usize].b.map_or(Some(0..0), one),
+            Touches::ClientConnNode(conn) => one(self.clients.conn_node(conn)),
             Touches::Any => None,
         }
     }

@@ -319,7 +319,10 @@ fn query_prints_the_reply_of_the_node_at_that_time() {
     assert_eq!(out, "-MOVED 5061 10.0.0.5:6379\n");
     let (code, out, _) = q("20s", "node-5", &["SET", "bar", "1"]);
     assert_eq!(code, 0);
-    assert_eq!(out, "(served here; the keyspace is not simulated yet)\n");
+    assert_eq!(out, "OK\n");
+    // Nothing changes the run: the key is still missing.
+    let (_, out, _) = q("20s", "node-5", &["INCR", "bar"]);
+    assert_eq!(out, "(integer) 1\n");
     // A replica serves reads of its master's slots to READONLY clients.
     let (_, out, _) = q("9s", "node-5", &["GET", "bar"]);
     assert_eq!(out, "-MOVED 5061 10.0.0.1:6379\n");
@@ -335,7 +338,25 @@ fn query_prints_the_reply_of_the_node_at_that_time() {
         "GET",
         "bar",
     ]);
-    assert_eq!(out, "(served here; the keyspace is not simulated yet)\n");
+    assert_eq!(out, "(nil)\n");
+    // A key a workload wrote (master-crash-load.toml, seed 7).
+    let (_, out, _) = redsim(&[
+        "query",
+        "scenarios/master-crash-load.toml",
+        "--at",
+        "9s",
+        "--node",
+        "node-1",
+        "--",
+        "GET",
+        "key:8",
+    ]);
+    assert_eq!(out, format!("\"1.329.{}\"\n", "x".repeat(94)));
+    let (_, out, _) = q("9s", "node-2", &["CLUSTER", "SLOTS"]);
+    assert!(
+        out.starts_with("1) 1) (integer) 0\n   2) (integer) 5460\n   3) 1) \"10.0.0.1\"\n      2) (integer) 6379\n"),
+        "{out}"
+    );
     // Command errors come first, as Redis's.
     let (_, out, _) = q("9s", "node-2", &["GET"]);
     assert_eq!(out, "-ERR wrong number of arguments for 'get' command\n");

@@ -66,6 +66,7 @@ fn an_event_changes_no_process_it_does_not_touch() {
         "paused-master.toml",
         "host-crash.toml",
         "from-dump.toml",
+        "master-crash-load.toml",
     ] {
         let s = crate::scenario::load(&Path::new("scenarios").join(file)).unwrap();
         let seed = s.seed;

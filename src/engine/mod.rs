@@ -33,8 +33,11 @@ pub enum Actor {
     Node(u32),
     /// One client population (`[[workload]]` entry), by index.
     Clients(u32),
-    /// The simulated network (latency, loss).
+    /// The simulated network (latency, loss) between nodes.
     Network,
+    /// The same for the traffic of client populations, so that a workload
+    /// does not change the delays the nodes' messages draw.
+    ClientNetwork,
     /// The fault schedule.
     Faults,
     /// The cluster manager (`redis-cli --cluster`), e.g. its replica shuffle.
@@ -50,6 +53,7 @@ impl Actor {
             Actor::Network => 3 << 32,
             Actor::Faults => 4 << 32,
             Actor::Admin => 5 << 32,
+            Actor::ClientNetwork => 6 << 32,
         }
     }
 }

@@ -5,9 +5,13 @@
 //! its arity first (`commandCheckExistence`, `commandCheckArity`); cluster
 //! routing then reads the keys and the flags.
 //!
-//! Only the commands the data path is meant to execute are here. The keys
-//! are found as `getKeysUsingKeySpecs()` (`src/db.c`) finds them for these
-//! commands, whose key specs are all "index 1, range": the legacy
+//! Only the commands the data path is meant to execute are here: the
+//! keyspace's string commands, the connection state commands a cluster
+//! client sends (`ASKING`, `READONLY`, `READWRITE`) and `CLUSTER SLOTS`
+//! (the `CLUSTER` container knows no other subcommand on this path: the
+//! cluster manager's commands go through [`super::render::ClusterCommand`]).
+//! The keys are found as `getKeysUsingKeySpecs()` (`src/db.c`) finds them
+//! for these commands, whose key specs are all "index 1, range": the legacy
 //! `(first_key, last_key, step)` triple describes them exactly.
 
 use super::render::CommandError;
@@ -16,6 +20,8 @@ use super::render::CommandError;
 pub const CMD_WRITE: u64 = 1 << 0;
 pub const CMD_READONLY: u64 = 1 << 1;
 pub const CMD_DENYOOM: u64 = 1 << 2;
+pub const CMD_LOADING: u64 = 1 << 9;
+pub const CMD_STALE: u64 = 1 << 10;
 pub const CMD_ASKING: u64 = 1 << 13;
 pub const CMD_FAST: u64 = 1 << 14;
 pub const CMD_MAY_REPLICATE: u64 = 1 << 16;
@@ -55,9 +61,21 @@ const fn spec(
     }
 }
 
+/// A command without keys.
+const fn keyless(name: &'static str, arity: i32, flags: u64) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 1,
+    }
+}
+
 /// The table, from the 7.0.15 JSON files (arity, `command_flags`,
 /// `key_specs`).
-pub const COMMANDS: [CommandSpec; 13] = [
+pub const COMMANDS: [CommandSpec; 16] = [
     spec("get", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("set", -3, CMD_WRITE | CMD_DENYOOM, 1, 1),
     spec("incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1),
@@ -71,12 +89,23 @@ pub const COMMANDS: [CommandSpec; 13] = [
     spec("pttl", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("mset", -3, CMD_WRITE | CMD_DENYOOM, -1, 2),
     spec("mget", -2, CMD_READONLY | CMD_FAST, -1, 1),
+    keyless("asking", 1, CMD_FAST),
+    keyless("readonly", 1, CMD_FAST | CMD_LOADING | CMD_STALE),
+    keyless("readwrite", 1, CMD_FAST | CMD_LOADING | CMD_STALE),
 ];
 
-/// `lookupCommand`: the command named `name`, ignoring case.
+/// The `CLUSTER` container command (`cluster.json`: arity -2, no flags).
+pub static CLUSTER: CommandSpec = keyless("cluster", -2, 0);
+
+/// Its subcommands served on the client path, by their full name.
+pub static CLUSTER_SUBCOMMANDS: [CommandSpec; 1] = [keyless("cluster|slots", 2, CMD_STALE)];
+
+/// `lookupCommand`: the command named `name`, ignoring case (`CLUSTER`
+/// is the container; its subcommands are found by [`lookup_command`]).
 pub fn find_command(name: &[u8]) -> Option<&'static CommandSpec> {
     COMMANDS
         .iter()
+        .chain(std::iter::once(&CLUSTER))
         .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
@@ -86,9 +115,22 @@ pub fn find_command(name: &[u8]) -> Option<&'static CommandSpec> {
 /// this point).
 pub fn lookup_command(argv: &[&[u8]]) -> Result<&'static CommandSpec, CommandError> {
     let name = argv.first().copied().unwrap_or_default();
-    let Some(cmd) = find_command(name) else {
+    let Some(mut cmd) = find_command(name) else {
         return Err(unknown_command(name, argv.get(1..).unwrap_or_default()));
     };
+    if cmd.name == CLUSTER.name && argv.len() >= 2 {
+        // lookupSubcommand; an unknown one gets commandCheckExistence's
+        // help text.
+        let sub = argv[1];
+        let prefix = CLUSTER.name.len() + 1;
+        cmd = CLUSTER_SUBCOMMANDS
+            .iter()
+            .find(|c| c.name.as_bytes()[prefix..].eq_ignore_ascii_case(sub))
+            .ok_or_else(|| {
+                let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]);
+                format!("ERR unknown subcommand '{sub}'. Try CLUSTER HELP.")
+            })?;
+    }
     let argc = argv.len() as i64;
     let arity = i64::from(cmd.arity);
     if (arity > 0 && arity != argc) || argc < -arity {
@@ -132,6 +174,9 @@ impl CommandSpec {
     /// if the range falls outside `argv` (the arity check rules that out
     /// for every command of the table).
     pub fn keys<'a>(&self, argv: &[&'a [u8]]) -> Vec<&'a [u8]> {
+        if self.first_key == 0 {
+            return Vec::new();
+        }
         let argc = argv.len() as i64;
         let first = self.first_key as i64;
         let last = if self.last_key >= 0 {
@@ -173,6 +218,34 @@ mod tests {
         assert_eq!(
             lookup_command(&argv("mset k")),
             Err("ERR wrong number of arguments for 'mset' command".into())
+        );
+    }
+
+    #[test]
+    fn connection_commands_and_cluster_slots() {
+        for name in ["ASKING", "readonly", "ReadWrite"] {
+            let c = lookup_command(&argv(name)).unwrap();
+            assert!(c.keys(&argv(name)).is_empty(), "{name}");
+            assert_eq!(c.flags & (CMD_WRITE | CMD_READONLY), 0, "{name}");
+        }
+        assert_eq!(
+            lookup_command(&argv("READONLY now")),
+            Err("ERR wrong number of arguments for 'readonly' command".into())
+        );
+        let c = lookup_command(&argv("cluster SLOTS")).unwrap();
+        assert_eq!(c.name, "cluster|slots");
+        assert!(c.keys(&argv("cluster SLOTS")).is_empty());
+        assert_eq!(
+            lookup_command(&argv("CLUSTER")),
+            Err("ERR wrong number of arguments for 'cluster' command".into())
+        );
+        assert_eq!(
+            lookup_command(&argv("CLUSTER slots x")),
+            Err("ERR wrong number of arguments for 'cluster|slots' command".into())
+        );
+        assert_eq!(
+            lookup_command(&argv("cluster nope x")),
+            Err("ERR unknown subcommand 'nope'. Try CLUSTER HELP.".into())
         );
     }
 

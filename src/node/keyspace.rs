@@ -79,6 +79,14 @@ pub struct Entry {
     pub expire_at_ms: Option<i64>,
 }
 
+impl Entry {
+    /// `keyIsExpired`: the time is past the expiry (`now > when`; a key
+    /// is still there during its last millisecond).
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expire_at_ms.is_some_and(|at| now_ms > at)
+    }
+}
+
 /// Who sent the command: a normal client, or this replica's master over the
 /// replication link (which sees keys whether or not they have expired).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +179,11 @@ pub fn key_memory(key_len: usize, entry: &Entry) -> u64 {
     DICT_ENTRY + sds_size(key_len as u64) + value + expire
 }
 
+/// A command as an owned argument vector (what is propagated).
+fn owned(argv: &[&[u8]]) -> Vec<Vec<u8>> {
+    argv.iter().map(|a| a.to_vec()).collect()
+}
+
 fn arity_error(name: &str) -> Reply {
     Reply::Error(format!(
         "ERR wrong number of arguments for '{}' command",
@@ -217,6 +230,12 @@ impl Keyspace {
         self.dict.get(key)
     }
 
+    /// Whether `key` is there and not expired at `now_ms`, without touching
+    /// anything (`lookupKeyReadWithFlags` with `LOOKUP_NOEXPIRE`).
+    pub fn exists_at(&self, key: &[u8], now_ms: i64) -> bool {
+        self.dict.get(key).is_some_and(|e| !e.expired(now_ms))
+    }
+
     /// The key at position `i` of the dictionary (for sampling).
     pub fn key_at(&self, i: usize) -> Option<(&[u8], &Entry)> {
         self.dict.get_index(i).map(|(k, e)| (k.as_slice(), e))
@@ -247,8 +266,14 @@ impl Keyspace {
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         self.key_memory += key_memory(key.len(), &entry);
         self.volatile += usize::from(entry.expire_at_ms.is_some());
-        if let Some(old) = self.dict.insert(key.to_vec(), entry) {
-            self.forget(key.len(), &old);
+        match self.dict.get_mut(key) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, entry);
+                self.forget(key.len(), &old);
+            }
+            None => {
+                self.dict.insert(key.to_vec(), entry);
+            }
         }
     }
 
@@ -288,10 +313,7 @@ impl Keyspace {
         caller: Caller,
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> bool {
-        let Some(at) = self.dict.get(key).and_then(|e| e.expire_at_ms) else {
-            return false;
-        };
-        if at > now_ms {
+        if !self.dict.get(key).is_some_and(|e| e.expired(now_ms)) {
             return false;
         }
         if replica {
@@ -312,19 +334,14 @@ impl Keyspace {
         caller: Caller,
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> Option<&Entry> {
-        let found = self
-            .lookup_write(key, now_ms, replica, caller, propagate)
-            .is_some();
-        if found {
+        let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
+        let entry = if expired { None } else { self.dict.get(key) };
+        if entry.is_some() {
             self.stats.keyspace_hits += 1;
         } else {
             self.stats.keyspace_misses += 1;
         }
-        if found {
-            self.dict.get(key)
-        } else {
-            None
-        }
+        entry
     }
 
     /// `lookupKeyWrite`: the live entry (no hit/miss counting).
@@ -344,43 +361,56 @@ impl Keyspace {
 
     /// Execute `argv` (command name first) at `now_ms` on a master or, with
     /// `replica`, on a replica. Unknown commands and wrong arities get
-    /// Redis's errors.
-    pub fn execute(
+    /// Redis's errors, and so do commands of the table that are not keyspace
+    /// commands (those the node runs itself, like `READONLY`).
+    pub fn execute<A: AsRef<[u8]>>(
         &mut self,
-        argv: &[Vec<u8>],
+        argv: &[A],
         now_ms: i64,
         replica: bool,
         caller: Caller,
     ) -> Executed {
         let mut propagate = Vec::new();
-        let reply = self.run(argv, now_ms, replica, caller, &mut propagate);
+        // The arguments as slices, without allocating for short commands.
+        const SHORT: usize = 8;
+        let mut short: [&[u8]; SHORT] = [&[]; SHORT];
+        let long: Vec<&[u8]>;
+        let args: &[&[u8]] = if argv.len() <= SHORT {
+            for (s, a) in short.iter_mut().zip(argv) {
+                *s = a.as_ref();
+            }
+            &short[..argv.len()]
+        } else {
+            long = argv.iter().map(AsRef::as_ref).collect();
+            &long
+        };
+        let reply = self.run(args, now_ms, replica, caller, &mut propagate);
         Executed { reply, propagate }
     }
 
     fn run(
         &mut self,
-        argv: &[Vec<u8>],
+        argv: &[&[u8]],
         now: i64,
         replica: bool,
         caller: Caller,
         prop: &mut Vec<Vec<Vec<u8>>>,
     ) -> Reply {
-        let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        let spec = match lookup_command(&args) {
+        let spec = match lookup_command(argv) {
             Ok(spec) => spec,
             Err(e) => return Reply::Error(e),
         };
-        let name = spec.name.to_ascii_uppercase();
+        let name = spec.name;
         // msetGenericCommand's own check: key value pairs.
-        if name == "MSET" && argv.len().is_multiple_of(2) {
-            return arity_error(&name);
+        if name == "mset" && argv.len().is_multiple_of(2) {
+            return arity_error(name);
         }
-        match name.as_str() {
-            "GET" => match self.lookup_read(&argv[1], now, replica, caller, prop) {
+        match name {
+            "get" => match self.lookup_read(argv[1], now, replica, caller, prop) {
                 Some(e) => Reply::Bulk(e.value.to_bytes()),
                 None => Reply::Nil,
             },
-            "MGET" => Reply::Array(
+            "mget" => Reply::Array(
                 argv[1..]
                     .iter()
                     .map(|k| match self.lookup_read(k, now, replica, caller, prop) {
@@ -389,22 +419,22 @@ impl Keyspace {
                     })
                     .collect(),
             ),
-            "SET" => self.set(argv, now, replica, caller, prop),
-            "MSET" => {
+            "set" => self.set(argv, now, replica, caller, prop),
+            "mset" => {
                 for kv in argv[1..].chunks(2) {
                     self.insert(
-                        &kv[0],
+                        kv[0],
                         Entry {
-                            value: Value::encode(&kv[1]),
+                            value: Value::encode(kv[1]),
                             expire_at_ms: None,
                         },
                     );
                 }
-                prop.push(argv.to_vec());
+                prop.push(owned(argv));
                 Reply::Ok
             }
-            "INCR" => {
-                let key = &argv[1];
+            "incr" => {
+                let key = argv[1];
                 let old = match self.lookup_write(key, now, replica, caller, prop) {
                     None => None,
                     Some(e) => match &e.value {
@@ -423,19 +453,19 @@ impl Keyspace {
                         expire_at_ms,
                     },
                 );
-                prop.push(argv.to_vec());
+                prop.push(owned(argv));
                 Reply::Int(value)
             }
-            "APPEND" => {
-                let key = &argv[1];
+            "append" => {
+                let key = argv[1];
                 let entry = match self.lookup_write(key, now, replica, caller, prop) {
                     None => Entry {
-                        value: Value::encode(&argv[2]),
+                        value: Value::encode(argv[2]),
                         expire_at_ms: None,
                     },
                     Some(e) => {
                         let mut bytes = e.value.to_bytes();
-                        bytes.extend_from_slice(&argv[2]);
+                        bytes.extend_from_slice(argv[2]);
                         if bytes.len() > 512 * 1024 * 1024 {
                             return Reply::err(
                                 "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
@@ -449,50 +479,46 @@ impl Keyspace {
                 };
                 let len = entry.value.len();
                 self.insert(key, entry);
-                prop.push(argv.to_vec());
+                prop.push(owned(argv));
                 Reply::Int(len as i64)
             }
-            "DEL" => {
+            "del" => {
                 let mut deleted = 0;
-                for k in &argv[1..] {
+                for &k in &argv[1..] {
                     let expired = self.expire_if_needed(k, now, replica, caller, prop);
                     if !expired && self.remove(k) {
                         deleted += 1;
                     }
                 }
                 if deleted > 0 {
-                    prop.push(argv.to_vec());
+                    prop.push(owned(argv));
                 }
                 Reply::Int(deleted)
             }
-            "EXISTS" => Reply::Int(
+            "exists" => Reply::Int(
                 argv[1..]
                     .iter()
-                    .filter(|k| {
+                    .filter(|&&k| {
                         !self.expire_if_needed(k, now, replica, caller, prop)
-                            && self.dict.contains_key(k.as_slice())
+                            && self.dict.contains_key(k)
                     })
                     .count() as i64,
             ),
-            "EXPIRE" | "PEXPIRE" | "PEXPIREAT" => {
-                self.expire(argv, &name, now, replica, caller, prop)
+            "expire" | "pexpire" | "pexpireat" => {
+                self.expire(argv, name, now, replica, caller, prop)
             }
-            "TTL" | "PTTL" => {
+            "ttl" | "pttl" => {
                 if self
-                    .lookup_write(&argv[1], now, replica, caller, prop)
+                    .lookup_write(argv[1], now, replica, caller, prop)
                     .is_none()
                 {
                     return Reply::Int(-2);
                 }
-                match self
-                    .dict
-                    .get(argv[1].as_slice())
-                    .and_then(|e| e.expire_at_ms)
-                {
+                match self.dict.get(argv[1]).and_then(|e| e.expire_at_ms) {
                     None => Reply::Int(-1),
                     Some(at) => {
                         let ttl = (at - now).max(0);
-                        Reply::Int(if name == "PTTL" {
+                        Reply::Int(if name == "pttl" {
                             ttl
                         } else {
                             (ttl + 500) / 1000
@@ -500,14 +526,16 @@ impl Keyspace {
                     }
                 }
             }
-            _ => unreachable!("every command of the table is executed here"),
+            other => Reply::Error(format!(
+                "ERR '{other}' is not a keyspace command (the node runs it itself)"
+            )),
         }
     }
 
     /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
     fn set(
         &mut self,
-        argv: &[Vec<u8>],
+        argv: &[&[u8]],
         now: i64,
         replica: bool,
         caller: Caller,
@@ -522,8 +550,8 @@ impl Keyspace {
         let mut expire: Option<(&[u8], Unit, bool)> = None; // (arg, unit, absolute)
         let mut j = 3;
         while j < argv.len() {
-            let opt = argv[j].as_slice();
-            let next = argv.get(j + 1);
+            let opt = argv[j];
+            let next = argv.get(j + 1).copied();
             if eq(opt, "NX") && !xx {
                 nx = true;
             } else if eq(opt, "XX") && !nx {
@@ -544,7 +572,7 @@ impl Keyspace {
                 } else {
                     return Reply::err("ERR syntax error");
                 };
-                expire = Some((next.as_slice(), kind.0, kind.1));
+                expire = Some((next, kind.0, kind.1));
                 j += 1;
             } else {
                 return Reply::err("ERR syntax error");
@@ -572,7 +600,7 @@ impl Keyspace {
                 Some(ms)
             }
         };
-        let key = &argv[1];
+        let key = argv[1];
         let old = if get {
             // getGenericCommand: a read, counted as a hit or a miss.
             self.lookup_read(key, now, replica, caller, prop)
@@ -590,15 +618,15 @@ impl Keyspace {
         self.insert(
             key,
             Entry {
-                value: Value::encode(&argv[2]),
+                value: Value::encode(argv[2]),
                 expire_at_ms: expire_at.or(keep),
             },
         );
         match expire_at {
             Some(at) => prop.push(vec![
                 b"SET".to_vec(),
-                key.clone(),
-                argv[2].clone(),
+                key.to_vec(),
+                argv[2].to_vec(),
                 b"PXAT".to_vec(),
                 at.to_string().into_bytes(),
             ]),
@@ -606,7 +634,7 @@ impl Keyspace {
                 argv.iter()
                     .enumerate()
                     .filter(|(i, a)| *i < 3 || !eq(a, "GET"))
-                    .map(|(_, a)| a.clone())
+                    .map(|(_, a)| a.to_vec())
                     .collect(),
             ),
         }
@@ -620,7 +648,7 @@ impl Keyspace {
     /// `EXPIRE` / `PEXPIRE` / `PEXPIREAT key time [NX|XX|GT|LT]`.
     fn expire(
         &mut self,
-        argv: &[Vec<u8>],
+        argv: &[&[u8]],
         name: &str,
         now: i64,
         replica: bool,
@@ -650,21 +678,21 @@ impl Keyspace {
         if gt && lt {
             return Reply::err("ERR GT and LT options at the same time are not compatible");
         }
-        let Some(mut when) = parse_i64(&argv[2]) else {
+        let Some(mut when) = parse_i64(argv[2]) else {
             return not_integer();
         };
-        if name == "EXPIRE" {
+        if name == "expire" {
             if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
                 return expire_error(name);
             }
             when *= 1000;
         }
-        let base = if name == "PEXPIREAT" { 0 } else { now };
+        let base = if name == "pexpireat" { 0 } else { now };
         when = match when.checked_add(base) {
             Some(w) => w,
             None => return expire_error(name),
         };
-        let key = &argv[1];
+        let key = argv[1];
         let Some(current) = self
             .lookup_write(key, now, replica, caller, prop)
             .map(|e| e.expire_at_ms)
@@ -681,16 +709,16 @@ impl Keyspace {
         if when <= now && !replica {
             // checkAlreadyExpired: delete now, propagate a DEL.
             self.remove(key);
-            prop.push(vec![b"DEL".to_vec(), key.clone()]);
+            prop.push(vec![b"DEL".to_vec(), key.to_vec()]);
             return Reply::Int(1);
         }
         self.set_expire(key, Some(when));
         let mut p = vec![
             b"PEXPIREAT".to_vec(),
-            key.clone(),
+            key.to_vec(),
             when.to_string().into_bytes(),
         ];
-        p.extend(argv[3..].iter().cloned());
+        p.extend(argv[3..].iter().map(|a| a.to_vec()));
         prop.push(p);
         Reply::Int(1)
     }
@@ -767,17 +795,19 @@ mod tests {
         assert_eq!(reply(&mut ks, 1_600, "PTTL k"), Reply::Int(9_400));
         let mut replica = ks.clone();
         // On the replica: hidden from clients, kept, visible to the master.
-        let r = replica.execute(&argv("GET k"), 11_000, true, Caller::Client);
+        let r = replica.execute(&argv("GET k"), 11_001, true, Caller::Client);
         assert_eq!((r.reply, r.propagate.len()), (Reply::Nil, 0));
         assert_eq!(replica.len(), 1);
-        let r = replica.execute(&argv("GET k"), 11_000, true, Caller::Master);
+        let r = replica.execute(&argv("GET k"), 11_001, true, Caller::Master);
         assert_eq!(r.reply, bulk("v"));
+        // Still there during its last millisecond (`now > when` expires).
+        assert_eq!(reply(&mut ks, 11_000, "GET k"), bulk("v"));
         // On the master: deleted on access, DEL propagated, counted.
-        let e = exec(&mut ks, 11_000, "GET k");
+        let e = exec(&mut ks, 11_001, "GET k");
         assert_eq!(e.reply, Reply::Nil);
         assert_eq!(e.propagate, vec![argv("DEL k")]);
         assert_eq!((ks.len(), ks.stats.expired_keys), (0, 1));
-        assert_eq!(reply(&mut ks, 11_000, "TTL k"), Reply::Int(-2));
+        assert_eq!(reply(&mut ks, 11_001, "TTL k"), Reply::Int(-2));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod load;
 pub mod render;
 pub mod replication;
 pub mod route;
+pub mod serve;
 pub mod slots;
 
 use std::collections::BTreeMap;
@@ -314,6 +315,8 @@ pub struct Node {
     /// `None` = now.
     pub master_last_interaction_ms: Option<i64>,
     pub repl_down_since_ms: i64,
+    /// Database 0. Nothing is persisted yet: a new process starts empty.
+    pub keyspace: keyspace::Keyspace,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -374,6 +377,7 @@ impl Node {
             master_link_up: true,
             master_last_interaction_ms: None,
             repl_down_since_ms: 0,
+            keyspace: keyspace::Keyspace::new(),
         }
     }
 

@@ -167,14 +167,24 @@ impl Node {
         client: ClientFlags,
         key_exists: &dyn Fn(&[u8]) -> bool,
     ) -> Verdict {
-        let cmd = match lookup_command(argv) {
-            Ok(cmd) => cmd,
-            Err(e) => return Verdict::Error(e),
-        };
+        match self.check_command(argv, client, key_exists) {
+            Ok(_) => Verdict::Execute,
+            Err(verdict) => verdict,
+        }
+    }
+
+    /// [`Node::process_command`], with the command to run when it passes.
+    pub(super) fn check_command(
+        &self,
+        argv: &[&[u8]],
+        client: ClientFlags,
+        key_exists: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<&'static CommandSpec, Verdict> {
+        let cmd = lookup_command(argv).map_err(Verdict::Error)?;
         if client.kind != ClientKind::Master {
             let req = Request::new(cmd, argv, client);
             if let Err(redir) = self.get_node_by_query(&req, key_exists) {
-                return Verdict::Error(redir.reply());
+                return Err(Verdict::Error(redir.reply()));
             }
         }
         // processCommand's OOM, MISCONF, NOREPLICAS, READONLY, MASTERDOWN,
@@ -182,15 +192,17 @@ impl Node {
         if client.kind == ClientKind::Replica
             && cmd.flags & (CMD_MAY_REPLICATE | CMD_WRITE | CMD_READONLY) != 0
         {
-            return Verdict::Error("ERR Replica can't interact with the keyspace".into());
+            return Err(Verdict::Error(
+                "ERR Replica can't interact with the keyspace".into(),
+            ));
         }
         if client.kind != ClientKind::Replica
             && self.writes_paused()
             && cmd.flags & (CMD_WRITE | CMD_MAY_REPLICATE) != 0
         {
-            return Verdict::Blocked;
+            return Err(Verdict::Blocked);
         }
-        Verdict::Execute
+        Ok(cmd)
     }
 
     /// `getNodeByQuery()` (7.0.15 `src/cluster.c` lines 6656-6867): `Ok`
@@ -313,7 +325,7 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use rand::SeedableRng;
 
     use super::super::bus::flags::*;
@@ -324,7 +336,7 @@ mod tests {
     use super::*;
     use crate::engine::Rng;
 
-    fn id(b: u8) -> NodeId {
+    pub(in crate::node) fn id(b: u8) -> NodeId {
         NodeId([b; 20])
     }
 
@@ -333,25 +345,25 @@ mod tests {
     }
 
     /// Slots of the standard layout: me (0x10), A (0x20), B (0x30).
-    const MINE: std::ops::Range<usize> = 0..5461;
-    const A_SLOTS: std::ops::Range<usize> = 5461..10923;
-    const B_SLOTS: std::ops::Range<usize> = 10923..16384;
+    pub(in crate::node) const MINE: std::ops::Range<usize> = 0..5461;
+    pub(in crate::node) const A_SLOTS: std::ops::Range<usize> = 5461..10923;
+    pub(in crate::node) const B_SLOTS: std::ops::Range<usize> = 10923..16384;
 
     /// A key hashing into `slots`, with `prefix` (found by counting).
-    fn key_in(slots: std::ops::Range<usize>, prefix: &str) -> String {
+    pub(in crate::node) fn key_in(slots: std::ops::Range<usize>, prefix: &str) -> String {
         (0..)
             .map(|i| format!("{prefix}{i}"))
             .find(|k| slots.contains(&usize::from(key_hash_slot(k.as_bytes()))))
             .unwrap()
     }
 
-    struct Sim {
-        node: Node,
+    pub(in crate::node) struct Sim {
+        pub(in crate::node) node: Node,
     }
 
     impl Sim {
         /// Myself (id byte `me`) and nothing else, at simulated time 1000 s.
-        fn new(config: Config, me: u8) -> Sim {
+        pub(in crate::node) fn new(config: Config, me: u8) -> Sim {
             let setup = NodeSetup { port: 7000, config };
             let mut node = Node::new(setup, Rng::seed_from_u64(1), 1_000_000_000);
             let my = node.myself;
@@ -360,7 +372,12 @@ mod tests {
         }
 
         /// Peer `b` at 10.0.0.b, port 6000 + b, with `flags` and `slots`.
-        fn peer(&mut self, b: u8, flags: u16, slots: std::ops::Range<usize>) -> u32 {
+        pub(in crate::node) fn peer(
+            &mut self,
+            b: u8,
+            flags: u16,
+            slots: std::ops::Range<usize>,
+        ) -> u32 {
             let mut c = ClusterNode::new(id(b), flags, 0);
             c.ip = Some([10, 0, 0, b]);
             c.port = 6000 + u16::from(b);
@@ -372,13 +389,13 @@ mod tests {
             idx
         }
 
-        fn idx(&self, b: u8) -> u32 {
+        pub(in crate::node) fn idx(&self, b: u8) -> u32 {
             self.node.lookup(&id(b)).unwrap()
         }
 
         /// Masters me (0x10), A (0x20), B (0x30) with `MINE`, `A_SLOTS`,
         /// `B_SLOTS`, one replica each (0x40, 0x50, 0x60); state computed.
-        fn cluster(config: Config) -> Sim {
+        pub(in crate::node) fn cluster(config: Config) -> Sim {
             let mut s = Sim::new(config, 0x10);
             let me = s.node.myself;
             for j in MINE {
@@ -397,12 +414,12 @@ mod tests {
 
         /// `clusterUpdateState()` now, past the writable delay of a master
         /// that just started.
-        fn update_state(&mut self) {
+        pub(in crate::node) fn update_state(&mut self) {
             self.node.first_call_time = self.node.now_ms - WRITABLE_DELAY_MS;
             self.node.update_state(&mut Vec::new());
         }
 
-        fn flag(&mut self, b: u8, flags: u16) {
+        pub(in crate::node) fn flag(&mut self, b: u8, flags: u16) {
             let i = self.idx(b);
             self.node.nm(i).flags |= flags;
         }
@@ -553,7 +570,7 @@ mod tests {
     }
 
     /// Me (0x40) replicating M (0x10, `MINE`); masters A and B as usual.
-    fn replica_sim(config: Config) -> Sim {
+    pub(in crate::node) fn replica_sim(config: Config) -> Sim {
         let mut s = Sim::new(config, 0x40);
         let m = s.peer(0x10, MASTER, MINE);
         s.peer(0x20, MASTER, A_SLOTS);

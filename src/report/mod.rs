@@ -94,6 +94,42 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             );
         }
     }
+    if !w.scenario.workloads.is_empty() {
+        let t = sim.client_totals();
+        let pops = w.scenario.workloads.len();
+        let conns: u64 = w
+            .scenario
+            .workloads
+            .iter()
+            .map(|x| u64::from(x.clients))
+            .sum();
+        let _ = writeln!(
+            s,
+            "\nclients ({pops} population{}, {conns} connection{})",
+            if pops == 1 { "" } else { "s" },
+            if conns == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(
+            s,
+            "  ops     {} sent, {} ok, {} errors, {} timeouts",
+            t.ops.sent, t.ops.ok, t.ops.errors, t.ops.timeouts
+        );
+        let _ = writeln!(
+            s,
+            "  writes  {} acknowledged, {} failed, {} lost",
+            t.writes.acknowledged, t.writes.failed, t.lost
+        );
+        let _ = writeln!(s, "  longest time writes kept failing, per shard");
+        for (i, u) in t.unavailable.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "    shard {:<3} {:<16} {:>10}",
+                i + 1,
+                sim.shard_slots(i),
+                fmt_time(*u)
+            );
+        }
+    }
     let _ = writeln!(s, "\nfinal state");
     for (i, p) in w.procs.iter().enumerate() {
         let line = match &p.node {

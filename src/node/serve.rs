@@ -1,0 +1,514 @@
+//! A client's command on a node, from the connection's flags to the reply:
+//! `processCommand()` (the checks of [`super::route`]) then `call()`: the
+//! keyspace commands run on [`Node::keyspace`], the connection state
+//! commands change the connection's [`ClientFlags`] (`ASKING`, `READONLY`,
+//! `READWRITE`, `askingCommand()` and friends in `src/cluster.c`), and
+//! `CLUSTER SLOTS` is rendered as `clusterReplyMultiBulkSlots()` does.
+//!
+//! The node is sans-IO here too: the caller owns the connection (its
+//! flags) and carries the reply. What a write propagates is handed back
+//! with the reply, for the replication stream to carry.
+
+use super::bus::flags::MYSELF;
+use super::config::EndpointType;
+use super::keyspace::{Caller, Executed, Keyspace, Reply};
+use super::route::{ClientFlags, Verdict};
+use super::slots::CLUSTER_SLOTS;
+use super::{mstime, ClusterNode, Node, NO_OWNER};
+use crate::engine::SimTime;
+
+/// What a client connection gets for one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientReply {
+    /// The command was processed: its reply (an error included) and what
+    /// it propagates to replicas and the AOF.
+    Done(Executed),
+    /// A write while a manual failover pauses writes: no reply yet. The
+    /// caller gives the command again once [`Node::writes_paused`] is
+    /// false; it is then checked from the start (usually `-MOVED`).
+    Blocked,
+}
+
+impl ClientReply {
+    fn reply(reply: Reply) -> ClientReply {
+        ClientReply::Done(Executed {
+            reply,
+            propagate: Vec::new(),
+        })
+    }
+}
+
+impl Node {
+    /// Process `argv` (command name first) from a client whose connection
+    /// has `client` flags, at `now`. `ASKING` is one shot: any other
+    /// command that gets a reply clears it.
+    pub fn client_command(
+        &mut self,
+        now: SimTime,
+        argv: &[&[u8]],
+        client: &mut ClientFlags,
+    ) -> ClientReply {
+        self.now_ms = mstime(now);
+        let mut keyspace = std::mem::take(&mut self.keyspace);
+        let reply = self.serve(&mut keyspace, argv, client);
+        self.keyspace = keyspace;
+        reply
+    }
+
+    /// What [`Node::client_command`] would answer now, changing nothing
+    /// (the command runs on a copy of the keyspace).
+    pub fn preview_command(&self, argv: &[&[u8]], mut client: ClientFlags) -> ClientReply {
+        let mut keyspace = self.keyspace.clone();
+        self.serve(&mut keyspace, argv, &mut client)
+    }
+
+    fn serve(
+        &self,
+        keyspace: &mut Keyspace,
+        argv: &[&[u8]],
+        client: &mut ClientFlags,
+    ) -> ClientReply {
+        let now_ms = self.now_ms;
+        let checked = {
+            let ks: &Keyspace = keyspace;
+            self.check_command(argv, *client, &|key| ks.exists_at(key, now_ms))
+        };
+        let cmd = match checked {
+            Ok(cmd) => cmd,
+            Err(Verdict::Error(e)) => {
+                client.asking = false;
+                return ClientReply::reply(Reply::Error(e));
+            }
+            // The only other refusal: the write pause.
+            Err(_) => return ClientReply::Blocked,
+        };
+        let reply = match cmd.name {
+            "asking" => {
+                client.asking = true;
+                return ClientReply::reply(Reply::Ok);
+            }
+            "readonly" => {
+                client.readonly = true;
+                Reply::Ok
+            }
+            "readwrite" => {
+                client.readonly = false;
+                Reply::Ok
+            }
+            "cluster|slots" => self.cluster_slots(),
+            _ => {
+                client.asking = false;
+                let replica = !self.is_master();
+                return ClientReply::Done(keyspace.execute(argv, now_ms, replica, Caller::Client));
+            }
+        };
+        client.asking = false;
+        ClientReply::reply(reply)
+    }
+
+    /// `CLUSTER SLOTS` (`clusterReplyMultiBulkSlots()`): one entry per
+    /// maximal run of slots with the same owner, in slot order:
+    /// `[start, end, master, replica...]`, each node as
+    /// `addNodeToNodeReply()` renders it. Every owner is listed, a failed
+    /// one included; a replica only when it is not failed and has a
+    /// replication offset (`isReplicaAvailable()`).
+    pub fn cluster_slots(&self) -> Reply {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < CLUSTER_SLOTS {
+            let owner = self.slot_owner[start];
+            let mut end = start;
+            while end + 1 < CLUSTER_SLOTS && self.slot_owner[end + 1] == owner {
+                end += 1;
+            }
+            if owner != NO_OWNER {
+                let n = self.n(owner);
+                let mut entry = vec![
+                    Reply::Int(start as i64),
+                    Reply::Int(end as i64),
+                    self.node_reply(n),
+                ];
+                for &r in &n.slaves {
+                    let r = self.n(r);
+                    if self.replica_available(r) {
+                        entry.push(self.node_reply(r));
+                    }
+                }
+                out.push(Reply::Array(entry));
+            }
+            start = end + 1;
+        }
+        Reply::Array(out)
+    }
+
+    /// `isReplicaAvailable()`: not failed, and a replication offset other
+    /// than 0 (mine as `replicationGetSlaveOffset()` gives it).
+    fn replica_available(&self, r: &ClusterNode) -> bool {
+        let offset = if r.flags & MYSELF != 0 {
+            self.my_repl_offset()
+        } else {
+            r.repl_offset
+        };
+        !r.failed() && offset != 0
+    }
+
+    /// `addNodeToNodeReply()`: the preferred endpoint, the port, the node
+    /// ID, then a map of the other endpoints (RESP2: a flat array). Nodes
+    /// have no hostname yet (the bus does not carry it), so the map holds
+    /// the ip unless the ip is the preferred endpoint.
+    fn node_reply(&self, n: &ClusterNode) -> Reply {
+        let ip = Reply::Bulk(super::render::ip_str(n.ip).into_bytes());
+        let (endpoint, extra) = match self.setup.config.cluster_preferred_endpoint_type {
+            EndpointType::Ip => (ip, vec![]),
+            EndpointType::Hostname => (
+                Reply::Bulk(b"?".to_vec()),
+                vec![Reply::Bulk(b"ip".to_vec()), ip],
+            ),
+            EndpointType::UnknownEndpoint => (Reply::Nil, vec![Reply::Bulk(b"ip".to_vec()), ip]),
+        };
+        Reply::Array(vec![
+            endpoint,
+            Reply::Int(i64::from(n.port)),
+            Reply::Bulk(n.name.hex().into_bytes()),
+            Reply::Array(extra),
+        ])
+    }
+}
+
+/// Decimal digits of `n`, with its sign.
+fn digits(n: i64) -> u64 {
+    let mut m = n.unsigned_abs();
+    let mut d = 1 + u64::from(n < 0);
+    while m >= 10 {
+        m /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// The bytes of `reply` in RESP2, as the client reads them.
+pub fn resp_len(reply: &Reply) -> u64 {
+    match reply {
+        Reply::Ok | Reply::Nil => 5,
+        Reply::Int(i) => 3 + digits(*i),
+        Reply::Bulk(b) => 5 + digits(b.len() as i64) + b.len() as u64,
+        Reply::Array(items) => {
+            3 + digits(items.len() as i64) + items.iter().map(resp_len).sum::<u64>()
+        }
+        Reply::Error(e) => 3 + e.len() as u64,
+    }
+}
+
+/// The bytes of a request in RESP: `*<argc>`, then `$<len>` and the bytes
+/// of each argument.
+pub fn request_len(argv: &[&[u8]]) -> u64 {
+    3 + digits(argv.len() as i64)
+        + argv
+            .iter()
+            .map(|a| 5 + digits(a.len() as i64) + a.len() as u64)
+            .sum::<u64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bus::flags::*;
+    use super::super::config::Config;
+    use super::super::route::tests::{replica_sim, Sim, A_SLOTS, B_SLOTS, MINE};
+    use super::*;
+
+    const T: SimTime = 1_000_000_000;
+
+    fn run(s: &mut Sim, cmd: &str, client: &mut ClientFlags) -> ClientReply {
+        let argv: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
+        s.node.client_command(T, &argv, client)
+    }
+
+    fn reply(s: &mut Sim, cmd: &str) -> Reply {
+        match run(s, cmd, &mut ClientFlags::default()) {
+            ClientReply::Done(e) => e.reply,
+            ClientReply::Blocked => panic!("{cmd}: blocked"),
+        }
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+
+    fn err(s: &str) -> Reply {
+        Reply::Error(s.into())
+    }
+
+    #[test]
+    fn serves_its_slots_from_its_keyspace_and_redirects_the_rest() {
+        let mut s = Sim::cluster(Config::default());
+        assert_eq!(reply(&mut s, "GET bar"), Reply::Nil);
+        let done = run(&mut s, "SET bar v1 PX 5000", &mut ClientFlags::default());
+        let ClientReply::Done(e) = done else { panic!() };
+        assert_eq!(e.reply, Reply::Ok);
+        // What the replication stream will carry: an absolute expiry.
+        let at = (mstime(T) + 5000).to_string();
+        assert_eq!(
+            e.propagate,
+            vec![vec![
+                b"SET".to_vec(),
+                b"bar".to_vec(),
+                b"v1".to_vec(),
+                b"PXAT".to_vec(),
+                at.into_bytes()
+            ]]
+        );
+        assert_eq!(reply(&mut s, "GET bar"), bulk("v1"));
+        assert_eq!(
+            reply(&mut s, "INCR bar"),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(reply(&mut s, "GET foo"), err("MOVED 12182 10.0.0.48:6048"));
+        assert_eq!(s.node.keyspace.len(), 1);
+        // The cluster down: nothing is served.
+        s.flag(0x30, FAIL);
+        s.update_state();
+        assert_eq!(
+            reply(&mut s, "GET bar"),
+            err("CLUSTERDOWN The cluster is down")
+        );
+    }
+
+    #[test]
+    fn asking_is_one_shot_and_readonly_sticks_until_readwrite() {
+        let mut s = Sim::cluster(Config::default());
+        let b = s.idx(0x30);
+        s.node.importing_slots_from.insert(12182, b);
+        let mut c = ClientFlags::default();
+        assert_eq!(run(&mut s, "ASKING", &mut c), ClientReply::reply(Reply::Ok));
+        assert!(c.asking);
+        assert_eq!(
+            run(&mut s, "SET foo 1", &mut c),
+            ClientReply::Done(Executed {
+                reply: Reply::Ok,
+                propagate: vec![vec![b"SET".to_vec(), b"foo".to_vec(), b"1".to_vec()]],
+            })
+        );
+        assert!(!c.asking, "cleared by the next command");
+        assert_eq!(
+            run(&mut s, "GET foo", &mut c),
+            ClientReply::reply(err("MOVED 12182 10.0.0.48:6048"))
+        );
+        // An error reply clears it too.
+        run(&mut s, "ASKING", &mut c);
+        run(&mut s, "GET", &mut c);
+        assert!(!c.asking);
+
+        let mut r = replica_sim(Config::default());
+        let mut c = ClientFlags::default();
+        assert_eq!(
+            run(&mut r, "GET bar", &mut c),
+            ClientReply::reply(err("MOVED 5061 10.0.0.16:6016"))
+        );
+        run(&mut r, "READONLY", &mut c);
+        assert!(c.readonly);
+        assert_eq!(
+            run(&mut r, "GET bar", &mut c),
+            ClientReply::reply(Reply::Nil)
+        );
+        assert_eq!(
+            run(&mut r, "SET bar 1", &mut c),
+            ClientReply::reply(err("MOVED 5061 10.0.0.16:6016"))
+        );
+        run(&mut r, "READWRITE", &mut c);
+        assert!(!c.readonly);
+        assert_eq!(
+            run(&mut r, "GET bar", &mut c),
+            ClientReply::reply(err("MOVED 5061 10.0.0.16:6016"))
+        );
+        assert_eq!(
+            run(&mut r, "READONLY x", &mut c),
+            ClientReply::reply(err("ERR wrong number of arguments for 'readonly' command"))
+        );
+    }
+
+    #[test]
+    fn a_replica_hides_expired_keys_from_readonly_clients() {
+        let mut r = replica_sim(Config::default());
+        r.node.keyspace.execute(
+            &[&b"SET"[..], b"bar", b"v", b"PXAT", b"1"],
+            0,
+            true,
+            Caller::Master,
+        );
+        let mut c = ClientFlags {
+            readonly: true,
+            ..ClientFlags::default()
+        };
+        assert_eq!(
+            run(&mut r, "GET bar", &mut c),
+            ClientReply::reply(Reply::Nil)
+        );
+        assert_eq!(r.node.keyspace.len(), 1, "kept until the master's DEL");
+    }
+
+    #[test]
+    fn paused_writes_block_then_are_checked_again() {
+        let mut s = Sim::cluster(Config::default());
+        s.node.election.mf_pause_end = mstime(T) + 10_000;
+        let mut c = ClientFlags::default();
+        assert_eq!(run(&mut s, "SET bar 1", &mut c), ClientReply::Blocked);
+        assert_eq!(
+            run(&mut s, "GET bar", &mut c),
+            ClientReply::reply(Reply::Nil)
+        );
+        assert!(s.node.writes_paused());
+        // When the pause is over the same command runs.
+        let later = T + 10_001_000;
+        let argv: [&[u8]; 3] = [b"SET", b"bar", b"1"];
+        assert!(matches!(
+            s.node.client_command(later, &argv, &mut c),
+            ClientReply::Done(_)
+        ));
+        assert!(!s.node.writes_paused());
+    }
+
+    #[test]
+    fn preview_changes_nothing() {
+        let mut s = Sim::cluster(Config::default());
+        reply(&mut s, "SET bar 1");
+        let argv: [&[u8]; 2] = [b"INCR", b"bar"];
+        let ClientReply::Done(p) = s.node.preview_command(&argv, ClientFlags::default()) else {
+            panic!()
+        };
+        assert_eq!(p.reply, Reply::Int(2));
+        assert_eq!(reply(&mut s, "GET bar"), bulk("1"));
+    }
+
+    fn node(ip: &str, port: i64, id: u8) -> Reply {
+        Reply::Array(vec![
+            bulk(ip),
+            Reply::Int(port),
+            Reply::Bulk(super::super::route::tests::id(id).hex().into_bytes()),
+            Reply::Array(vec![]),
+        ])
+    }
+
+    #[test]
+    fn cluster_slots_lists_ranges_in_slot_order_with_available_replicas() {
+        let mut s = Sim::cluster(Config::default());
+        let me = s.node.myself;
+        s.node.nm(me).ip = Some([10, 0, 0, 16]);
+        // Replicas with no replication offset are not listed.
+        let slots = |s: &Sim| s.node.cluster_slots();
+        assert_eq!(
+            slots(&s),
+            Reply::Array(vec![
+                Reply::Array(vec![
+                    Reply::Int(0),
+                    Reply::Int(5460),
+                    node("10.0.0.16", 7000, 0x10)
+                ]),
+                Reply::Array(vec![
+                    Reply::Int(5461),
+                    Reply::Int(10922),
+                    node("10.0.0.32", 6032, 0x20)
+                ]),
+                Reply::Array(vec![
+                    Reply::Int(10923),
+                    Reply::Int(16383),
+                    node("10.0.0.48", 6048, 0x30)
+                ]),
+            ])
+        );
+        // With an offset a replica follows its master; a failed one is
+        // left out, a failed master is not. A slot given to another node
+        // splits the range; an unassigned slot is skipped.
+        for (b, off) in [(0x40, 10), (0x50, 10), (0x60, 10)] {
+            let i = s.idx(b);
+            s.node.nm(i).repl_offset = off;
+        }
+        s.flag(0x50, FAIL);
+        s.flag(0x30, FAIL);
+        let b = s.idx(0x30);
+        s.node.del_slot(100);
+        s.node.del_slot(101);
+        s.node.add_slot(b, 101);
+        let Reply::Array(ranges) = slots(&s) else {
+            panic!()
+        };
+        let heads: Vec<(i64, i64, usize)> = ranges
+            .iter()
+            .map(|r| match r {
+                Reply::Array(v) => match (&v[0], &v[1]) {
+                    (Reply::Int(a), Reply::Int(b)) => (*a, *b, v.len() - 2),
+                    _ => panic!(),
+                },
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            heads,
+            [
+                (0, 99, 2),
+                (101, 101, 2),
+                (102, 5460, 2),
+                (5461, 10922, 1),
+                (10923, 16383, 2)
+            ]
+        );
+        let Reply::Array(first) = &ranges[0] else {
+            panic!()
+        };
+        assert_eq!(first[3], node("10.0.0.64", 6064, 0x40));
+        assert_eq!(MINE.len() + A_SLOTS.len() + B_SLOTS.len(), CLUSTER_SLOTS);
+    }
+
+    #[test]
+    fn cluster_slots_endpoints_follow_the_preferred_type() {
+        let s = Sim::cluster(Config {
+            cluster_preferred_endpoint_type: EndpointType::UnknownEndpoint,
+            ..Config::default()
+        });
+        let Reply::Array(ranges) = s.node.cluster_slots() else {
+            panic!()
+        };
+        let Reply::Array(a) = &ranges[1] else {
+            panic!()
+        };
+        assert_eq!(
+            a[2],
+            Reply::Array(vec![
+                Reply::Nil,
+                Reply::Int(6032),
+                Reply::Bulk(super::super::route::tests::id(0x20).hex().into_bytes()),
+                Reply::Array(vec![bulk("ip"), bulk("10.0.0.32")]),
+            ])
+        );
+        let s = Sim::cluster(Config {
+            cluster_preferred_endpoint_type: EndpointType::Hostname,
+            ..Config::default()
+        });
+        let Reply::Array(ranges) = s.node.cluster_slots() else {
+            panic!()
+        };
+        let Reply::Array(a) = &ranges[1] else {
+            panic!()
+        };
+        let Reply::Array(n) = &a[2] else { panic!() };
+        assert_eq!(n[0], bulk("?"));
+        assert_eq!(n[3], Reply::Array(vec![bulk("ip"), bulk("10.0.0.32")]));
+    }
+
+    #[test]
+    fn resp_lengths() {
+        assert_eq!(resp_len(&Reply::Ok), "+OK\r\n".len() as u64);
+        assert_eq!(resp_len(&Reply::Nil), "$-1\r\n".len() as u64);
+        assert_eq!(resp_len(&Reply::Int(-12)), ":-12\r\n".len() as u64);
+        assert_eq!(resp_len(&bulk("hello")), "$5\r\nhello\r\n".len() as u64);
+        assert_eq!(resp_len(&err("ERR x")), "-ERR x\r\n".len() as u64);
+        assert_eq!(
+            resp_len(&Reply::Array(vec![Reply::Int(1), bulk("")])),
+            "*2\r\n:1\r\n$0\r\n\r\n".len() as u64
+        );
+        let v = "x".repeat(100);
+        assert_eq!(
+            request_len(&[b"SET", b"key:1", v.as_bytes()]),
+            format!("*3\r\n$3\r\nSET\r\n$5\r\nkey:1\r\n$100\r\n{v}\r\n").len() as u64
+        );
+    }
+}
