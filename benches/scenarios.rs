@@ -28,3 +28,38 @@ fn master_crash_60s_failover(bencher: Bencher) {
             divan::black_box((results, sim.stats.hash.value()))
         });
 }
+
+/// Client throughput: a 3+3 cluster, 200 connections asking 200 000
+/// requests per simulated second (half GET, half SET of 100-byte values over
+/// 100 000 keys) for 10 simulated seconds: 2 M requests, no faults.
+#[divan::bench(sample_count = 5)]
+fn clients_3x3_2m_requests(bencher: Bencher) {
+    let toml = r#"
+duration = "12s"
+[cluster]
+nodes = 6
+replicas = 1
+[config]
+cluster-node-timeout = 5000
+[[workload]]
+clients = 200
+rate = 200000
+keys = 100000
+start = "2s"
+"#;
+    let scenario = redsim::scenario::parse(
+        toml,
+        redsim::scenario::Format::Toml,
+        "bench.toml",
+        Path::new("."),
+    )
+    .expect("bench scenario");
+    bencher
+        .counter(divan::counter::ItemsCount::new(2_000_000u64))
+        .with_inputs(|| scenario.clone())
+        .bench_local_values(|s| {
+            let mut sim = Simulation::new(s, 1).expect("runnable");
+            let results = sim.run(&mut ());
+            divan::black_box((results, sim.stats.hash.value()))
+        });
+}
