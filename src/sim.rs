@@ -82,19 +82,6 @@ pub struct Failover {
 /// run time rather than silently ignored.
 pub fn not_implemented(s: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
-    if !s.workloads.is_empty() {
-        out.push(
-            "replication is not simulated yet: replicas stay empty, so a promoted replica starts with an empty keyspace and the writes its master acknowledged are lost"
-                .to_string(),
-        );
-    }
-    for (i, w) in s.workloads.iter().enumerate() {
-        if w.read_from_replicas {
-            out.push(format!(
-                "workload[{i}].read_from_replicas: no replica has a replication offset until replication is simulated, so CLUSTER SLOTS lists none and reads go to the masters"
-            ));
-        }
-    }
     for f in &s.faults {
         use crate::scenario::FaultAction::*;
         let what = match &f.action {

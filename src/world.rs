@@ -18,6 +18,17 @@
 //! was in flight in both directions; the other end learns of it (EOF/RST)
 //! one transit later when the network lets it through.
 //!
+//! Replication links are connections of their own, from a replica to its
+//! master's client port, with the same rules but one: TCP does not lose
+//! the bytes of a stream, so what a partition or one-way rule blocks on a
+//! replication link waits and goes out, in order, once the network lets
+//! it through (or is lost with the connection). Each message is charged
+//! at its size on the wire; a bulk message (the RDB, the stream) is
+//! reported drained to its sender when it has left the sender's end of
+//! the pipe, which is when Redis writes the next one. A `fork()` for a
+//! full sync stalls the master: it handles nothing for `fork_us`, and
+//! what arrives meanwhile waits in its sockets.
+//!
 //! Client populations ([`crate::client`]) talk to the nodes over
 //! connections of their own, with the same rules ([`clients`]).
 
@@ -35,6 +46,7 @@ use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
 use crate::node::bus::{BusMsg, NodeId};
 use crate::node::render::ClusterCommand;
+use crate::node::replication::{ReplEffect, ReplInput, ReplMsg, ReplNote, ReplTimer};
 use crate::node::{Effect, Input, LinkId, Node, NodeSetup, Note, CRON_PERIOD, INBOUND_LINK_BIT};
 use crate::scenario::{FaultAction, Scenario};
 
@@ -57,11 +69,18 @@ pub enum Event {
     /// The handshake's last ACK reaches the acceptor: `accept()` returns.
     Accept { conn: u32 },
     /// A message becomes readable at one end.
-    Deliver {
-        conn: u32,
-        to_b: bool,
-        msg: Rc<BusMsg>,
+    Deliver { conn: u32, to_b: bool, msg: Wire },
+    /// A bulk replication message written towards `to_b`'s end has left
+    /// the sender's end of the pipe.
+    Drained { conn: u32, to_b: bool },
+    /// A replication timer of a process incarnation.
+    ReplTimer {
+        proc: u32,
+        inc: u32,
+        timer: ReplTimer,
     },
+    /// A process incarnation's `fork()` is over.
+    Unstall { proc: u32, inc: u32 },
     /// The other end closed or reset the connection (EOF/RST arrives).
     Reset { conn: u32, to_b: bool },
     /// The connect failed (refused or timed out).
@@ -75,6 +94,43 @@ pub enum Event {
 }
 
 pub use clients::{ClientEvent, Clients};
+
+/// What a connection carries: the cluster bus's messages, or replication's.
+#[derive(Clone, Debug)]
+pub enum Wire {
+    Bus(Rc<BusMsg>),
+    Repl(Rc<ReplMsg>),
+}
+
+impl Wire {
+    fn wire_size(&self) -> u64 {
+        match self {
+            Wire::Bus(m) => m.wire_size(),
+            Wire::Repl(m) => m.wire_size(),
+        }
+    }
+
+    fn digest(&self) -> u64 {
+        match self {
+            Wire::Bus(m) => m.digest(),
+            Wire::Repl(m) => (19 << 56) ^ m.wire_size(),
+        }
+    }
+}
+
+/// Which port a connection goes to: the cluster bus port, or the client
+/// port (replication links). Each has its own link ids on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Plane {
+    Bus,
+    Repl,
+}
+
+/// What happened on a link, for [`World::link_input`].
+enum LinkEvent {
+    Error,
+    Recv(Wire),
+}
 
 /// What a paused process's sockets hold until it resumes.
 #[derive(Debug)]
@@ -91,6 +147,7 @@ enum ConnState {
 }
 
 struct Conn {
+    plane: Plane,
     a: u32,
     a_inc: u32,
     a_link: LinkId,
@@ -102,9 +159,12 @@ struct Conn {
     /// When the first SYN was sent (retransmissions are timed from it).
     syn_start: SimTime,
     /// Messages the initiator wrote before the connection was established.
-    queued: Vec<Rc<BusMsg>>,
+    queued: Vec<Wire>,
     ab: Pipe,
     ba: Pipe,
+    /// Replication: what the network blocks, per direction (a→b, b→a),
+    /// waiting to go out in order.
+    held: [Vec<Wire>; 2],
     accepted: bool,
 }
 
@@ -140,6 +200,8 @@ pub struct Proc {
     /// request), in arrival order.
     blocked: Vec<(u32, Req)>,
     cron_missed: bool,
+    /// Stalled in `fork()` until then: inputs wait in `inbox`.
+    stalled_until: SimTime,
     pub disk: Disk,
     setup: NodeSetup,
 }
@@ -183,8 +245,10 @@ pub struct World {
     pub procs: Vec<Proc>,
     pub net: Network,
     net_rng: Rng,
+    /// The network's draws for replication links.
+    repl_net_rng: Rng,
     conns: Vec<Conn>,
-    conn_of_link: FxHashMap<(u32, LinkId), u32>,
+    conn_of_link: FxHashMap<(u32, Plane, LinkId), u32>,
     proc_at: BTreeMap<([u8; 4], u32), u32>,
     id_to_proc: BTreeMap<NodeId, u32>,
     host_up: Vec<bool>,
@@ -256,6 +320,7 @@ impl World {
             procs: Vec::with_capacity(nodes.len()),
             net,
             net_rng: actor_rng(seed, Actor::Network),
+            repl_net_rng: actor_rng(seed, Actor::ReplNetwork),
             conns: Vec::new(),
             conn_of_link: FxHashMap::default(),
             proc_at: BTreeMap::new(),
@@ -291,6 +356,7 @@ impl World {
                 inbox: Vec::new(),
                 blocked: Vec::new(),
                 cron_missed: false,
+                stalled_until: 0,
                 disk: Disk::default(),
                 setup,
             });
@@ -334,6 +400,7 @@ impl World {
         proc.inbox.clear();
         proc.blocked.clear();
         proc.cron_missed = false;
+        proc.stalled_until = 0;
         let inc = proc.inc;
         queue.push(now + phase, Event::Cron { proc: p, inc });
         self.flush_effects(p, now, queue);
@@ -344,12 +411,22 @@ impl World {
         proc.inc == inc && proc.state != ProcState::Dead
     }
 
+    /// Whether process `p` is alive but handles nothing now (paused, or
+    /// stalled in `fork()`): what arrives waits in its sockets.
+    fn holds_input(&self, p: u32, now: SimTime) -> bool {
+        let proc = &self.procs[p as usize];
+        proc.state == ProcState::Paused
+            || (proc.state == ProcState::Running && proc.stalled_until > now)
+    }
+
     /// Give `input` to process `p`, or buffer it if the process is paused.
     fn input(&mut self, p: u32, now: SimTime, input: Input, queue: &mut EventQueue<Event>) {
+        let held = self.holds_input(p, now);
         let proc = &mut self.procs[p as usize];
         match proc.state {
             ProcState::Dead => {}
-            ProcState::Paused => proc.inbox.push(Pending::Bus(input)),
+            _ if held => proc.inbox.push(Pending::Bus(input)),
+            ProcState::Paused => unreachable!("a paused process holds its input"),
             ProcState::Running => {
                 let node = proc.node.as_mut().expect("running process has a node");
                 node.handle(now, input, &mut self.effects);
@@ -364,9 +441,15 @@ impl World {
         let mut effects = std::mem::take(&mut self.effects);
         for e in effects.drain(..) {
             match e {
-                Effect::Connect { link, ip, cport } => self.connect(p, link, ip, cport, now, queue),
-                Effect::Send { link, msg } => self.send(p, link, msg, now, queue),
-                Effect::Close { link } => self.close(p, link, now, queue),
+                Effect::Connect { link, ip, cport } => {
+                    let b = self.proc_at.get(&(ip, cport)).copied();
+                    self.connect(p, Plane::Bus, link, b, now, queue)
+                }
+                Effect::Send { link, msg } => {
+                    self.send(p, Plane::Bus, link, Wire::Bus(msg), now, queue)
+                }
+                Effect::Close { link } => self.close(p, Plane::Bus, link, now, queue),
+                Effect::Repl(e) => self.repl_effect(p, e, now, queue),
                 Effect::SaveConfig { text, fsync } => {
                     let disk = &mut self.procs[p as usize].disk;
                     if fsync {
@@ -401,13 +484,15 @@ impl World {
         self.effects = effects;
     }
 
-    fn transit_to(&mut self, from: u32, to: u32, bytes: u64) -> crate::net::Transit {
-        self.net.transit(
-            Endpoint::Node(from),
-            Endpoint::Node(to),
-            bytes,
-            &mut self.net_rng,
-        )
+    /// The transit of `bytes` from `from` to `to` on a connection of
+    /// connection `conn`'s plane (each plane draws from its own stream).
+    fn transit_to(&mut self, conn: u32, from: u32, to: u32, bytes: u64) -> crate::net::Transit {
+        let rng = match self.conns[conn as usize].plane {
+            Plane::Bus => &mut self.net_rng,
+            Plane::Repl => &mut self.repl_net_rng,
+        };
+        self.net
+            .transit(Endpoint::Node(from), Endpoint::Node(to), bytes, rng)
     }
 
     fn reachable(&self, from: u32, to: u32) -> bool {
@@ -415,18 +500,68 @@ impl World {
             && self.net.reachable(Endpoint::Node(from), Endpoint::Node(to))
     }
 
+    /// Carry out what process `p`'s replication asked for.
+    fn repl_effect(&mut self, p: u32, e: ReplEffect, now: SimTime, queue: &mut EventQueue<Event>) {
+        match e {
+            ReplEffect::Connect { link, ip, port } => {
+                let b = self
+                    .procs
+                    .iter()
+                    .position(|t| t.addr.ip == ip && t.addr.port == port)
+                    .map(|b| b as u32);
+                self.connect(p, Plane::Repl, link, b, now, queue);
+            }
+            ReplEffect::Send { link, msg } => {
+                self.send(p, Plane::Repl, link, Wire::Repl(Rc::new(msg)), now, queue)
+            }
+            ReplEffect::Close { link } => self.close(p, Plane::Repl, link, now, queue),
+            ReplEffect::Timer { at, timer } => {
+                let inc = self.procs[p as usize].inc;
+                queue.push(
+                    at.max(now),
+                    Event::ReplTimer {
+                        proc: p,
+                        inc,
+                        timer,
+                    },
+                );
+            }
+            ReplEffect::Note(ReplNote::Fork { fork_us, .. }) => {
+                let proc = &mut self.procs[p as usize];
+                proc.stalled_until = proc.stalled_until.max(now + fork_us);
+                let inc = proc.inc;
+                queue.push(now + fork_us, Event::Unstall { proc: p, inc });
+            }
+            ReplEffect::Note(_) => {}
+        }
+    }
+
+    /// The input that tells a node about link `link` of `plane`.
+    fn link_input(plane: Plane, link: LinkId, what: LinkEvent) -> Input {
+        match (plane, what) {
+            (Plane::Bus, LinkEvent::Error) => Input::LinkError { link },
+            (Plane::Bus, LinkEvent::Recv(Wire::Bus(msg))) => Input::Recv { link, msg },
+            (Plane::Repl, LinkEvent::Error) => Input::Repl(ReplInput::LinkError { link }),
+            (Plane::Repl, LinkEvent::Recv(Wire::Repl(msg))) => {
+                let msg = Rc::try_unwrap(msg).unwrap_or_else(|m| (*m).clone());
+                Input::Repl(ReplInput::Recv { link, msg })
+            }
+            (_, LinkEvent::Recv(_)) => unreachable!("a connection carries one plane"),
+        }
+    }
+
     fn connect(
         &mut self,
         p: u32,
+        plane: Plane,
         link: LinkId,
-        ip: [u8; 4],
-        cport: u32,
+        b: Option<u32>,
         now: SimTime,
         queue: &mut EventQueue<Event>,
     ) {
         let id = self.conns.len() as u32;
-        let b = self.proc_at.get(&(ip, cport)).copied();
         self.conns.push(Conn {
+            plane,
             a: p,
             a_inc: self.procs[p as usize].inc,
             a_link: link,
@@ -438,9 +573,10 @@ impl World {
             queued: Vec::new(),
             ab: Pipe::new(),
             ba: Pipe::new(),
+            held: [Vec::new(), Vec::new()],
             accepted: false,
         });
-        self.conn_of_link.insert((p, link), id);
+        self.conn_of_link.insert((p, plane, link), id);
         self.send_syn(id, 0, now, queue);
     }
 
@@ -450,7 +586,7 @@ impl World {
         let (a, b, syn_start) = (c.a, c.b, c.syn_start);
         if let Some(b) = b {
             if self.reachable(a, b) {
-                let t = self.transit_to(a, b, 60);
+                let t = self.transit_to(conn, a, b, 60);
                 queue.push(now + t.total(), Event::SynArrive { conn });
             }
         }
@@ -467,12 +603,13 @@ impl World {
     fn send(
         &mut self,
         p: u32,
+        plane: Plane,
         link: LinkId,
-        msg: Rc<BusMsg>,
+        msg: Wire,
         now: SimTime,
         queue: &mut EventQueue<Event>,
     ) {
-        let Some(&conn) = self.conn_of_link.get(&(p, link)) else {
+        let Some(&conn) = self.conn_of_link.get(&(p, plane, link)) else {
             return;
         };
         let c = &mut self.conns[conn as usize];
@@ -481,19 +618,73 @@ impl World {
             ConnState::Closed => {}
             ConnState::Open => {
                 let to_b = c.a == p && c.a_link == link;
-                let (from, to) = if to_b {
-                    (c.a, c.b.expect("open conn has a target"))
+                let dir = usize::from(!to_b);
+                if c.plane == Plane::Repl && !c.held[dir].is_empty() {
+                    c.held[dir].push(msg);
                 } else {
-                    (c.b.expect("open"), c.a)
-                };
-                if !self.reachable(from, to) {
-                    return;
+                    self.transmit(conn, to_b, msg, now, queue);
                 }
-                let t = self.transit_to(from, to, msg.wire_size());
+            }
+        }
+    }
+
+    /// Put `msg` on the wire of open connection `conn` towards `to_b`'s
+    /// end. The network may drop it (bus), or hold it (replication).
+    fn transmit(
+        &mut self,
+        conn: u32,
+        to_b: bool,
+        msg: Wire,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let c = &self.conns[conn as usize];
+        let (from, to) = if to_b {
+            (c.a, c.b.expect("open conn has a target"))
+        } else {
+            (c.b.expect("open"), c.a)
+        };
+        if !self.reachable(from, to) {
+            let c = &mut self.conns[conn as usize];
+            if c.plane == Plane::Repl {
+                c.held[usize::from(!to_b)].push(msg);
+            }
+            return;
+        }
+        let bulk = matches!(&msg, Wire::Repl(m) if m.is_bulk());
+        let t = self.transit_to(conn, from, to, msg.wire_size());
+        let c = &mut self.conns[conn as usize];
+        let pipe = if to_b { &mut c.ab } else { &mut c.ba };
+        let at = pipe.send(now, t);
+        let sent = pipe.busy_until();
+        queue.push(at, Event::Deliver { conn, to_b, msg });
+        if bulk {
+            queue.push(sent, Event::Drained { conn, to_b });
+        }
+    }
+
+    /// The network changed: what replication links held goes out where it
+    /// now can, in order.
+    fn release_held(&mut self, now: SimTime, queue: &mut EventQueue<Event>) {
+        for conn in 0..self.conns.len() as u32 {
+            for to_b in [true, false] {
                 let c = &mut self.conns[conn as usize];
-                let pipe = if to_b { &mut c.ab } else { &mut c.ba };
-                let at = pipe.send(now, t);
-                queue.push(at, Event::Deliver { conn, to_b, msg });
+                let dir = usize::from(!to_b);
+                if c.held[dir].is_empty() || c.state != ConnState::Open {
+                    continue;
+                }
+                let (from, to) = if to_b {
+                    (c.a, c.b)
+                } else {
+                    (c.b.expect("open"), Some(c.a))
+                };
+                if !to.is_some_and(|to| self.reachable(from, to)) {
+                    continue;
+                }
+                let held = std::mem::take(&mut self.conns[conn as usize].held[dir]);
+                for msg in held {
+                    self.transmit(conn, to_b, msg, now, queue);
+                }
             }
         }
     }
@@ -514,31 +705,39 @@ impl World {
         let was_open = c.state == ConnState::Open;
         c.state = ConnState::Closed;
         c.queued.clear();
-        self.conn_of_link.remove(&(c.a, c.a_link));
+        c.held = [Vec::new(), Vec::new()];
+        self.conn_of_link.remove(&(c.a, c.plane, c.a_link));
         if c.accepted {
             if let Some(b) = c.b {
-                self.conn_of_link.remove(&(b, c.b_link));
+                self.conn_of_link.remove(&(b, c.plane, c.b_link));
             }
         }
         let (a, b, accepted) = (c.a, c.b, c.accepted);
         // Tell the other end(s).
         if let Some(b) = b {
             if closer_is_a != Some(false) && accepted && self.reachable(a, b) {
-                let t = self.transit_to(a, b, 60);
+                let t = self.transit_to(conn, a, b, 60);
                 queue.push(now + t.total(), Event::Reset { conn, to_b: true });
             }
             if closer_is_a != Some(true)
                 && (was_open || closer_is_a.is_none())
                 && self.reachable(b, a)
             {
-                let t = self.transit_to(b, a, 60);
+                let t = self.transit_to(conn, b, a, 60);
                 queue.push(now + t.total(), Event::Reset { conn, to_b: false });
             }
         }
     }
 
-    fn close(&mut self, p: u32, link: LinkId, now: SimTime, queue: &mut EventQueue<Event>) {
-        if let Some(&conn) = self.conn_of_link.get(&(p, link)) {
+    fn close(
+        &mut self,
+        p: u32,
+        plane: Plane,
+        link: LinkId,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
+        if let Some(&conn) = self.conn_of_link.get(&(p, plane, link)) {
             let is_a = self.conns[conn as usize].a == p && self.conns[conn as usize].a_link == link;
             self.close_conn(conn, Some(is_a), now, queue);
         }
@@ -565,9 +764,10 @@ impl World {
             if host_down {
                 let c = &mut self.conns[conn as usize];
                 c.state = ConnState::Closed;
-                self.conn_of_link.remove(&(c.a, c.a_link));
+                c.held = [Vec::new(), Vec::new()];
+                self.conn_of_link.remove(&(c.a, c.plane, c.a_link));
                 if let Some(b) = c.b {
-                    self.conn_of_link.remove(&(b, c.b_link));
+                    self.conn_of_link.remove(&(b, c.plane, c.b_link));
                 }
             } else {
                 let closer_is_a = c.a == p;
@@ -611,6 +811,7 @@ impl World {
                 let p = node as u32;
                 let host = self.procs[node].host as usize;
                 self.host_up[host] = true;
+                self.release_held(now, queue);
                 if self.procs[node].state == ProcState::Dead {
                     self.start_proc(p, now, queue);
                 } else {
@@ -628,10 +829,19 @@ impl World {
                 }
             }
             FaultAction::Resume { node } => self.resume(node as u32, now, queue),
-            FaultAction::Partition { groups } => self.net.partition(&groups),
-            FaultAction::Isolate { node } => self.net.isolate(Endpoint::Node(node as u32)),
+            FaultAction::Partition { groups } => {
+                self.net.partition(&groups);
+                self.release_held(now, queue);
+            }
+            FaultAction::Isolate { node } => {
+                self.net.isolate(Endpoint::Node(node as u32));
+                self.release_held(now, queue);
+            }
             FaultAction::OneWay { from, to } => self.net.one_way(&from, &to),
-            FaultAction::Heal => self.net.heal(),
+            FaultAction::Heal => {
+                self.net.heal();
+                self.release_held(now, queue);
+            }
             FaultAction::Latency { value, between } => self
                 .net
                 .set_latency(value, between.as_ref().map(|(a, b)| (&a[..], &b[..]))),
@@ -677,16 +887,31 @@ impl World {
     }
 
     /// `SIGCONT`: the process reads what its sockets buffered, in order, then
-    /// its overdue timer fires once.
+    /// its overdue timer fires once (unless it is still in `fork()`).
     fn resume(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
         let proc = &mut self.procs[p as usize];
         if proc.state != ProcState::Paused {
             return;
         }
         proc.state = ProcState::Running;
+        self.drain_inbox(p, now, queue);
+    }
+
+    /// A running process no longer held reads what its sockets buffered,
+    /// in order, then its overdue timer fires once.
+    fn drain_inbox(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        if self.holds_input(p, now) {
+            return;
+        }
+        let proc = &mut self.procs[p as usize];
         let inbox = std::mem::take(&mut proc.inbox);
         let missed = std::mem::replace(&mut proc.cron_missed, false);
         for pending in inbox {
+            if self.holds_input(p, now) {
+                // A fork() stalled it again: the rest waits.
+                self.procs[p as usize].inbox.push(pending);
+                continue;
+            }
             match pending {
                 Pending::Bus(input) => self.input(p, now, input, queue),
                 Pending::Client {
@@ -709,7 +934,7 @@ impl World {
         if !self.alive(p, inc) {
             return;
         }
-        if self.procs[p as usize].state == ProcState::Paused {
+        if self.holds_input(p, now) {
             self.procs[p as usize].cron_missed = true;
             return;
         }
@@ -923,12 +1148,12 @@ impl Model for World {
                 if target.state == ProcState::Dead {
                     // Connection refused: RST back.
                     if self.reachable(b, a) {
-                        let t = self.transit_to(b, a, 60);
+                        let t = self.transit_to(conn, b, a, 60);
                         queue.push(now + t.total(), Event::ConnectFailed { conn });
                     }
                 } else if self.reachable(b, a) {
                     let b_inc = target.inc;
-                    let t = self.transit_to(b, a, 60);
+                    let t = self.transit_to(conn, b, a, 60);
                     let c = &mut self.conns[conn as usize];
                     c.b_inc = b_inc;
                     queue.push(now + t.total(), Event::Established { conn });
@@ -955,26 +1180,25 @@ impl Model for World {
                 {
                     return 4 << 56;
                 }
-                let (a, a_link) = (c.a, c.a_link);
+                let (a, a_link, plane) = (c.a, c.a_link, c.plane);
                 self.conns[conn as usize].state = ConnState::Open;
                 // The last ACK goes first on the a→b pipe, so accept() comes
                 // before any data.
-                let t = self.transit_to(a, b, 60);
+                let t = self.transit_to(conn, a, b, 60);
                 let at = self.conns[conn as usize].ab.send(now, t);
                 queue.push(at, Event::Accept { conn });
                 let local_ip = self.procs[a as usize].addr.ip;
-                self.input(
-                    a,
-                    now,
-                    Input::Connected {
+                let input = match plane {
+                    Plane::Bus => Input::Connected {
                         link: a_link,
                         local_ip,
                     },
-                    queue,
-                );
+                    Plane::Repl => Input::Repl(ReplInput::Connected { link: a_link }),
+                };
+                self.input(a, now, input, queue);
                 let queued = std::mem::take(&mut self.conns[conn as usize].queued);
                 for msg in queued {
-                    self.send(a, a_link, msg, now, queue);
+                    self.send(a, plane, a_link, msg, now, queue);
                 }
                 (4 << 56) | u64::from(conn)
             }
@@ -991,17 +1215,17 @@ impl Model for World {
                 let c = &mut self.conns[conn as usize];
                 c.b_link = link;
                 c.accepted = true;
-                self.conn_of_link.insert((b, link), conn);
-                self.input(
-                    b,
-                    now,
-                    Input::Accepted {
+                let plane = c.plane;
+                self.conn_of_link.insert((b, plane, link), conn);
+                let input = match plane {
+                    Plane::Bus => Input::Accepted {
                         link,
                         peer_ip,
                         local_ip,
                     },
-                    queue,
-                );
+                    Plane::Repl => Input::Repl(ReplInput::Accepted { link }),
+                };
+                self.input(b, now, input, queue);
                 (5 << 56) | u64::from(conn)
             }
             Event::Deliver { conn, to_b, msg } => {
@@ -1018,8 +1242,41 @@ impl Model for World {
                     return 6 << 56;
                 }
                 let digest = msg.digest();
-                self.input(p, now, Input::Recv { link, msg }, queue);
+                let input = World::link_input(c.plane, link, LinkEvent::Recv(msg));
+                self.input(p, now, input, queue);
                 (6 << 56) ^ digest ^ (u64::from(p) << 40)
+            }
+            Event::Drained { conn, to_b } => {
+                let c = &self.conns[conn as usize];
+                // The sender's end.
+                let (p, inc, link) = if to_b {
+                    (c.a, c.a_inc, c.a_link)
+                } else {
+                    (c.b.expect("open"), c.b_inc, c.b_link)
+                };
+                if c.state != ConnState::Open || !self.alive(p, inc) {
+                    return 19 << 56;
+                }
+                let input = Input::Repl(ReplInput::Drained { link });
+                self.input(p, now, input, queue);
+                (19 << 56) | (u64::from(to_b) << 40) | u64::from(conn)
+            }
+            Event::ReplTimer { proc, inc, timer } => {
+                if !self.alive(proc, inc) {
+                    return 20 << 56;
+                }
+                let digest = match timer {
+                    ReplTimer::RdbChunk { child } => child,
+                    ReplTimer::LoadDone { transfer } => transfer.rotate_left(32),
+                };
+                self.input(proc, now, Input::Repl(ReplInput::Timer(timer)), queue);
+                (20 << 56) ^ (u64::from(proc) << 40) ^ digest
+            }
+            Event::Unstall { proc, inc } => {
+                if self.alive(proc, inc) {
+                    self.drain_inbox(proc, now, queue);
+                }
+                (21 << 56) | u64::from(proc)
             }
             Event::Reset { conn, to_b } => {
                 let c = &self.conns[conn as usize];
@@ -1029,7 +1286,8 @@ impl Model for World {
                     (c.a, c.a_inc, c.a_link)
                 };
                 if self.alive(p, inc) {
-                    self.input(p, now, Input::LinkError { link }, queue);
+                    let input = World::link_input(c.plane, link, LinkEvent::Error);
+                    self.input(p, now, input, queue);
                 }
                 (7 << 56) | u64::from(conn)
             }
@@ -1058,10 +1316,11 @@ impl World {
         }
         c.state = ConnState::Closed;
         c.queued.clear();
-        let (a, a_inc, a_link) = (c.a, c.a_inc, c.a_link);
-        self.conn_of_link.remove(&(a, a_link));
+        let (a, a_inc, a_link, plane) = (c.a, c.a_inc, c.a_link, c.plane);
+        self.conn_of_link.remove(&(a, plane, a_link));
         if self.alive(a, a_inc) {
-            self.input(a, now, Input::LinkError { link: a_link }, queue);
+            let input = World::link_input(plane, a_link, LinkEvent::Error);
+            self.input(a, now, input, queue);
         }
     }
 }
@@ -1097,6 +1356,9 @@ impl Touches {
             Event::Deliver { conn, to_b, .. } | Event::Reset { conn, to_b } => {
                 Touches::ConnEnd(*conn, *to_b)
             }
+            // The sender: the connecting end when the data went to the other.
+            Event::Drained { conn, to_b } => Touches::ConnEnd(*conn, !*to_b),
+            Event::ReplTimer { proc, .. } | Event::Unstall { proc, .. } => Touches::Proc(*proc),
             Event::Fault(_) | Event::Admin => Touches::Any,
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
             // The others change only the clients and their connections.

@@ -153,18 +153,18 @@ fn a_run_ending_before_the_bound_is_unknown() {
 }
 
 /// node-1 dies and its replica, though running and allowed to fail over,
-/// never does: this test makes its data look ages old (link down since
-/// 1970), as a replica that never synced. The cluster stays down past the
-/// bound.
+/// never does: a wrong `masterauth` kept every replica from ever syncing
+/// with its master, so its data is ages old (link down since 1970). The
+/// cluster stays down past the bound.
 fn replica_that_cannot_fail_over(expect: &str) -> (Simulation, Vec<redsim::sim::ExpectResult>) {
-    let toml = cluster_3x3(5000, "60s", &format!("{}{expect}", kill("10s", "node-1")));
-    let mut sim = sim_of(&toml, 1);
-    sim.run_until(10 * SEC, &mut ());
-    let r = replica_of_node_1(&sim);
-    let node = sim.world.procs[r as usize].node.as_mut().unwrap();
-    node.master_link_up = false;
-    node.repl_down_since_ms = 0;
+    let never_synced = "requirepass = \"secret\"\nmasterauth = \"wrong\"";
+    let faults = format!("{}{expect}", kill("10s", "node-1"));
+    let mut sim = sim_of(&cluster_3x3_conf(5000, "60s", never_synced, &faults), 1);
     let results = sim.run(&mut ());
+    let r = replica_of_node_1(&sim);
+    let replica = &sim.world.node(r).unwrap().replication().replica;
+    assert!(!replica.master_link_up());
+    assert_eq!(replica.repl_down_since_ms(), 0);
     (sim, results)
 }
 

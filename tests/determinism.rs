@@ -76,7 +76,7 @@ fn a_workload_is_deterministic_and_its_toml_and_json_forms_agree() {
 #[test]
 fn no_workload_no_client_events() {
     let s = redsim::scenario::load(Path::new("scenarios/master-crash.toml")).unwrap();
-    assert_eq!(hash_of(s, 7), ("4abcaf064076f74a".to_string(), 11739));
+    assert_eq!(hash_of(s, 7), ("2cf3ef45ba0e6b57".to_string(), 11968));
 }
 
 #[test]
@@ -94,11 +94,11 @@ fn different_seeds_give_different_hashes() {
 #[test]
 fn bundled_scenarios_keep_their_recorded_trace_hashes() {
     let recorded = [
-        ("from-dump.toml", "3ad56f6777f10f3f", 5317),
-        ("host-crash.toml", "68b9384950102070", 2647),
-        ("master-crash.toml", "4abcaf064076f74a", 11739),
-        ("partition-master.toml", "0dc2c46bf52675ff", 5133),
-        ("paused-master.toml", "c3fbe71a26bbe15f", 3413),
+        ("from-dump.toml", "a2111cefd3beb116", 5484),
+        ("host-crash.toml", "046f48ac35323d5f", 2764),
+        ("master-crash.toml", "2cf3ef45ba0e6b57", 11968),
+        ("partition-master.toml", "b5b16c946a4bdf22", 5392),
+        ("paused-master.toml", "157196c34b40ca01", 3613),
     ];
     for (file, hash, events) in recorded {
         let s = redsim::scenario::load(&Path::new("scenarios").join(file)).unwrap();

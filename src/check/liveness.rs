@@ -15,9 +15,8 @@
 //! starts the one that counts.
 //!
 //! Replicas' data age (`cluster-replica-validity-factor`) is not looked at:
-//! the replication link is not simulated yet and every replica's data
-//! counts as fresh. Once it is, a replica too stale to fail over must not
-//! count as one that may.
+//! a replica too stale to fail over (one that never synced, say) counts as
+//! one that may, so such a cluster is reported not converged.
 //!
 //! **What must happen.** The cluster is *converged* ([`super::converged`]):
 //! every running node reports `cluster_state:ok`, they all see the same

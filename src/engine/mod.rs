@@ -38,6 +38,9 @@ pub enum Actor {
     /// The same for the traffic of client populations, so that a workload
     /// does not change the delays the nodes' messages draw.
     ClientNetwork,
+    /// The same for replication links, so that replication does not change
+    /// the delays the cluster bus's messages draw.
+    ReplNetwork,
     /// The fault schedule.
     Faults,
     /// The cluster manager (`redis-cli --cluster`), e.g. its replica shuffle.
@@ -54,6 +57,7 @@ impl Actor {
             Actor::Faults => 4 << 32,
             Actor::Admin => 5 << 32,
             Actor::ClientNetwork => 6 << 32,
+            Actor::ReplNetwork => 7 << 32,
         }
     }
 }

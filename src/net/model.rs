@@ -493,6 +493,12 @@ impl Pipe {
         self.arrival(now, transit.serialization, transit.propagation)
     }
 
+    /// When the last message written has left the sender: its end of the
+    /// connection is writable again (0 if none).
+    pub fn busy_until(&self) -> SimTime {
+        self.busy_until
+    }
+
     /// When the last message written becomes readable (0 if none).
     pub fn last_arrival(&self) -> SimTime {
         self.last_arrival

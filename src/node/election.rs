@@ -5,13 +5,11 @@
 //! [FORCE|TAKEOVER]` with MFSTART and the PAUSED header flag, and
 //! `clusterHandleSlaveMigration()`.
 //!
-//! The replication link is not modelled yet. Until the replication work lands,
-//! "my replication offset" (`replicationGetSlaveOffset()` on a replica,
-//! `master_repl_offset` on a master) is `myself().repl_offset`, set with
-//! [`Node::set_repl_offset`], and the link to my master is described by
-//! [`Node::master_link_up`], [`Node::master_last_interaction_ms`] and
-//! [`Node::repl_down_since_ms`], which default to "link up, last interaction
-//! = now" (data age 0). The replication issue will drive these fields.
+//! "My replication offset" is `replicationGetSlaveOffset()` on a replica
+//! and `master_repl_offset` on a master, and the data age of a replica
+//! comes from its link to its master (`server.repl_state`,
+//! `server.master->lastinteraction`, `server.repl_down_since`), all read
+//! from the node's [`Replication`](super::replication::Replication).
 
 use std::rc::Rc;
 
@@ -99,15 +97,14 @@ impl Node {
     }
 
     /// `replicationGetSlaveOffset()` on a replica, `master_repl_offset` on
-    /// a master (stand-in until the replication work lands).
+    /// a master (what my headers advertise).
     pub fn my_repl_offset(&self) -> u64 {
-        self.myself().repl_offset
-    }
-
-    /// Set my replication offset (driven by the replication model).
-    pub fn set_repl_offset(&mut self, offset: u64) {
-        let me = self.myself;
-        self.nm(me).repl_offset = offset;
+        let offset = if self.myself().is_slave() {
+            self.repl.slave_repl_offset()
+        } else {
+            self.repl.master_repl_offset()
+        };
+        offset.max(0) as u64
     }
 
     /// Write clients are paused by a manual failover (master side).
@@ -407,9 +404,11 @@ impl Node {
         if self.n(me).is_master() {
             return;
         }
-        // 1) Turn this node into a master. (`replicationUnsetMaster()` comes
-        //    with the replication model.)
+        // 1) Turn this node into a master.
         self.set_node_as_master(me);
+        self.with_repl(out, |r, now, ctx, o| {
+            r.replication_unset_master(now, ctx.rng, ctx.config, o)
+        });
         // 2) Claim all the slots assigned to our master.
         let slots = Rc::clone(&self.n(oldmaster).slots);
         for (w, &mask) in slots.0.iter().enumerate() {
@@ -465,11 +464,10 @@ impl Node {
         // Data age: how long we have been disconnected from the master, in
         // whole seconds as `server.unixtime` counts them.
         let unixtime = now / 1000;
-        let mut data_age = if self.master_link_up {
-            let last = self.master_last_interaction_ms.unwrap_or(now);
-            (unixtime - last / 1000) * 1000
-        } else {
-            (unixtime - self.repl_down_since_ms / 1000) * 1000
+        let replica = &self.repl.replica;
+        let mut data_age = match replica.master_last_interaction_ms() {
+            Some(last) if replica.master_link_up() => (unixtime - last / 1000) * 1000,
+            _ => (unixtime - replica.repl_down_since_ms() / 1000) * 1000,
         };
         if data_age > nt {
             data_age -= nt;
@@ -591,7 +589,7 @@ impl Node {
                 && this_slaves == max_slaves
                 && self.setup.config.cluster_allow_replica_migration
             {
-                self.handle_slave_migration(max_slaves);
+                self.handle_slave_migration(max_slaves, out);
             }
         }
     }
@@ -620,7 +618,7 @@ impl Node {
     }
 
     /// `clusterHandleSlaveMigration()`.
-    pub(super) fn handle_slave_migration(&mut self, max_slaves: u32) {
+    pub(super) fn handle_slave_migration(&mut self, max_slaves: u32, out: &mut Vec<Effect>) {
         let now = self.now_ms;
         // Step 1: only if the cluster state is ok.
         if !self.state_ok {
@@ -677,7 +675,7 @@ impl Node {
         // Step 4: migrate if the target stayed orphaned long enough.
         if let Some(t) = target {
             if candidate == me && now - self.n(t).orphaned_time > SLAVE_MIGRATION_DELAY_MS {
-                self.set_master(t);
+                self.set_master(t, out);
             }
         }
     }

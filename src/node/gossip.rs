@@ -105,6 +105,15 @@ impl Node {
             }
         }
 
+        // A replica whose replication is still off turns it on once its
+        // master's address is known.
+        let me = self.myself();
+        if let Some(m) = me.slaveof.filter(|_| me.is_slave()) {
+            if self.repl.replica.masterhost().is_none() && self.n(m).ip.is_some() {
+                self.replicate(m, out);
+            }
+        }
+
         self.cron_failover(out);
 
         if update_state || !self.state_ok {
@@ -124,7 +133,7 @@ impl Node {
             sender: me.name,
             current_epoch: self.current_epoch,
             config_epoch: master.config_epoch,
-            offset: me.repl_offset,
+            offset: self.my_repl_offset(),
             myslots: Rc::clone(&master.slots),
             slaveof: me.slaveof.map(|m| self.n(m).name),
             myip: self.announce_ip,
@@ -276,6 +285,10 @@ impl Node {
         n.flags &= !NOADDR;
         if let Some(l) = old_link {
             self.free_link(l, Some(out));
+        }
+        // My master moved: replicate its new address.
+        if self.myself().is_slave() && self.myself().slaveof == Some(idx) {
+            self.replicate(idx, out);
         }
         true
     }
@@ -445,7 +458,7 @@ impl Node {
                     })
                     .unwrap_or(false);
                 if self.n(s).is_master() && dirty_slots {
-                    self.update_slots_config_with(s, sender_config_epoch, &msg.myslots);
+                    self.update_slots_config_with(s, sender_config_epoch, &msg.myslots, out);
                 }
                 if dirty_slots {
                     self.maybe_send_update(s, sender_config_epoch, &msg.myslots, out);
@@ -496,7 +509,7 @@ impl Node {
                 }
                 self.nm(n).config_epoch = *config_epoch;
                 self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
-                self.update_slots_config_with(n, *config_epoch, slots);
+                self.update_slots_config_with(n, *config_epoch, slots, out);
             }
             MsgType::FailoverAuthRequest => {
                 let Some(s) = sender else { return };
@@ -649,6 +662,7 @@ impl Node {
         sender: u32,
         sender_config_epoch: u64,
         slots: &SlotBitmap,
+        out: &mut Vec<Effect>,
     ) {
         let me = self.myself;
         if sender == me {
@@ -715,7 +729,7 @@ impl Node {
         let allow_migration = self.setup.config.cluster_allow_replica_migration;
         if let (Some(nm), Some(cm)) = (newmaster, curmaster) {
             if self.n(cm).numslots == 0 && (allow_migration || sender_slots == migrated_our_slots) {
-                self.set_master(nm);
+                self.set_master(nm, out);
                 self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
                 return;
             }
@@ -723,7 +737,7 @@ impl Node {
         if let Some(m) = self.n(me).slaveof {
             if let Some(gm) = self.n(m).slaveof {
                 if gm != me {
-                    self.set_master(gm);
+                    self.set_master(gm, out);
                     self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE | todo::FSYNC_CONFIG;
                 }
             }

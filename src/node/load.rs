@@ -2,7 +2,7 @@
 
 use super::bus::{flags::*, NodeId};
 use super::conf_file::parse_nodes;
-use super::{mstime, ClusterNode, Node, NodeSetup};
+use super::{ClusterNode, Node, NodeSetup};
 use crate::engine::{Rng, SimTime};
 
 impl Node {
@@ -15,8 +15,8 @@ impl Node {
     pub fn load(setup: NodeSetup, rng: Rng, now: SimTime, text: &str) -> Result<Node, String> {
         let file =
             parse_nodes(text).map_err(|e| format!("nodes.conf line {}: {}", e.line, e.message))?;
-        let now_ms = mstime(now);
-        let mut node = Node::empty(setup, rng, now_ms);
+        let mut node = Node::empty(setup, rng, now);
+        let now_ms = node.now_ms;
         let mut myself = None;
         let id_of = |s: &str| NodeId::parse(s).ok_or_else(|| format!("bad node id {s:?}"));
         for line in &file.nodes {

@@ -36,6 +36,7 @@ use crate::engine::{Rng, SimTime};
 use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
 use config::Config;
 pub use election::FailoverMode;
+use replication::{ReplCtx, ReplEffect, ReplInput, Replication};
 use slots::CLUSTER_SLOTS;
 
 /// Simulated time 0 as Unix milliseconds: the clock the `CLUSTER NODES`
@@ -80,6 +81,8 @@ pub enum Input {
     LinkError { link: LinkId },
     /// A message arrived on a link.
     Recv { link: LinkId, msg: Rc<BusMsg> },
+    /// Replication: a link on the client port, a message, a timer.
+    Repl(ReplInput),
 }
 
 /// Things observers may want to know; they never steer the run.
@@ -155,6 +158,8 @@ pub enum Effect {
         fsync: bool,
     },
     Note(Note),
+    /// Replication: links on the client ports, messages, timers, notes.
+    Repl(ReplEffect),
 }
 
 /// `server.cluster->todo_before_sleep` bits.
@@ -275,6 +280,7 @@ pub struct Node {
     /// `cluster-announce-ip`, parsed once (headers carry it as `myip`).
     announce_ip: Option<[u8; 4]>,
     rng: Rng,
+    now: SimTime,
     now_ms: i64,
     /// Known nodes (`server.cluster->nodes`); removed entries are `None`.
     nodes: Vec<Option<ClusterNode>>,
@@ -307,15 +313,15 @@ pub struct Node {
     blacklist: BTreeMap<NodeId, i64>,
     /// Election and manual-failover state (`failover_auth_*`, `mf_*`).
     election: election::FailoverState,
-    /// Replication link to my master, as `clusterHandleSlaveFailover` reads
-    /// it (`server.repl_state == REPL_STATE_CONNECTED`,
-    /// `server.master->lastinteraction`, `server.repl_down_since`). Until
-    /// the replication model drives them: link up, last interaction = now.
-    pub master_link_up: bool,
-    /// `None` = now.
-    pub master_last_interaction_ms: Option<i64>,
-    pub repl_down_since_ms: i64,
-    /// Database 0. Nothing is persisted yet: a new process starts empty.
+    /// Replication, both halves (`server.master`, `server.slaves`, ...),
+    /// and its random stream: the node's, with the top bit of the stream
+    /// number set, so what replication draws never shifts the cluster
+    /// bus's draws.
+    repl: Replication,
+    repl_rng: Rng,
+    /// Scratch buffer for what `repl` asks for.
+    repl_out: Vec<ReplEffect>,
+    /// Database 0. Nothing is persisted: a new process starts empty.
     pub keyspace: keyspace::Keyspace,
 }
 
@@ -325,9 +331,9 @@ impl Node {
     /// A fresh node with an empty `nodes.conf`: a new random ID, flags
     /// `myself,master`, no address known yet (it learns its IP from MEET).
     pub fn new(setup: NodeSetup, mut rng: Rng, now: SimTime) -> Node {
-        let now_ms = mstime(now);
         let id = NodeId::random(&mut rng);
-        let mut node = Node::empty(setup, rng, now_ms);
+        let mut node = Node::empty(setup, rng, now);
+        let now_ms = node.now_ms;
         let mut me = ClusterNode::new(id, MYSELF | MASTER, now_ms);
         me.port = node.setup.port;
         me.cport = u32::from(node.setup.port) + 10000;
@@ -337,7 +343,10 @@ impl Node {
         node
     }
 
-    fn empty(setup: NodeSetup, rng: Rng, now_ms: i64) -> Node {
+    fn empty(setup: NodeSetup, rng: Rng, now: SimTime) -> Node {
+        let mut repl_rng = rng.clone();
+        repl_rng.set_stream(rng.get_stream() | 1 << 63);
+        let repl = Replication::new(setup.port, now, &mut repl_rng);
         let announce_ip = setup
             .config
             .cluster_announce_ip
@@ -348,7 +357,8 @@ impl Node {
             setup,
             announce_ip,
             rng,
-            now_ms,
+            now,
+            now_ms: mstime(now),
             nodes: Vec::new(),
             live: Vec::new(),
             by_name: BTreeMap::new(),
@@ -374,18 +384,18 @@ impl Node {
             next_link: 1,
             blacklist: BTreeMap::new(),
             election: election::FailoverState::default(),
-            master_link_up: true,
-            master_last_interaction_ms: None,
-            repl_down_since_ms: 0,
+            repl,
+            repl_rng,
+            repl_out: Vec::new(),
             keyspace: keyspace::Keyspace::new(),
         }
     }
 
     /// Handle one input at time `now`; effects are appended to `out`.
     pub fn handle(&mut self, now: SimTime, input: Input, out: &mut Vec<Effect>) {
-        self.now_ms = mstime(now);
+        self.set_now(now);
         match input {
-            Input::Cron => self.cluster_cron(out),
+            Input::Cron => self.server_cron(out),
             Input::Accepted {
                 link,
                 peer_ip,
@@ -405,8 +415,69 @@ impl Node {
             Input::Connected { link, local_ip } => self.link_connected(link, local_ip, out),
             Input::LinkError { link } => self.free_link(link, None),
             Input::Recv { link, msg } => self.process_packet(link, &msg, out),
+            Input::Repl(input) => {
+                self.with_repl(out, |r, now, ctx, o| r.handle(now, input, ctx, o))
+            }
         }
         self.before_sleep(out);
+    }
+
+    fn set_now(&mut self, now: SimTime) {
+        self.now = now;
+        self.now_ms = mstime(now);
+    }
+
+    /// `serverCron`'s part: `replicationCron` (every tenth tick, inside
+    /// the module), then `clusterCron`. While loading an RDB from its
+    /// master the process is blocked in `rdbLoad`: no `serverCron` runs
+    /// (the module only pings the master with newlines).
+    fn server_cron(&mut self, out: &mut Vec<Effect>) {
+        let cronloops = self.cron_iteration;
+        let mf_paused = self.writes_paused();
+        self.with_repl(out, |r, now, ctx, o| {
+            r.handle(
+                now,
+                ReplInput::Cron {
+                    cronloops,
+                    mf_paused,
+                },
+                ctx,
+                o,
+            )
+        });
+        if !self.repl.replica.loading() {
+            self.cluster_cron(out);
+        }
+    }
+
+    /// Run `f` on my replication state with my configuration, keyspace and
+    /// random stream; what it asks for goes to `out`.
+    fn with_repl(
+        &mut self,
+        out: &mut Vec<Effect>,
+        f: impl FnOnce(&mut Replication, SimTime, &mut ReplCtx, &mut Vec<ReplEffect>),
+    ) {
+        let mut effects = std::mem::take(&mut self.repl_out);
+        let mut ctx = ReplCtx {
+            config: &self.setup.config,
+            keyspace: &mut self.keyspace,
+            rng: &mut self.repl_rng,
+        };
+        f(&mut self.repl, self.now, &mut ctx, &mut effects);
+        out.extend(effects.drain(..).map(Effect::Repl));
+        self.repl_out = effects;
+    }
+
+    /// `replicationSetMaster(n->ip, n->port)` for node `idx`, if its
+    /// address is known (else `clusterCron` does it once it is).
+    fn replicate(&mut self, idx: u32, out: &mut Vec<Effect>) {
+        let n = self.n(idx);
+        if let Some(ip) = n.ip {
+            let port = n.port;
+            self.with_repl(out, |r, now, _, o| {
+                r.replication_set_master(now, ip, port, o)
+            });
+        }
     }
 
     /// `clusterBeforeSleep()`: deferred state update and config save.
@@ -625,7 +696,7 @@ impl Node {
     }
 
     /// `clusterSetMaster`: make myself a replica of `master`.
-    fn set_master(&mut self, master: u32) {
+    fn set_master(&mut self, master: u32, out: &mut Vec<Effect>) {
         let me = self.myself;
         debug_assert_ne!(master, me);
         if self.n(me).is_master() {
@@ -639,6 +710,7 @@ impl Node {
         }
         self.nm(me).slaveof = Some(master);
         self.add_slave(master, me);
+        self.replicate(master, out);
         self.reset_manual_failover();
     }
 
@@ -780,6 +852,11 @@ impl Node {
             (true, Some(m)) => self.n(m).config_epoch,
             _ => me.config_epoch,
         }
+    }
+
+    /// My replication state, as `INFO replication` shows it.
+    pub fn replication(&self) -> &Replication {
+        &self.repl
     }
 
     /// A uniformly random known node (`dictGetRandomKey`).

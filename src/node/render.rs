@@ -208,7 +208,7 @@ impl Node {
         cmd: ClusterCommand,
         out: &mut Vec<Effect>,
     ) -> Result<String, CommandError> {
-        self.now_ms = super::mstime(now);
+        self.set_now(now);
         let reply = self.run_command(cmd, out);
         self.before_sleep(out);
         reply
@@ -281,13 +281,15 @@ impl Node {
                 if self.n(n).is_slave() {
                     return Err("ERR I can only replicate a master, not a replica.".into());
                 }
-                if self.myself().is_master() && self.myself().numslots != 0 {
+                if self.myself().is_master()
+                    && (self.myself().numslots != 0 || !self.keyspace.is_empty())
+                {
                     return Err(
                         "ERR To set a master the node must be empty and without assigned slots."
                             .into(),
                     );
                 }
-                self.set_master(n);
+                self.set_master(n, out);
                 self.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
                 Ok("OK".into())
             }

@@ -2,8 +2,10 @@
 //! running it, as far as the cluster is concerned. `processCommand()`
 //! (`src/server.c`) looks the command up, checks its arity, asks
 //! `getNodeByQuery()` (`src/cluster.c`) who serves its keys and answers
-//! with `clusterRedirectClient()` if that is not this node, and blocks
-//! writes while a manual failover pauses them.
+//! with `clusterRedirectClient()` if that is not this node, refuses writes
+//! without enough good replicas (`min-replicas-to-write`) and commands
+//! while loading the master's RDB, and blocks writes while a manual
+//! failover pauses them.
 //!
 //! [`Node::process_command`] is a query on the node as its last input left
 //! it: it reads `cluster_state` (kept by `clusterUpdateState()`, see
@@ -16,18 +18,20 @@
 //! Left out because nothing can produce them yet: MULTI/EXEC (all queued
 //! commands are routed together), MIGRATE (served locally in an open slot),
 //! shard pub/sub (`cluster-allow-pubsubshard-when-down`), TLS plaintext
-//! ports in redirections, `CLIENT PAUSE ALL`, and the checks
+//! ports in redirections, `CLIENT PAUSE ALL`, and the other checks
 //! `processCommand()` makes between the redirection and the pause (OOM,
-//! MISCONF, NOREPLICAS, READONLY, MASTERDOWN, LOADING, BUSY). Of these,
+//! MISCONF, READONLY, MASTERDOWN, BUSY). Of these,
 //! `-READONLY You can't write against a read only replica.` cannot happen
 //! to a command with keys in cluster mode: a replica redirects a keyed
 //! write to its master (`-MOVED`) before that check.
 
 use super::command_table::{
-    lookup_command, CommandSpec, CMD_ASKING, CMD_MAY_REPLICATE, CMD_READONLY, CMD_WRITE,
+    lookup_command, CommandSpec, CMD_ASKING, CMD_LOADING, CMD_MAY_REPLICATE, CMD_READONLY,
+    CMD_WRITE,
 };
 use super::config::EndpointType;
 use super::render::{ip_str, CommandError};
+use super::replication::{LOADING_ERR, NOREPLICAS_ERR};
 use super::slots::key_hash_slot;
 use super::{ClusterNode, Node, NO_OWNER};
 
@@ -187,8 +191,14 @@ impl Node {
                 return Err(Verdict::Error(redir.reply()));
             }
         }
-        // processCommand's OOM, MISCONF, NOREPLICAS, READONLY, MASTERDOWN,
-        // LOADING and BUSY checks go here when they are modelled.
+        // processCommand's OOM and MISCONF checks would come here.
+        if cmd.flags & CMD_WRITE != 0 && !self.repl.check_good_replicas_status(&self.setup.config) {
+            return Err(Verdict::Error(NOREPLICAS_ERR.into()));
+        }
+        // READONLY and MASTERDOWN would come here.
+        if self.repl.replica.loading() && cmd.flags & CMD_LOADING == 0 {
+            return Err(Verdict::Error(LOADING_ERR.into()));
+        }
         if client.kind == ClientKind::Replica
             && cmd.flags & (CMD_MAY_REPLICATE | CMD_WRITE | CMD_READONLY) != 0
         {
@@ -575,7 +585,7 @@ pub(super) mod tests {
         let m = s.peer(0x10, MASTER, MINE);
         s.peer(0x20, MASTER, A_SLOTS);
         s.peer(0x30, MASTER, B_SLOTS);
-        s.node.set_master(m);
+        s.node.set_master(m, &mut Vec::new());
         s.update_state();
         assert!(s.node.state_ok());
         s

@@ -6,15 +6,16 @@
 //! `CLUSTER SLOTS` is rendered as `clusterReplyMultiBulkSlots()` does.
 //!
 //! The node is sans-IO here too: the caller owns the connection (its
-//! flags) and carries the reply. What a write propagates is handed back
-//! with the reply, for the replication stream to carry.
+//! flags) and carries the reply. What a write propagates goes into the
+//! replication stream (`replicationFeedSlaves`), whose messages are
+//! effects like any other.
 
 use super::bus::flags::MYSELF;
 use super::config::EndpointType;
 use super::keyspace::{Caller, Executed, Keyspace, Reply};
 use super::route::{ClientFlags, Verdict};
 use super::slots::CLUSTER_SLOTS;
-use super::{mstime, ClusterNode, Node, NO_OWNER};
+use super::{ClusterNode, Effect, Node, NO_OWNER};
 use crate::engine::SimTime;
 
 /// What a client connection gets for one command.
@@ -41,17 +42,26 @@ impl ClientReply {
 impl Node {
     /// Process `argv` (command name first) from a client whose connection
     /// has `client` flags, at `now`. `ASKING` is one shot: any other
-    /// command that gets a reply clears it.
+    /// command that gets a reply clears it. What the command propagates is
+    /// fed to my replicas; the messages that asks for go to `out`.
     pub fn client_command(
         &mut self,
         now: SimTime,
         argv: &[&[u8]],
         client: &mut ClientFlags,
+        out: &mut Vec<Effect>,
     ) -> ClientReply {
-        self.now_ms = mstime(now);
+        self.set_now(now);
         let mut keyspace = std::mem::take(&mut self.keyspace);
         let reply = self.serve(&mut keyspace, argv, client);
         self.keyspace = keyspace;
+        if let ClientReply::Done(e) = &reply {
+            for argv in &e.propagate {
+                self.with_repl(out, |r, now, ctx, o| {
+                    r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
+                });
+            }
+        }
         reply
     }
 
@@ -213,6 +223,7 @@ pub fn request_len(argv: &[&[u8]]) -> u64 {
 mod tests {
     use super::super::bus::flags::*;
     use super::super::config::Config;
+    use super::super::mstime;
     use super::super::route::tests::{replica_sim, Sim, A_SLOTS, B_SLOTS, MINE};
     use super::*;
 
@@ -220,7 +231,7 @@ mod tests {
 
     fn run(s: &mut Sim, cmd: &str, client: &mut ClientFlags) -> ClientReply {
         let argv: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
-        s.node.client_command(T, &argv, client)
+        s.node.client_command(T, &argv, client, &mut Vec::new())
     }
 
     fn reply(s: &mut Sim, cmd: &str) -> Reply {
@@ -361,7 +372,7 @@ mod tests {
         let later = T + 10_001_000;
         let argv: [&[u8]; 3] = [b"SET", b"bar", b"1"];
         assert!(matches!(
-            s.node.client_command(later, &argv, &mut c),
+            s.node.client_command(later, &argv, &mut c, &mut Vec::new()),
             ClientReply::Done(_)
         ));
         assert!(!s.node.writes_paused());

@@ -421,7 +421,8 @@ impl World {
         let mut bytes = 0;
         for (first, cmd) in [(readonly, &b"READONLY"[..]), (req.asking, b"ASKING")] {
             if first {
-                if let ClientReply::Done(e) = node.client_command(now, &[cmd], &mut c.flags) {
+                let reply = node.client_command(now, &[cmd], &mut c.flags, &mut self.effects);
+                if let ClientReply::Done(e) = reply {
                     bytes += resp_len(&e.reply);
                 }
             }
@@ -429,7 +430,7 @@ impl World {
         cl.pops[c.pop as usize].command(&req, &mut cl.argv);
         let reply = cl
             .argv
-            .with(|argv| node.client_command(now, argv, &mut c.flags));
+            .with(|argv| node.client_command(now, argv, &mut c.flags, &mut self.effects));
         let executed = match reply {
             ClientReply::Done(executed) => executed,
             ClientReply::Blocked => {
@@ -444,6 +445,8 @@ impl World {
         bytes += resp_len(&executed.reply);
         let answer = parse_reply(&executed.reply, &cl.book, &mut cl.errors);
         let (pop, gone) = (c.pop, c.client_gone);
+        // What the command fed to the replication stream goes out.
+        self.flush_effects(p, now, queue);
         if gone || !self.client_reachable(pop, p, false) {
             return;
         }
@@ -615,7 +618,7 @@ impl World {
                     ^ (u64::from(req.cmd as u8) << 32)
                     ^ u64::from(req.key)
                     ^ req.value.rotate_left(17);
-                if self.procs[p as usize].state == ProcState::Paused {
+                if self.holds_input(p, now) {
                     let pending = Pending::Client {
                         conn,
                         req,

@@ -5,6 +5,7 @@ use rand::SeedableRng;
 use super::super::bus::{flags::*, mflags, Body, BusMsg, MsgType, NodeId};
 use super::super::config::Config;
 use super::super::render::ClusterCommand;
+use super::super::replication::{ReplEffect, ReplInput, ReplMsg};
 use super::super::{ClusterNode, Effect, Input, Link, LinkId, Node, NodeSetup, Note, BASE_UNIX_MS};
 use super::FailoverMode;
 use crate::engine::{Rng, SimTime};
@@ -78,13 +79,21 @@ impl Sim {
         self.node.lookup(&id(b)).unwrap()
     }
 
-    /// The standard shard layout seen by a replica of M (me = 0x50).
+    /// The standard shard layout seen by a replica of M (me = 0x50), in
+    /// sync with M since the start.
     fn replica(seed: u64, nt: u64) -> Sim {
+        let mut s = Sim::replica_never_synced(seed, nt);
+        s.sync_with_master();
+        s
+    }
+
+    /// The same, the replica never connected to M.
+    fn replica_never_synced(seed: u64, nt: u64) -> Sim {
         let mut s = Sim::new(seed, nt, 0x50);
         let m = s.peer(0x10, MASTER | FAIL, 0..5461);
         s.peer(0x20, MASTER, 5461..10923);
         s.peer(0x30, MASTER, 10923..16384);
-        s.node.set_master(m);
+        s.node.set_master(m, &mut s.out);
         for b in [0x60, 0x70] {
             let r = s.peer(b, SLAVE, 0..0);
             s.node.nm(r).slaveof = Some(m);
@@ -141,6 +150,59 @@ impl Sim {
         let mut out = Vec::new();
         self.node.handle(sim(self.now_ms), Input::Cron, &mut out);
         self.out.extend(out.iter().cloned());
+        out
+    }
+
+    fn repl(&mut self, input: ReplInput) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.node
+            .handle(sim(self.now_ms), Input::Repl(input), &mut out);
+        self.out.extend(out.iter().cloned());
+        out
+    }
+
+    /// My replication link to my master: the last one I asked for.
+    fn repl_link(&self) -> LinkId {
+        self.out
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Effect::Repl(ReplEffect::Connect { link, .. }) => Some(*link),
+                _ => None,
+            })
+            .expect("a replication link was asked for")
+    }
+
+    /// My master answers the handshake on the link I asked for and
+    /// accepts my `PSYNC` (`+CONTINUE`): my master link is up.
+    fn sync_with_master(&mut self) {
+        let link = self.repl_link();
+        self.repl(ReplInput::Connected { link });
+        let replies = [
+            ReplMsg::Pong,
+            ReplMsg::Ok,
+            ReplMsg::Ok,
+            ReplMsg::Continue { replid: None },
+        ];
+        for msg in replies {
+            self.repl(ReplInput::Recv { link, msg });
+        }
+        assert!(self.node.replication().replica.master_link_up());
+    }
+
+    /// My master's stream reaches `offset` (it only grows); what I did
+    /// once I processed it.
+    fn set_repl_offset(&mut self, offset: u64) -> Vec<Effect> {
+        let mine = self.node.my_repl_offset();
+        assert!(offset >= mine, "offsets only grow");
+        let msg = ReplMsg::Stream {
+            offset: mine as i64 + 1,
+            bytes: offset - mine,
+            commands: Vec::new(),
+        };
+        let link = self.repl_link();
+        let out = self.repl(ReplInput::Recv { link, msg });
+        assert_eq!(self.node.my_repl_offset(), offset);
         out
     }
 
@@ -234,7 +296,7 @@ fn election_delay_is_500_to_1000_ms_plus_1000_per_rank() {
     for seed in 0..40 {
         for (rank, offsets) in [(0u32, [0u64, 0]), (1, [200, 50]), (2, [200, 300])] {
             let mut s = Sim::replica(seed, 15000);
-            s.node.set_repl_offset(100);
+            s.set_repl_offset(100);
             set_offset(&mut s, 0x60, offsets[0]);
             set_offset(&mut s, 0x70, offsets[1]);
             let out = s.at(T0_MS + 100).cron();
@@ -259,7 +321,7 @@ fn election_delay_is_500_to_1000_ms_plus_1000_per_rank() {
 #[test]
 fn rank_counts_replicas_with_greater_offset_ties_share() {
     let mut s = Sim::replica(1, 15000);
-    s.node.set_repl_offset(100);
+    s.set_repl_offset(100);
     set_offset(&mut s, 0x60, 100);
     set_offset(&mut s, 0x70, 100);
     assert_eq!(s.node.get_slave_rank(), 0);
@@ -273,7 +335,7 @@ fn rank_counts_replicas_with_greater_offset_ties_share() {
     assert_eq!(s.node.get_slave_rank(), 1);
     // Two replicas at the same offset as each other share rank 0.
     let mut t = Sim::replica(1, 15000);
-    t.node.set_repl_offset(50);
+    t.set_repl_offset(50);
     set_offset(&mut t, 0x60, 50);
     assert_eq!(t.node.get_slave_rank(), 0);
 }
@@ -281,7 +343,7 @@ fn rank_counts_replicas_with_greater_offset_ties_share() {
 #[test]
 fn worse_rank_while_waiting_adds_delay() {
     let mut s = Sim::replica(3, 15000);
-    s.node.set_repl_offset(100);
+    s.set_repl_offset(100);
     let (delay, rank) = scheduled(&s.at(T0_MS + 100).cron()).unwrap();
     assert_eq!(rank, 0);
     // R2 advertises a better offset in a PONG header.
@@ -341,26 +403,37 @@ fn no_election_without_fail_slots_or_with_no_failover_or_stale_data() {
     assert_eq!(scheduled(&s.at(T0_MS + 100).cron()), None);
     // Data too old: down for more than 10 s + 10 × NT + NT (whole
     // seconds): 176 s refuses, 175 s does not.
+    for (down_s, refused) in [(176, true), (175, false)] {
+        let mut s = Sim::replica(1, 15000);
+        let link = s.repl_link();
+        s.repl(ReplInput::LinkError { link });
+        let replica = &s.node.replication().replica;
+        assert!(!replica.master_link_up());
+        assert_eq!(replica.repl_down_since_ms(), T0_MS);
+        let out = s.at(T0_MS + down_s * 1000 + 100).cron();
+        assert_eq!(scheduled(&out).is_none(), refused, "down {down_s} s");
+    }
+    // Same with the link up and a last interaction as old (no
+    // `repl-timeout` to drop the link first).
     let mut s = Sim::replica(1, 15000);
-    s.node.master_link_up = false;
-    s.node.repl_down_since_ms = T0_MS - 176_000;
-    assert_eq!(scheduled(&s.at(T0_MS + 100).cron()), None);
-    s.node.repl_down_since_ms = T0_MS - 175_000;
-    assert!(scheduled(&s.at(T0_MS + 100).cron()).is_some());
-    // Same with the link up and an old last interaction.
-    let mut s = Sim::replica(1, 15000);
-    s.node.master_last_interaction_ms = Some(T0_MS - 176_000);
-    assert_eq!(scheduled(&s.at(T0_MS + 100).cron()), None);
+    s.node.setup.config.repl_timeout_s = 1000;
+    assert_eq!(scheduled(&s.at(T0_MS + 176_100).cron()), None);
+    assert!(s.node.replication().replica.master_link_up());
     // But a manual (FORCE) failover ignores data age.
     let (r, _) = s.command(ClusterCommand::Failover(FailoverMode::Force));
     r.unwrap();
-    assert_eq!(scheduled(&s.at(T0_MS + 200).cron()), Some((0, 0)));
+    assert_eq!(scheduled(&s.at(T0_MS + 176_200).cron()), Some((0, 0)));
+    // A replica that never synced with its master: `repl_down_since` is
+    // 0, its data is as old as the epoch, it never fails over on its own.
+    let mut s = Sim::replica_never_synced(1, 15000);
+    assert!(!s.node.replication().replica.master_link_up());
+    assert_eq!(s.node.replication().replica.repl_down_since_ms(), 0);
+    for t in 1..20 {
+        assert_eq!(scheduled(&s.at(T0_MS + t * 100).cron()), None);
+    }
     // Factor 0 never refuses.
-    let mut s = Sim::replica(1, 15000);
     s.node.setup.config.cluster_replica_validity_factor = 0;
-    s.node.master_link_up = false;
-    s.node.repl_down_since_ms = 0;
-    assert!(scheduled(&s.at(T0_MS + 100).cron()).is_some());
+    assert!(scheduled(&s.at(T0_MS + 2100).cron()).is_some());
 }
 
 /// Request from R (0x50) for `epoch`, claiming M's slots at M's epoch.
@@ -714,7 +787,7 @@ fn default_manual_failover_waits_for_paused_offset() {
     let mut s = Sim::replica(4, 15000);
     let m = s.idx(0x10);
     s.node.nm(m).flags &= !FAIL;
-    s.node.set_repl_offset(1000);
+    s.set_repl_offset(1000);
     let (r, out) = s
         .at(T0_MS + 100)
         .command(ClusterCommand::Failover(FailoverMode::Default));
@@ -735,9 +808,9 @@ fn default_manual_failover_waits_for_paused_offset() {
     assert_eq!(started(&out), None);
     assert_eq!(s.node.election.mf_master_offset, Some(1200));
     assert_eq!(started(&s.at(T0_MS + 200).cron()), None);
-    // Caught up: the election starts at once (no delay), FORCEACK set.
-    s.node.set_repl_offset(1200);
-    let out = s.at(T0_MS + 300).cron();
+    // Caught up: the election starts at once (no delay), FORCEACK set,
+    // in the `beforeSleep` after the stream is processed.
+    let out = s.at(T0_MS + 300).set_repl_offset(1200);
     assert_eq!(scheduled(&out), Some((0, 0)));
     let reqs = sent(&out, MsgType::FailoverAuthRequest);
     assert_eq!(reqs.len(), 5);
@@ -829,7 +902,7 @@ fn migration(my_id: u8) -> Sim {
     s.peer(0x10, MASTER, 0..5461);
     let a = s.peer(0x20, MASTER, 5461..10923);
     let b = s.peer(0x30, MASTER, 10923..16384);
-    s.node.set_master(a);
+    s.node.set_master(a, &mut s.out);
     let r = s.peer(0x60, SLAVE, 0..0);
     s.node.nm(r).slaveof = Some(a);
     s.node.add_slave(a, r);

@@ -126,6 +126,11 @@ impl Default for ReplReplica {
 }
 
 impl ReplReplica {
+    /// `server.masterhost` / `masterport`: whom I replicate, if anyone.
+    pub fn masterhost(&self) -> Option<([u8; 4], u16)> {
+        self.masterhost
+    }
+
     pub fn repl_state(&self) -> ReplState {
         self.repl_state
     }

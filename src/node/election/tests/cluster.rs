@@ -51,7 +51,8 @@ impl Cluster {
             let m = s.idx(M);
             for &r in replicas {
                 if r == me {
-                    s.node.set_master(m);
+                    s.node.set_master(m, &mut s.out);
+                    s.sync_with_master();
                 } else {
                     let i = s.idx(r);
                     s.node.nm(i).slaveof = Some(m);
@@ -79,9 +80,11 @@ impl Cluster {
         &self.sims[self.pos(b)].node
     }
 
-    fn node_mut(&mut self, b: u8) -> &mut Node {
+    /// Node `b`'s harness, at the cluster's time.
+    fn sim_mut(&mut self, b: u8) -> &mut Sim {
         let k = self.pos(b);
-        &mut self.sims[k].node
+        let now_ms = self.now_ms;
+        self.sims[k].at(now_ms)
     }
 
     fn kill(&mut self, b: u8) {
@@ -281,8 +284,8 @@ fn higher_offset_replica_wins_on_every_seed_and_the_other_follows() {
             (0x60, 0x50)
         };
         let mut c = Cluster::new(1000, &[0x50, 0x60], seed);
-        c.node_mut(good).set_repl_offset(1000);
-        c.node_mut(lag).set_repl_offset(900);
+        c.sim_mut(good).set_repl_offset(1000);
+        c.sim_mut(lag).set_repl_offset(900);
         kill_m_and_run(&mut c);
         let ctx = format!("seed {seed}");
         let (t_good, d_good, r_good) = c.scheduled(good).expect("good scheduled");
@@ -317,7 +320,7 @@ fn equal_offsets_share_rank_0_exactly_one_wins_the_other_follows() {
     for seed in 0..50 {
         let mut c = Cluster::new(1000, &[0x50, 0x60], seed);
         for r in [0x50, 0x60] {
-            c.node_mut(r).set_repl_offset(1000);
+            c.sim_mut(r).set_repl_offset(1000);
         }
         kill_m_and_run(&mut c);
         let ctx = format!("seed {seed}");
@@ -372,7 +375,7 @@ fn scheduling_pong_reranks_the_lagging_replica_and_it_loses() {
         };
         let mut c = Cluster::new(1000, &[0x50, 0x60], seed);
         for r in [0x50, 0x60] {
-            c.node_mut(r).set_repl_offset(1000);
+            c.sim_mut(r).set_repl_offset(1000);
         }
         c.steps(10);
         c.kill(M);
@@ -387,7 +390,7 @@ fn scheduling_pong_reranks_the_lagging_replica_and_it_loses() {
         while !(learned(&c, good) && learned(&c, lag)) {
             c.step();
         }
-        c.node_mut(good).set_repl_offset(1100);
+        c.sim_mut(good).set_repl_offset(1100);
         c.steps(50);
         let ctx = format!("seed {seed}");
         let (t, d, rank) = c.scheduled(lag).expect("lag scheduled");
