@@ -249,6 +249,8 @@ pub struct World {
     repl_net_rng: Rng,
     conns: Vec<Conn>,
     conn_of_link: FxHashMap<(u32, Plane, LinkId), u32>,
+    /// The process listening on each address: its client port (where
+    /// replicas connect) and its cluster bus port.
     proc_at: BTreeMap<([u8; 4], u32), u32>,
     id_to_proc: BTreeMap<NodeId, u32>,
     host_up: Vec<bool>,
@@ -343,9 +345,9 @@ impl World {
                 port: spec.addr.port,
                 config: spec.config.clone(),
             };
-            world
-                .proc_at
-                .insert((spec.addr.ip, spec.addr.cport()), i as u32);
+            for port in [u32::from(spec.addr.port), spec.addr.cport()] {
+                world.proc_at.insert((spec.addr.ip, port), i as u32);
+            }
             world.procs.push(Proc {
                 name: spec.name.clone(),
                 addr: spec.addr,
@@ -504,11 +506,7 @@ impl World {
     fn repl_effect(&mut self, p: u32, e: ReplEffect, now: SimTime, queue: &mut EventQueue<Event>) {
         match e {
             ReplEffect::Connect { link, ip, port } => {
-                let b = self
-                    .procs
-                    .iter()
-                    .position(|t| t.addr.ip == ip && t.addr.port == port)
-                    .map(|b| b as u32);
+                let b = self.proc_at.get(&(ip, u32::from(port))).copied();
                 self.connect(p, Plane::Repl, link, b, now, queue);
             }
             ReplEffect::Send { link, msg } => {
