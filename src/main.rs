@@ -55,7 +55,7 @@ enum Command {
     /// Print CLUSTER INFO as a node sees it at a moment of a run.
     Info(ViewArgs),
     /// Print the reply a node would give to a command at a moment of a run
-    /// (redirection or error; the keyspace is not simulated yet).
+    /// (redirection, error, or the keyspace's answer).
     Query {
         #[command(flatten)]
         view: ViewArgs,

@@ -627,6 +627,9 @@ impl Node {
     pub(crate) fn slots_of_owner_in_word(&self, w: usize, mask: u64) -> u64 {
         let owners = &self.slot_owner[w * 64..w * 64 + 64];
         let owner = owners[mask.trailing_zeros() as usize];
+        if owners.iter().all(|&o| o == owner) {
+            return mask;
+        }
         let mut same = 0u64;
         for (b, &o) in owners.iter().enumerate() {
             same |= u64::from(o == owner) << b;
@@ -661,10 +664,15 @@ impl Node {
                 n.flags |= MIGRATE_TO;
             }
         }
-        let mut r = mask;
-        while r != 0 {
-            self.slot_owner[w * 64 + r.trailing_zeros() as usize] = to;
-            r &= r - 1;
+        let owners = &mut self.slot_owner[w * 64..w * 64 + 64];
+        if mask == u64::MAX {
+            owners.fill(to);
+        } else {
+            let mut r = mask;
+            while r != 0 {
+                owners[r.trailing_zeros() as usize] = to;
+                r &= r - 1;
+            }
         }
         self.slot_map_version += 1;
     }
