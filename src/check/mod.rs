@@ -10,6 +10,8 @@
 //! - [`one_vote_per_epoch`]: a node votes at most once per epoch;
 //! - [`unique_master_config_epochs_when_converged`]: two running masters do
 //!   not share a config epoch for a node timeout of convergence;
+//! - [`replica_offset_not_ahead`]: a connected replica has not processed
+//!   more of the replication stream than its master produced;
 //! - [`liveness`]: after a fault Redis can recover from on its own, the
 //!   cluster converges within a bound derived from the node timeout.
 //!
@@ -17,16 +19,14 @@
 //! the event reached ([`World::touched`]: incarnation, `currentEpoch`,
 //! config epoch, role, `cluster_state`,
 //! [`crate::node::Node::slot_map_version`]); only when one changed, or a
-//! fault or vote was recorded, do they look at claims and slot maps.
-//!
-//! TODO(replication): "a replica's processed replication offset never
-//! exceeds its master's" belongs here once replication offsets are
-//! simulated (`src/node/replication.rs`); until then there is nothing true
-//! to check.
+//! fault or vote was recorded, do they look at claims and slot maps. The
+//! replication offsets of the process an event reached are compared after
+//! every event (a connected replica against its master's).
 
 pub mod current_epoch_monotonic;
 pub mod liveness;
 pub mod one_vote_per_epoch;
+pub mod replica_offset_not_ahead;
 pub mod unique_config_epoch_per_slot;
 pub mod unique_master_config_epochs_when_converged;
 
@@ -42,15 +42,17 @@ use crate::world::{fmt_time, Event, HistoryEvent, HistoryKind, Proc, ProcState, 
 use current_epoch_monotonic::CurrentEpochMonotonic;
 use liveness::{Liveness, Shard, Situation, Status};
 use one_vote_per_epoch::OneVotePerEpoch;
+use replica_offset_not_ahead::ReplicaOffsetNotAhead;
 use unique_config_epoch_per_slot::{Claim, UniqueConfigEpochPerSlot};
 use unique_master_config_epochs_when_converged::{first_collision, UniqueMasterConfigEpochs};
 
 /// The checks every run makes, in report order.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     unique_config_epoch_per_slot::NAME,
     current_epoch_monotonic::NAME,
     one_vote_per_epoch::NAME,
     unique_master_config_epochs_when_converged::NAME,
+    replica_offset_not_ahead::NAME,
     liveness::NAME,
 ];
 
@@ -247,6 +249,7 @@ pub struct Checks {
     per_slot: UniqueConfigEpochPerSlot,
     epochs: CurrentEpochMonotonic,
     votes: OneVotePerEpoch,
+    replica_offsets: ReplicaOffsetNotAhead,
     collisions: UniqueMasterConfigEpochs,
     liveness: Liveness,
     /// Why the cluster was not converged when last looked at.
@@ -287,6 +290,7 @@ impl Checks {
             per_slot: UniqueConfigEpochPerSlot::default(),
             epochs: CurrentEpochMonotonic::new(world.procs.len()),
             votes: OneVotePerEpoch::default(),
+            replica_offsets: ReplicaOffsetNotAhead::new(world.procs.len()),
             collisions: UniqueMasterConfigEpochs::new(node_timeout_ms * crate::engine::MS),
             liveness: Liveness::default(),
             not_converged: None,
@@ -310,6 +314,7 @@ impl Checks {
             .touched(self.touches)
             .unwrap_or(0..world.procs.len() as u32);
         for p in procs {
+            self.offsets(now, p, world);
             let seen = Seen::of(&world.procs[p as usize]);
             if seen != self.seen[p as usize] {
                 self.proc_changed(now, p, seen, world);
@@ -363,6 +368,16 @@ impl Checks {
                             self.latency = self.latency.max(latency_max(*value));
                         }
                         FaultAction::Loss { value, .. } => self.lossy |= *value > 0.0,
+                        // A process already dead on a crashed host loses
+                        // what it wrote but did not fsync: it will restart
+                        // from the older nodes.conf.
+                        FaultAction::CrashHost { host } => {
+                            for (p, proc) in world.procs.iter().enumerate() {
+                                if proc.host == *host && !self.seen[p].alive {
+                                    self.epochs.down(p as u32, persisted_epoch(world, p));
+                                }
+                            }
+                        }
                         _ => {}
                     }
                     cause = Some(format!(
@@ -401,14 +416,45 @@ impl Checks {
             );
             self.violations.extend(v);
         } else if before.alive {
-            let persisted = world.procs[p as usize]
-                .disk
-                .nodes_conf
-                .as_deref()
-                .and_then(|t| crate::node::conf_file::parse_nodes(t).ok())
-                .and_then(|f| f.current_epoch);
-            self.epochs.down(p, persisted);
+            self.epochs.down(p, persisted_epoch(world, p as usize));
         }
+    }
+
+    /// `replica-offset-not-ahead` for process `p`, if it is a replica with
+    /// its link up.
+    #[inline]
+    fn offsets(&mut self, now: SimTime, p: u32, world: &World) {
+        let Some(node) = world.procs[p as usize].node.as_ref() else {
+            return;
+        };
+        let repl = node.replication();
+        if !repl.replica.master_link_up() {
+            return;
+        }
+        let Some((ip, port)) = repl.replica.masterhost() else {
+            return;
+        };
+        let Some(m) = world.proc_at_addr(ip, u32::from(port)) else {
+            return;
+        };
+        let Some(master) = world.procs[m as usize].node.as_ref() else {
+            return;
+        };
+        // Offsets compare only within one stream: a link still "up" to a
+        // crashed incarnation while a new one (new replication ID, offset
+        // 0) listens at the address is not the same master.
+        if master.replication().replid() != repl.replid() {
+            return;
+        }
+        let v = self.replica_offsets.observe(
+            now,
+            p,
+            &self.names[p as usize],
+            repl.slave_repl_offset(),
+            &self.names[m as usize],
+            master.replication().master_repl_offset(),
+        );
+        self.violations.extend(v);
     }
 
     /// The checks that read claims and slot maps, after something changed.
@@ -514,6 +560,16 @@ impl Checks {
             "liveness": liveness_json(self.liveness()),
         })
     }
+}
+
+/// The `currentEpoch` of the `nodes.conf` process `p` would restart from.
+fn persisted_epoch(world: &World, p: usize) -> Option<u64> {
+    world.procs[p]
+        .disk
+        .nodes_conf
+        .as_deref()
+        .and_then(|t| crate::node::conf_file::parse_nodes(t).ok())
+        .and_then(|f| f.current_epoch)
 }
 
 fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
