@@ -27,6 +27,7 @@ pub mod current_epoch_monotonic;
 pub mod liveness;
 pub mod one_vote_per_epoch;
 pub mod replica_offset_not_ahead;
+pub mod split_brain;
 pub mod unique_config_epoch_per_slot;
 pub mod unique_master_config_epochs_when_converged;
 
@@ -43,6 +44,7 @@ use current_epoch_monotonic::CurrentEpochMonotonic;
 use liveness::{Liveness, Shard, Situation, Status};
 use one_vote_per_epoch::OneVotePerEpoch;
 use replica_offset_not_ahead::ReplicaOffsetNotAhead;
+use split_brain::SplitBrain;
 use unique_config_epoch_per_slot::{Claim, UniqueConfigEpochPerSlot};
 use unique_master_config_epochs_when_converged::{first_collision, UniqueMasterConfigEpochs};
 
@@ -250,6 +252,7 @@ pub struct Checks {
     epochs: CurrentEpochMonotonic,
     votes: OneVotePerEpoch,
     replica_offsets: ReplicaOffsetNotAhead,
+    split_brain: SplitBrain,
     collisions: UniqueMasterConfigEpochs,
     liveness: Liveness,
     /// Why the cluster was not converged when last looked at.
@@ -291,6 +294,7 @@ impl Checks {
             epochs: CurrentEpochMonotonic::new(world.procs.len()),
             votes: OneVotePerEpoch::default(),
             replica_offsets: ReplicaOffsetNotAhead::new(world.procs.len()),
+            split_brain: SplitBrain::default(),
             collisions: UniqueMasterConfigEpochs::new(node_timeout_ms * crate::engine::MS),
             liveness: Liveness::default(),
             not_converged: None,
@@ -460,6 +464,15 @@ impl Checks {
     /// The checks that read claims and slot maps, after something changed.
     #[inline(never)]
     fn evaluate(&mut self, now: SimTime, world: &World, cause: Option<String>) {
+        self.split_brain.update(
+            now,
+            world.procs.iter().enumerate().filter_map(|(p, proc)| {
+                let n = proc.node.as_ref()?;
+                let me = n.myself();
+                (proc.state == ProcState::Running && me.is_master() && n.state_ok())
+                    .then_some((p as u32, &*me.slots))
+            }),
+        );
         let claims: Vec<Claim> = world
             .procs
             .iter()
@@ -519,6 +532,7 @@ impl Checks {
 
     /// At the end of the run (`end`): judge what waits for a deadline.
     pub fn finish(&mut self, end: SimTime, world: &World) {
+        self.split_brain.finish(end);
         let not_converged = &self.not_converged;
         let why = || describe_opt(not_converged, world);
         self.violations.extend(self.liveness.finish(end, why));
@@ -534,6 +548,12 @@ impl Checks {
 
     pub fn liveness(&self) -> &Status {
         self.liveness.status()
+    }
+
+    /// The split-brain windows of the run so far (an anomaly, not a
+    /// violation; see [`split_brain`]).
+    pub fn split_brain(&self) -> &[split_brain::Window] {
+        self.split_brain.windows()
     }
 
     /// The `invariants` field of the `--json` summary.
