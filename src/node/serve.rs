@@ -13,6 +13,7 @@
 use super::bus::flags::MYSELF;
 use super::config::EndpointType;
 use super::keyspace::{Caller, Executed, Keyspace, Reply};
+use super::replication::ReplCommand;
 use super::route::{ClientFlags, Verdict};
 use super::slots::CLUSTER_SLOTS;
 use super::{ClusterNode, Effect, Node, NO_OWNER};
@@ -61,6 +62,14 @@ impl Node {
                     r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
                 });
             }
+            let commands = || {
+                e.propagate
+                    .iter()
+                    .map(|argv| ReplCommand::new(argv.clone()))
+                    .collect()
+            };
+            self.persist_feed(e.propagate.len(), commands, out);
+            self.aof_flush(out);
         }
         reply
     }

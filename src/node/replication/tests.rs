@@ -120,6 +120,8 @@ impl Harness {
             config: &pr.cfg,
             keyspace: &mut pr.ks,
             rng: &mut pr.rng,
+            loading: false,
+            child_busy: false,
         };
         pr.repl.handle(self.now, input, &mut ctx, &mut out);
         self.effects(p, out);
@@ -135,6 +137,8 @@ impl Harness {
                     self.queue.push(at, Ev::Input(p, ReplInput::Timer(timer)));
                 }
                 ReplEffect::Note(n) => self.notes.push((self.now, p, n)),
+                // No disk in this harness.
+                ReplEffect::Executed { .. } | ReplEffect::Persist(_) => {}
             }
         }
         for s in self.procs[p].repl.slaves() {
