@@ -206,6 +206,8 @@ pub struct Proc {
     /// Client writes a manual failover's pause blocked: (connection,
     /// request), in arrival order.
     blocked: Vec<(u32, Req)>,
+    /// Clients blocked in `WAIT`.
+    waiting: Vec<clients::WaitingClient>,
     cron_missed: bool,
     /// Stalled in `fork()` until then: inputs wait in `inbox`.
     stalled_until: SimTime,
@@ -408,6 +410,7 @@ impl World {
                 inc: 0,
                 inbox: Vec::new(),
                 blocked: Vec::new(),
+                waiting: Vec::new(),
                 cron_missed: false,
                 stalled_until: 0,
                 disk: Disk::default(),
@@ -460,6 +463,7 @@ impl World {
         proc.state = ProcState::Running;
         proc.inbox.clear();
         proc.blocked.clear();
+        proc.waiting.clear();
         proc.cron_missed = false;
         proc.stalled_until = 0;
         let inc = proc.inc;
@@ -924,6 +928,7 @@ impl World {
         proc.node = None;
         proc.inbox.clear();
         proc.blocked.clear();
+        proc.waiting.clear();
         proc.inc += 1;
         self.reset_client_conns(p, host_down, now, queue);
         for conn in 0..self.conns.len() as u32 {
@@ -1544,7 +1549,8 @@ impl Touches {
                 | ClientEvent::SynRetry { .. }
                 | ClientEvent::Established { .. }
                 | ClientEvent::Reply { .. }
-                | ClientEvent::Reset { .. },
+                | ClientEvent::Reset { .. }
+                | ClientEvent::WaitTimeout { .. },
             ) => Touches::Nothing,
         }
     }

@@ -5,12 +5,12 @@
 
 mod common;
 use common::*;
-use redsim::engine::{SimTime, SEC};
+use redsim::engine::SEC;
 use redsim::node::keyspace::Reply;
 use redsim::node::route::ClientFlags;
 use redsim::node::serve::ClientReply;
 use redsim::sim::Simulation;
-use redsim::world::{DataEvent, HistoryKind};
+use redsim::world::DataEvent;
 
 /// 3+3 without failovers; a client writes only to node-2's slots from 3 s
 /// to 10 s (200 writes/s over 500 keys); node-2 dies at 10 s (`death`: a
@@ -106,18 +106,6 @@ fn a_host_crash_loses_what_the_aof_had_not_fsynced() {
         let (_, none) = acked_lost(&restart_scenario("save = \"\"", "crash-host"), seed);
         assert_eq!(no, none, "seed {seed}: appendfsync no");
     }
-}
-
-/// The history entries of process `p` about replication and persistence.
-fn data_events(sim: &Simulation, p: u32) -> Vec<(SimTime, DataEvent)> {
-    sim.world
-        .history
-        .iter()
-        .filter_map(|h| match &h.kind {
-            HistoryKind::Data(e) if h.proc == Some(p) => Some((h.at, e.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// node-5 (node-1's replica) restarts: from the RDB its full sync left it,

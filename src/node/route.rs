@@ -58,6 +58,9 @@ pub struct ClientFlags {
     /// shot: the caller clears it once the command has been processed.
     pub asking: bool,
     pub kind: ClientKind,
+    /// `client->woff`: the replication offset right after the client's
+    /// last command that propagated something (what `WAIT` waits for).
+    pub woff: i64,
 }
 
 /// A client request as `getNodeByQuery()` sees it.
@@ -449,11 +452,13 @@ pub(super) mod tests {
         readonly: true,
         asking: false,
         kind: ClientKind::Normal,
+        woff: 0,
     };
     const ASKING: ClientFlags = ClientFlags {
         readonly: false,
         asking: true,
         kind: ClientKind::Normal,
+        woff: 0,
     };
 
     #[test]

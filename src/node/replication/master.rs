@@ -891,6 +891,20 @@ impl Replication {
         self.feed_slaves(argv, true, cfg, out);
     }
 
+    /// `replicationRequestAckFromSlaves` as `beforeSleep` carries it out:
+    /// `REPLCONF GETACK *` into the stream (with the current database: no
+    /// `SELECT`); each replica answers with `REPLCONF ACK`.
+    pub fn replication_request_ack_from_slaves(
+        &mut self,
+        now: SimTime,
+        cfg: &Config,
+        out: &mut Vec<ReplEffect>,
+    ) {
+        self.set_time(now);
+        let argv = [&b"REPLCONF"[..], b"GETACK", b"*"];
+        self.feed_slaves(argv.map(<[u8]>::to_vec).to_vec(), false, cfg, out);
+    }
+
     /// `replicationFeedSlaves`; `select`: the command touches database 0
     /// (a `PING` is fed with `dictid = slaveseldb`: no `SELECT`).
     fn feed_slaves(

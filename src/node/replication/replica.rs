@@ -635,16 +635,32 @@ impl Replication {
             return self.free_master(true, true, out);
         }
         let mut written = Vec::new();
+        let mut getack = None;
+        let mut cmd_offset = m.reploff;
         for cmd in &commands {
             if apply_replicated(cmd, ctx.keyspace, now_ms) {
                 written.push(Rc::clone(cmd));
+            } else if cmd
+                .argv
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"GETACK"))
+            {
+                // `REPLCONF GETACK`: ACK what was processed before it.
+                getack = Some(cmd_offset);
             }
+            cmd_offset += cmd.size as i64;
         }
         if !written.is_empty() {
             out.push(ReplEffect::Executed { commands: written });
         }
         m.reploff += bytes as i64;
         let reploff = m.reploff;
+        if let (Some(offset), Some(link)) = (getack, m.link) {
+            out.push(ReplEffect::Send {
+                link,
+                msg: ReplMsg::ReplconfAck { offset },
+            });
+        }
         self.feed_stream_from_master(&commands, bytes, ctx.config, out);
         out.push(ReplEffect::Note(ReplNote::Applied {
             reploff,
