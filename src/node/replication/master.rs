@@ -377,6 +377,10 @@ impl Replication {
         let Some(c) = self.master.clients.remove(&link) else {
             return;
         };
+        if let (Some(reason), Some(_)) = (reason, &c.slave) {
+            // Before the close, while the link still names the replica.
+            out.push(ReplEffect::Note(ReplNote::ReplicaDropped { link, reason }));
+        }
         if close {
             out.push(ReplEffect::Close { link });
         }
@@ -421,9 +425,6 @@ impl Replication {
             self.master.repl_no_slaves_since_s = self.unixtime();
         }
         self.refresh_good_slaves_count(cfg);
-        if let Some(reason) = reason {
-            out.push(ReplEffect::Note(ReplNote::ReplicaDropped { link, reason }));
-        }
     }
 
     /// `disconnectSlaves`.
