@@ -275,3 +275,28 @@ fn min_replicas_to_write_refuses_writes_while_the_replica_is_gone() {
         .count();
     assert!(ok_after > 1000, "{ok_after}");
 }
+
+/// Clients blocked in `WAIT` on a master that turns replica (a manual
+/// failover of its replica) get `-UNBLOCKED`, as
+/// `disconnectAllBlockedClients` replies.
+#[test]
+fn a_master_turned_replica_unblocks_its_waiting_clients() {
+    let toml = format!(
+        "{}[[workload]]\nclients = 2\nrate = 100\nkeys = 1000\nread_ratio = 0\nslots = \"0-5460\"\n\
+         start = \"8s\"\nstop = \"12s\"\ntimeout = \"10s\"\nwait = {{ replicas = 2 }}\n",
+        cluster_3x3(5000, "20s", &failover("12s", "node-5", "default"))
+    );
+    let sim = run(&toml, 1);
+    assert_eq!(sim.failovers().len(), 1);
+    let errors = &sim.world.clients.errors;
+    let unblocked: Vec<_> = sim
+        .world
+        .clients
+        .ops
+        .iter()
+        .filter(|o| errors.text(o.error) == Some(redsim::node::serve::UNBLOCKED_ERR))
+        .collect();
+    // Each client's write waited for a second replica that does not exist.
+    assert_eq!(unblocked.len(), 2, "{unblocked:?}");
+    assert!(unblocked.iter().all(|o| o.node == 0 && o.done > 12 * SEC));
+}

@@ -46,6 +46,11 @@ pub struct WaitRequest {
     pub timeout_ms: i64,
 }
 
+/// What a client blocked in `WAIT` gets when its master turns replica
+/// (`disconnectAllBlockedClients`).
+pub const UNBLOCKED_ERR: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// `WAIT` on a replica.
 pub const WAIT_REPLICA_ERR: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 

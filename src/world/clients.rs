@@ -30,7 +30,7 @@ use crate::engine::{actor_rng, Actor, EventQueue, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Pipe};
 use crate::node::keyspace::Reply;
 use crate::node::route::ClientFlags;
-use crate::node::serve::{request_len, resp_len, ClientReply, WaitRequest};
+use crate::node::serve::{request_len, resp_len, ClientReply, WaitRequest, UNBLOCKED_ERR};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 
@@ -530,24 +530,33 @@ impl World {
     /// Clients of process `p` blocked in `WAIT` whose replicas acknowledged
     /// enough (`processClientsWaitingReplicas`), or whose timeout passed
     /// (`replyToBlockedClientTimedOut`), get the number of replicas that
-    /// did.
+    /// did; if it turned replica meanwhile, `-UNBLOCKED`.
     fn unblock_waiting(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
         let proc = &mut self.procs[p as usize];
         let Some(node) = proc.node.as_ref() else {
             return;
         };
+        let demoted = node.replication().replica.masterhost().is_some();
         let mut done = Vec::new();
         proc.waiting.retain(|w| {
             let acks = node.count_acks(w.wait.offset);
-            let over = acks >= w.wait.numreplicas || w.deadline.is_some_and(|d| d <= now);
+            let over =
+                demoted || acks >= w.wait.numreplicas || w.deadline.is_some_and(|d| d <= now);
             if over {
                 done.push((w.clone(), acks));
             }
             !over
         });
         for (w, acks) in done {
-            let bytes = w.bytes + resp_len(&Reply::Int(acks));
-            self.send_reply(p, w.conn, w.try_id, w.answer, bytes, now, queue);
+            let (answer, reply) = if demoted {
+                let reply = Reply::Error(UNBLOCKED_ERR.into());
+                let cl = &mut self.clients;
+                (parse_reply(&reply, &cl.book, &mut cl.errors), reply)
+            } else {
+                (w.answer, Reply::Int(acks))
+            };
+            let bytes = w.bytes + resp_len(&reply);
+            self.send_reply(p, w.conn, w.try_id, answer, bytes, now, queue);
         }
     }
 
