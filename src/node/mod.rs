@@ -483,8 +483,8 @@ impl Node {
         f(&mut self.repl, self.now, &mut ctx, &mut effects);
         for e in effects.drain(..) {
             match e {
-                ReplEffect::Executed { commands } => {
-                    self.persist_feed(commands.len(), || commands, out)
+                ReplEffect::Executed { count, commands } => {
+                    self.persist_feed(count, || commands, out)
                 }
                 ReplEffect::Persist(e) => out.push(Effect::Persist(e)),
                 e => out.push(Effect::Repl(e)),

@@ -340,9 +340,11 @@ pub enum ReplEffect {
         timer: ReplTimer,
     },
     Note(ReplNote),
-    /// Replica: writes of my master's stream executed on my keyspace (for
-    /// `server.dirty` and the AOF).
+    /// Replica: `count` writes of my master's stream executed on my
+    /// keyspace (for `server.dirty`), and, with `appendonly yes`, the
+    /// commands for the AOF.
     Executed {
+        count: usize,
         commands: Vec<Rc<ReplCommand>>,
     },
     /// The disk: a replica's received RDB, its AOF after a full sync.

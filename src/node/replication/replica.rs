@@ -634,12 +634,17 @@ impl Replication {
             // Not the byte we expect next: a protocol error.
             return self.free_master(true, true, out);
         }
-        let mut written = Vec::new();
+        // The writes, counted; kept for the AOF only when there is one.
+        let (mut count, mut written) = (0, Vec::new());
+        let aof = ctx.config.appendonly;
         let mut getack = None;
         let mut cmd_offset = m.reploff;
         for cmd in &commands {
             if apply_replicated(cmd, ctx.keyspace, now_ms) {
-                written.push(Rc::clone(cmd));
+                count += 1;
+                if aof {
+                    written.push(Rc::clone(cmd));
+                }
             } else if cmd
                 .argv
                 .get(1)
@@ -650,8 +655,11 @@ impl Replication {
             }
             cmd_offset += cmd.size as i64;
         }
-        if !written.is_empty() {
-            out.push(ReplEffect::Executed { commands: written });
+        if count > 0 {
+            out.push(ReplEffect::Executed {
+                count,
+                commands: written,
+            });
         }
         m.reploff += bytes as i64;
         let reploff = m.reploff;
