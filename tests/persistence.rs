@@ -273,3 +273,22 @@ fn loading_answers_loading_and_the_save_fork_stalls_the_master() {
     sim.run_until(loaded_at.0 + loaded_at.1 + 100_000, &mut ());
     assert!(matches!(get(&sim, 5, "key:2", true), Reply::Bulk(_)));
 }
+
+#[test]
+fn runs_with_persistence_and_wait_are_deterministic() {
+    let toml = restart_scenario(
+        "appendonly = \"yes\"\nappendfsync = \"everysec\"\nsave = \"1 1\"",
+        "crash-host",
+    )
+    .replace(
+        "stop = \"10s\"\n",
+        "stop = \"10s\"\nwait = { replicas = 1, timeout = \"20ms\" }\n",
+    );
+    let hash = |seed| {
+        let sim = run(&toml, seed);
+        (sim.stats.hash.hex(), sim.stats.events, sim.client_totals())
+    };
+    let a = hash(5);
+    assert_eq!(a, hash(5));
+    assert_ne!(a.0, hash(6).0);
+}
