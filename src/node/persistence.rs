@@ -226,7 +226,8 @@ impl Node {
     }
 
     /// `serverCron`'s persistence duties: a finished child
-    /// (`checkChildrenDone` → `backgroundSaveDoneHandler`), else a save
+    /// (`checkChildrenDone` → `backgroundSaveDoneHandler`, then the
+    /// replication fork replicas wait for), else a save
     /// point reached (`server.dirty >= changes` and more than `seconds`
     /// since the last save) starts a BGSAVE, unless replication's child
     /// runs.
@@ -239,6 +240,8 @@ impl Node {
                 p.dirty -= p.dirty_before_bgsave.min(p.dirty);
                 p.lastsave_s = unixtime;
                 out.push(Effect::Persist(PersistEffect::RdbSaved { rdb: child.rdb }));
+                // `checkChildrenDone` starts the fork replicas wait for.
+                self.with_repl(out, |r, now, ctx, o| r.child_exited(now, ctx, o));
             }
         } else if !self.repl.has_child() {
             let due = self.setup.config.save.iter().any(|&(seconds, changes)| {

@@ -872,6 +872,13 @@ impl Replication {
         }
     }
 
+    /// `checkChildrenDone` after another child (a save point's) exited:
+    /// the fork replicas wait for may start now.
+    pub fn child_exited(&mut self, now: SimTime, ctx: &mut ReplCtx, out: &mut Vec<ReplEffect>) {
+        self.set_time(now);
+        self.replication_start_pending_fork(ctx, out);
+    }
+
     // ----- the stream -------------------------------------------------------
 
     /// `replicationFeedSlaves` for a command executed on this master
