@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use redsim::engine::SEC;
-use redsim::node::keyspace::Reply;
+use redsim::node::keyspace::{Executed, Reply};
 use redsim::node::route::ClientFlags;
 use redsim::node::serve::ClientReply;
 use redsim::sim::Simulation;
@@ -237,10 +237,20 @@ fn loading_answers_loading_and_the_save_fork_stalls_the_master() {
         })
         .expect("loaded its AOF");
     assert!(load_us > 100_000, "{load_us}");
-    assert!(sim.world.node(1).unwrap().loading());
+    let node = sim.world.node(1).unwrap();
+    assert!(node.loading());
     assert_eq!(
         get(&sim, 1, "key:2", false),
         Reply::Error("CLUSTERDOWN The cluster is down".into())
+    );
+    // A command without keys skips the cluster checks: `-LOADING`.
+    let wait = node.preview_command(&[b"WAIT", b"0", b"0"], ClientFlags::default());
+    assert_eq!(
+        wait,
+        ClientReply::Done(Executed {
+            reply: Reply::Error("LOADING Redis is loading the dataset in memory".into()),
+            propagate: Vec::new(),
+        })
     );
     sim.run_until(26 * SEC + load_us + 100_000, &mut ());
     assert!(!sim.world.node(1).unwrap().loading());

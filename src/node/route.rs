@@ -4,7 +4,8 @@
 //! `getNodeByQuery()` (`src/cluster.c`) who serves its keys and answers
 //! with `clusterRedirectClient()` if that is not this node, refuses writes
 //! without enough good replicas (`min-replicas-to-write`) and commands
-//! while loading the master's RDB, and blocks writes while a manual
+//! while loading (its data from disk, or its master's RDB), and blocks
+//! writes while a manual
 //! failover pauses them.
 //!
 //! [`Node::process_command`] is a query on the node as its last input left
@@ -199,7 +200,7 @@ impl Node {
             return Err(Verdict::Error(NOREPLICAS_ERR.into()));
         }
         // READONLY and MASTERDOWN would come here.
-        if self.repl.replica.loading() && cmd.flags & CMD_LOADING == 0 {
+        if self.loading() && cmd.flags & CMD_LOADING == 0 {
             return Err(Verdict::Error(LOADING_ERR.into()));
         }
         if client.kind == ClientKind::Replica
