@@ -39,7 +39,9 @@ use crate::node::bus::{NodeId, SlotBitmap};
 use crate::node::slots::CLUSTER_SLOTS;
 use crate::node::{Node, Note};
 use crate::scenario::FaultAction;
-use crate::world::{fmt_time, Event, HistoryEvent, HistoryKind, Proc, ProcState, Touches, World};
+use crate::world::{
+    fmt_time, DataEvent, Event, HistoryEvent, HistoryKind, Proc, ProcState, Touches, World,
+};
 use current_epoch_monotonic::CurrentEpochMonotonic;
 use liveness::{Liveness, Shard, Situation, Status};
 use one_vote_per_epoch::OneVotePerEpoch;
@@ -393,7 +395,7 @@ impl Checks {
                 HistoryKind::Created => {
                     cause = Some(format!("the cluster's creation at {}", fmt_time(h.at)));
                 }
-                HistoryKind::Note { .. } => {}
+                HistoryKind::Note { .. } | HistoryKind::Data(_) => {}
             }
         }
         self.history_len = world.history.len();
@@ -666,11 +668,61 @@ pub fn context(world: &World, at: SimTime) -> &[HistoryEvent] {
     &world.history[end.saturating_sub(CONTEXT_ENTRIES)..end]
 }
 
+/// A replication or persistence event in words (after the process's name).
+fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
+    let other = |p: &Option<u32>| p.map_or("?", &name).to_string();
+    match e {
+        DataEvent::FullSyncStarted { replica, offset } => {
+            format!("starts a full sync of {} (offset {offset})", other(replica))
+        }
+        DataEvent::PartialResync { replica, bytes } => format!(
+            "resyncs {} partially ({bytes} bytes of backlog)",
+            other(replica)
+        ),
+        DataEvent::ReplicaOnline { replica } => format!("has {} online", other(replica)),
+        DataEvent::ReplicaDropped { replica, reason } => {
+            format!("drops replica {} ({reason:?})", other(replica))
+        }
+        DataEvent::Fork {
+            for_replication,
+            fork_us,
+            ..
+        } => format!(
+            "forks for a BGSAVE ({}, blocked {fork_us} µs)",
+            if *for_replication {
+                "replication"
+            } else {
+                "save point"
+            }
+        ),
+        DataEvent::RdbLoadStarted { rdb_bytes, load_us } => {
+            format!("loads its master's RDB ({rdb_bytes} bytes, {load_us} µs)")
+        }
+        DataEvent::FullSyncFinished { offset } => {
+            format!("finishes its full sync at offset {offset}")
+        }
+        DataEvent::PartialResyncAccepted { offset } => {
+            format!("continues from its master at offset {offset} (partial resync)")
+        }
+        DataEvent::MasterLinkDown => "loses its link with its master".into(),
+        DataEvent::RdbSaved { keys } => format!("saves dump.rdb ({keys} keys)"),
+        DataEvent::LoadingFromDisk {
+            from_aof,
+            keys,
+            load_us,
+        } => format!(
+            "loads {} ({keys} keys, {load_us} µs)",
+            if *from_aof { "its AOF" } else { "dump.rdb" }
+        ),
+    }
+}
+
 /// One history entry in words.
 pub fn describe_history(world: &World, h: &HistoryEvent) -> String {
     let name = |p: u32| world.procs[p as usize].name.as_str();
     match &h.kind {
         HistoryKind::Created => "the cluster is created (redis-cli --cluster create)".into(),
+        HistoryKind::Data(e) => format!("{} {}", h.proc.map_or("?", name), describe_data(e, name)),
         HistoryKind::Fault { index, .. } => format!(
             "fault: {}",
             crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)
