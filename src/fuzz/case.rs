@@ -134,16 +134,18 @@ fn setup() -> impl Strategy<Value = Setup> {
         prop::option::weighted(0.5, workload()),
     )
         .prop_map(
-            |(masters, replicas, shared_hosts, nt, vf, barrier, partial, persistence, workload)| Setup {
-                masters,
-                replicas,
-                shared_hosts,
-                node_timeout_ms: nt,
-                validity_factor: vf,
-                migration_barrier: barrier,
-                require_full_coverage: !partial,
-                persistence,
-                workload,
+            |(masters, replicas, shared_hosts, nt, vf, barrier, partial, persistence, workload)| {
+                Setup {
+                    masters,
+                    replicas,
+                    shared_hosts,
+                    node_timeout_ms: nt,
+                    validity_factor: vf,
+                    migration_barrier: barrier,
+                    require_full_coverage: !partial,
+                    persistence,
+                    workload,
+                }
             },
         )
 }
