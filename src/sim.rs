@@ -176,6 +176,8 @@ impl Simulation {
         }
         self.run_until(end, hooks);
         self.checks.finish(self.stats.now, &self.world);
+        let lost = self.lost_writes();
+        self.checks.judge_lost_writes(&self.world, lost.into_iter());
         let mut results: Vec<ExpectResult> = results.into_iter().flatten().flatten().collect();
         results.extend(self.invariants_result());
         results
@@ -375,27 +377,7 @@ impl Simulation {
     pub fn client_totals(&self) -> ClientTotals {
         let c = &self.world.clients;
         let (ops, writes) = accounting::count(&c.ops);
-        let now = self.stats.now;
-        let now_ms = crate::node::mstime(now);
-        let mut owners: Vec<Option<Option<usize>>> = vec![None; crate::node::slots::CLUSTER_SLOTS];
-        let mut name = Vec::new();
-        let ttl: Vec<Option<SimTime>> = self
-            .world
-            .scenario
-            .workloads
-            .iter()
-            .map(|w| w.ttl)
-            .collect();
-        let pending: Vec<_> = c.pops.iter().flat_map(|p| p.pending(now)).collect();
-        let lost = accounting::lost_writes(c.ops.iter().chain(&pending), &ttl, now, |key| {
-            name.clear();
-            c.names.write(key, &mut name);
-            let slot = usize::from(crate::node::slots::key_hash_slot(&name));
-            let owner = *owners[slot].get_or_insert_with(|| self.owner_seen_by_majority(slot));
-            let node = self.world.procs[owner?].node.as_ref()?;
-            let entry = node.keyspace.peek(&name).filter(|e| !e.expired(now_ms))?;
-            Some(entry.value.to_bytes())
-        });
+        let lost = self.lost_writes().len() as u64;
         let created = self.world.history.iter().find_map(|h| match h.kind {
             crate::world::HistoryKind::Created => Some(h.at),
             _ => None,
@@ -412,6 +394,37 @@ impl Simulation {
             lost,
             unavailable,
         }
+    }
+
+    /// The acknowledged writes missing at the end (see
+    /// [`accounting::lost_writes`]): the process that acknowledged each,
+    /// when it was sent and when acknowledged.
+    pub fn lost_writes(&self) -> Vec<(u32, SimTime, SimTime)> {
+        let c = &self.world.clients;
+        let now = self.stats.now;
+        let now_ms = crate::node::mstime(now);
+        let mut owners: Vec<Option<Option<usize>>> = vec![None; crate::node::slots::CLUSTER_SLOTS];
+        let mut name = Vec::new();
+        let ttl: Vec<Option<SimTime>> = self
+            .world
+            .scenario
+            .workloads
+            .iter()
+            .map(|w| w.ttl)
+            .collect();
+        let pending: Vec<_> = c.pops.iter().flat_map(|p| p.pending(now)).collect();
+        accounting::lost_write_records(c.ops.iter().chain(&pending), &ttl, now, |key| {
+            name.clear();
+            c.names.write(key, &mut name);
+            let slot = usize::from(crate::node::slots::key_hash_slot(&name));
+            let owner = *owners[slot].get_or_insert_with(|| self.owner_seen_by_majority(slot));
+            let node = self.world.procs[owner?].node.as_ref()?;
+            let entry = node.keyspace.peek(&name).filter(|e| !e.expired(now_ms))?;
+            Some(entry.value.to_bytes())
+        })
+        .into_iter()
+        .map(|r| (u32::from(r.node), r.sent, r.done))
+        .collect()
     }
 
     /// "master", "replica" or "dead", as the process itself reports it.
@@ -571,6 +584,14 @@ impl Simulation {
             },
             "invariants": self.checks.json(&self.world),
             "anomalies": {
+                "lost_writes": {
+                    "by_window": crate::check::lost_writes_explained::WINDOWS
+                        .iter()
+                        .zip(self.checks.lost_writes().by_window)
+                        .map(|(w, n)| (w.to_string(), json!(n)))
+                        .collect::<serde_json::Map<String, Value>>(),
+                    "unexplained": self.checks.lost_writes().unexplained,
+                },
                 "split_brain": self.checks.split_brain().iter().map(|w| {
                     let to = w.to.unwrap_or(self.stats.now);
                     json!({

@@ -1238,12 +1238,12 @@ impl World {
         self.id_to_proc.get(id).copied()
     }
 
-    /// The node of process `p`, if it is alive.
     /// The process listening at `ip:port` (client or bus port), if any.
     pub fn proc_at_addr(&self, ip: [u8; 4], port: u32) -> Option<u32> {
         self.proc_at.get(&(ip, port)).copied()
     }
 
+    /// The node of process `p`, if it is alive.
     pub fn node(&self, p: u32) -> Option<&Node> {
         self.procs[p as usize].node.as_ref()
     }

@@ -25,6 +25,7 @@
 
 pub mod current_epoch_monotonic;
 pub mod liveness;
+pub mod lost_writes_explained;
 pub mod one_vote_per_epoch;
 pub mod replica_offset_not_ahead;
 pub mod split_brain;
@@ -51,12 +52,13 @@ use unique_config_epoch_per_slot::{Claim, UniqueConfigEpochPerSlot};
 use unique_master_config_epochs_when_converged::{first_collision, UniqueMasterConfigEpochs};
 
 /// The checks every run makes, in report order.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     unique_config_epoch_per_slot::NAME,
     current_epoch_monotonic::NAME,
     one_vote_per_epoch::NAME,
     unique_master_config_epochs_when_converged::NAME,
     replica_offset_not_ahead::NAME,
+    lost_writes_explained::NAME,
     liveness::NAME,
 ];
 
@@ -255,6 +257,7 @@ pub struct Checks {
     votes: OneVotePerEpoch,
     replica_offsets: ReplicaOffsetNotAhead,
     split_brain: SplitBrain,
+    lost_writes: lost_writes_explained::LostWrites,
     collisions: UniqueMasterConfigEpochs,
     liveness: Liveness,
     /// Why the cluster was not converged when last looked at.
@@ -297,6 +300,7 @@ impl Checks {
             votes: OneVotePerEpoch::default(),
             replica_offsets: ReplicaOffsetNotAhead::new(world.procs.len()),
             split_brain: SplitBrain::default(),
+            lost_writes: Default::default(),
             collisions: UniqueMasterConfigEpochs::new(node_timeout_ms * crate::engine::MS),
             liveness: Liveness::default(),
             not_converged: None,
@@ -550,6 +554,23 @@ impl Checks {
 
     pub fn liveness(&self) -> &Status {
         self.liveness.status()
+    }
+
+    /// At the end of the run: explain each lost write `(process that
+    /// acknowledged it, sent, acknowledged)` by a window, or report it.
+    pub fn judge_lost_writes(
+        &mut self,
+        world: &World,
+        lost: impl Iterator<Item = (u32, SimTime, SimTime)>,
+    ) {
+        let (counts, v) = lost_writes_explained::judge(world, self.split_brain.windows(), lost);
+        self.lost_writes = counts;
+        self.violations.extend(v);
+    }
+
+    /// The lost writes by window (after [`Checks::judge_lost_writes`]).
+    pub fn lost_writes(&self) -> &lost_writes_explained::LostWrites {
+        &self.lost_writes
     }
 
     /// The split-brain windows of the run so far (an anomaly, not a

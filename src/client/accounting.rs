@@ -98,17 +98,27 @@ pub fn lost_writes<'a>(
     tries: impl IntoIterator<Item = &'a OpRecord>,
     ttl: &[Option<SimTime>],
     end: SimTime,
-    mut final_value: impl FnMut(u32) -> Option<Vec<u8>>,
+    final_value: impl FnMut(u32) -> Option<Vec<u8>>,
 ) -> u64 {
+    lost_write_records(tries, ttl, end, final_value).len() as u64
+}
+
+/// The acknowledged writes [`lost_writes`] counts, by key.
+pub fn lost_write_records<'a>(
+    tries: impl IntoIterator<Item = &'a OpRecord>,
+    ttl: &[Option<SimTime>],
+    end: SimTime,
+    mut final_value: impl FnMut(u32) -> Option<Vec<u8>>,
+) -> Vec<&'a OpRecord> {
     let mut writes: Vec<&OpRecord> = tries.into_iter().filter(|r| r.cmd.is_write()).collect();
     writes.sort_by_key(|r| r.key);
-    let mut lost = 0;
+    let mut lost = Vec::new();
     for group in writes.chunk_by(|a, b| a.key == b.key) {
         if !group.iter().any(|r| r.outcome.is_ok()) {
             continue;
         }
         let value = final_value(group[0].key);
-        lost += lost_in_key(group, ttl, end, value.as_deref());
+        lost_in_key(group, ttl, end, value.as_deref(), &mut lost);
     }
     lost
 }
@@ -125,12 +135,13 @@ fn effect_end(r: &OpRecord) -> Option<SimTime> {
     }
 }
 
-fn lost_in_key(
-    group: &[&OpRecord],
+fn lost_in_key<'a>(
+    group: &[&'a OpRecord],
     ttl: &[Option<SimTime>],
     end: SimTime,
     value: Option<&[u8]>,
-) -> u64 {
+    lost: &mut Vec<&'a OpRecord>,
+) {
     let sets = || group.iter().filter(|r| r.cmd == Cmd::Set);
     let acked = |cmd: Cmd| {
         group
@@ -146,12 +157,11 @@ fn lost_in_key(
     let first_set_end = sets()
         .filter(|r| r.value == first)
         .find_map(|r| effect_end(r));
-    let mut lost = 0;
     for w in acked(Cmd::Set) {
         let overwritten = last_acked_set_sent.is_some_and(|s| s > w.done);
         let survives = first_set_end.is_some_and(|e| e > w.sent);
         if !overwritten && !survives && !may_expire(w) {
-            lost += 1;
+            lost.push(w);
         }
     }
     let wiped_after =
@@ -164,7 +174,7 @@ fn lost_in_key(
             t
         });
         if have.binary_search(&a.value).is_err() && !wiped_after(a.sent) {
-            lost += 1;
+            lost.push(a);
         }
     }
     if sets().next().is_none() {
@@ -175,12 +185,9 @@ fn lost_in_key(
                 .and_then(|s| s.parse::<i64>().ok()),
         };
         if let Some(counter) = counter {
-            lost += acked(Cmd::Incr)
-                .filter(|r| r.value as i64 > counter)
-                .count() as u64;
+            lost.extend(acked(Cmd::Incr).filter(|r| r.value as i64 > counter));
         }
     }
-    lost
 }
 
 /// "No shard": a slot no master had when the cluster was created.

@@ -201,6 +201,8 @@ pub struct RunReport {
     pub failovers: usize,
     pub lost_writes: u64,
     pub acked_writes: u64,
+    /// Lost writes by window ([`crate::check::lost_writes_explained::WINDOWS`]).
+    pub lost_by_window: [u64; 4],
     /// Split-brain windows: how many, and the longest.
     pub split_brains: u64,
     pub split_brain_max: SimTime,
@@ -239,6 +241,7 @@ pub fn run_text(text: &str, seed: u64, planted: Option<Planted>) -> (Outcome, Op
                 failovers: sim.failovers().len(),
                 lost_writes: totals.lost,
                 acked_writes: totals.writes.acknowledged,
+                lost_by_window: sim.checks.lost_writes().by_window,
                 split_brains: windows.len() as u64,
                 split_brain_max: windows
                     .iter()
@@ -270,6 +273,7 @@ pub struct Measured {
     pub failovers: usize,
     pub lost_writes: u64,
     pub acked_writes: u64,
+    pub lost_by_window: [u64; 4],
     pub split_brains: u64,
     pub split_brain_max: SimTime,
 }
@@ -323,6 +327,7 @@ pub fn fuzz_one(index: u64, opts: &Options, base: Option<&Base>) -> RunReport {
         failovers: 0,
         lost_writes: 0,
         acked_writes: 0,
+        lost_by_window: [0; 4],
         split_brains: 0,
         split_brain_max: 0,
     });
@@ -336,6 +341,7 @@ pub fn fuzz_one(index: u64, opts: &Options, base: Option<&Base>) -> RunReport {
         failovers: m.failovers,
         lost_writes: m.lost_writes,
         acked_writes: m.acked_writes,
+        lost_by_window: m.lost_by_window,
         split_brains: m.split_brains,
         split_brain_max: m.split_brain_max,
         regression: None,
@@ -447,6 +453,7 @@ pub struct Summary {
     pub failovers: u64,
     pub acked_writes: u64,
     pub lost_writes: u64,
+    pub lost_by_window: [u64; 4],
     /// Runs that lost at least one acknowledged write.
     pub runs_losing_writes: u64,
     pub split_brains: u64,
@@ -468,6 +475,9 @@ impl Summary {
             s.failovers += r.failovers as u64;
             s.acked_writes += r.acked_writes;
             s.lost_writes += r.lost_writes;
+            for (a, b) in s.lost_by_window.iter_mut().zip(r.lost_by_window) {
+                *a += b;
+            }
             s.runs_losing_writes += u64::from(r.lost_writes > 0);
             s.split_brains += r.split_brains;
             s.runs_with_split_brain += u64::from(r.split_brains > 0);
@@ -531,6 +541,12 @@ impl Summary {
             "  acknowledged writes lost: {} of {} ({} runs lost some)\n",
             self.lost_writes, self.acked_writes, self.runs_losing_writes
         ));
+        for (w, n) in crate::check::lost_writes_explained::WINDOWS
+            .iter()
+            .zip(self.lost_by_window)
+        {
+            t.push_str(&format!("    {w}: {n}\n"));
+        }
         t.push_str(&format!(
             "  split-brain windows (two nodes accepting writes for a slot): {} in {} runs, longest {}\n",
             self.split_brains,
@@ -572,6 +588,11 @@ impl Summary {
                 "acknowledged_writes": self.acked_writes,
                 "lost_writes": self.lost_writes,
                 "runs_losing_writes": self.runs_losing_writes,
+                "lost_writes_by_window": crate::check::lost_writes_explained::WINDOWS
+                    .iter()
+                    .zip(self.lost_by_window)
+                    .map(|(w, n)| (w.to_string(), serde_json::json!(n)))
+                    .collect::<serde_json::Map<String, serde_json::Value>>(),
                 "split_brain_windows": self.split_brains,
                 "runs_with_split_brain": self.runs_with_split_brain,
                 "longest_split_brain_ms": self.split_brain_max / crate::engine::MS,

@@ -249,10 +249,18 @@ fn checks_section(s: &mut String, sim: &Simulation) {
 /// measured (only when there is something to say).
 fn anomalies_section(s: &mut String, sim: &Simulation) {
     let windows = sim.checks.split_brain();
-    if windows.is_empty() {
+    let lost = sim.checks.lost_writes();
+    if windows.is_empty() && lost.total() == 0 {
         return;
     }
     let _ = writeln!(s, "\nanomalies (Redis's by design, not violations)");
+    for (w, n) in crate::check::lost_writes_explained::WINDOWS
+        .iter()
+        .zip(lost.by_window)
+        .filter(|(_, n)| *n > 0)
+    {
+        let _ = writeln!(s, "  lost writes  {n:>6}  {w}");
+    }
     for w in windows {
         let to = w.to.unwrap_or(sim.stats.now);
         let names: Vec<&str> = w
