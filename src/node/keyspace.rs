@@ -12,10 +12,19 @@
 //! and random sampling (active expiry, eviction) are the same on every
 //! machine.
 
+mod evict;
+mod expire;
+
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
 use super::command_table::lookup_command;
+use crate::engine::Rng;
+pub use evict::{
+    estimate_idle_time_ms, lfu_decr_and_return, lfu_log_incr, lru_clock, EvictResult, MemoryPolicy,
+    EVPOOL_SIZE, LFU_INIT_VAL, LRU_CLOCK_MAX, LRU_CLOCK_RESOLUTION_MS,
+};
+pub use expire::ExpireCycle;
 
 /// A reply, as RESP would carry it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,12 +80,24 @@ impl Value {
     }
 }
 
-/// One key's entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One key's entry. Two entries are equal when they hold the same data
+/// (value and expiry), whatever their access history (`lru`).
+#[derive(Clone, Debug, Eq)]
 pub struct Entry {
     pub value: Value,
     /// Absolute expiry, Unix ms.
     pub expire_at_ms: Option<i64>,
+    /// The object's 24-bit `lru` field: the LRU clock of its last access,
+    /// or under an LFU policy the minute of its last decrement (16 bits)
+    /// and its logarithmic access counter (8 bits). Set when the key is
+    /// stored and on every lookup.
+    pub lru: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.value == other.value && self.expire_at_ms == other.expire_at_ms
+    }
 }
 
 impl Entry {
@@ -109,6 +130,7 @@ pub struct KeyspaceStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
 }
 
 /// Database 0 of one node.
@@ -118,6 +140,21 @@ pub struct Keyspace {
     volatile: usize,
     key_memory: u64,
     pub stats: KeyspaceStats,
+    /// How accesses age keys and how eviction picks them.
+    policy: MemoryPolicy,
+    /// The node's memory random stream (LFU increments, eviction and
+    /// expiry sampling); see [`Keyspace::configure`].
+    rng: Option<Rng>,
+    /// `EvictionPoolLRU`: the best candidates seen so far, ascending score.
+    pool: Vec<evict::PoolEntry>,
+    /// `db->expires_cursor` of the active expiry cycle, and its state.
+    expire: ExpireCycle,
+    /// The time of the command being executed (Unix ms), for the `lru`
+    /// field of the objects it creates.
+    now_ms: i64,
+    /// A fork child is running: lookups do not touch `lru` (no
+    /// copy-on-write for the sake of the ageing algorithm).
+    pub child_active: bool,
 }
 
 /// `string2ll`: a canonical decimal integer (no sign `+`, no leading zeros,
@@ -211,6 +248,31 @@ impl Keyspace {
         Keyspace::default()
     }
 
+    /// Take the node's memory settings (`maxmemory-policy`,
+    /// `maxmemory-samples`, `lfu-log-factor`, `lfu-decay-time`) and its
+    /// memory random stream.
+    pub fn configure(&mut self, policy: MemoryPolicy, rng: Rng) {
+        self.policy = policy;
+        self.rng = Some(rng);
+    }
+
+    /// The memory random stream; a keyspace never configured (unit tests)
+    /// draws from stream 0 of seed 0.
+    fn rng(&mut self) -> &mut Rng {
+        self.rng
+            .get_or_insert_with(|| crate::engine::actor_rng(0, crate::engine::Actor::Admin))
+    }
+
+    /// Replace the data with `loaded`'s (a replica loading its master's
+    /// RDB), keeping this keyspace's statistics, settings and random stream.
+    pub fn load(&mut self, loaded: Keyspace) {
+        self.dict = loaded.dict;
+        self.volatile = loaded.volatile;
+        self.key_memory = loaded.key_memory;
+        self.pool.clear();
+        self.expire = ExpireCycle::default();
+    }
+
     /// Number of keys (expired ones not yet removed included, as `DBSIZE`).
     pub fn len(&self) -> usize {
         self.dict.len()
@@ -260,14 +322,22 @@ impl Keyspace {
         self.dict.clear();
         self.volatile = 0;
         self.key_memory = 0;
+        self.pool.clear();
     }
 
-    /// Store `key` (`setKey` / `dbAdd` / `dbOverwrite`).
-    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+    /// Store `key` (`setKey` / `dbAdd` / `dbOverwrite`) at the time of the
+    /// command being executed. A new object's `lru` is the LRU clock, or
+    /// under LFU the current minute and `LFU_INIT_VAL` (`createObject`); an
+    /// overwrite under LFU keeps the old object's (`dbOverwrite`).
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry) {
+        entry.lru = self.policy.new_object_lru(self.now_ms);
         self.key_memory += key_memory(key.len(), &entry);
         self.volatile += usize::from(entry.expire_at_ms.is_some());
         match self.dict.get_mut(key) {
             Some(slot) => {
+                if self.policy.is_lfu() {
+                    entry.lru = slot.lru;
+                }
                 let old = std::mem::replace(slot, entry);
                 self.forget(key.len(), &old);
             }
@@ -294,10 +364,35 @@ impl Keyspace {
     }
 
     fn set_expire(&mut self, key: &[u8], at: Option<i64>) {
-        if let Some(e) = self.dict.get(key) {
-            let mut e = e.clone();
-            e.expire_at_ms = at;
-            self.insert(key, e);
+        let Some(e) = self.dict.get_mut(key) else {
+            return;
+        };
+        let (before, was) = (key_memory(key.len(), e), e.expire_at_ms.is_some());
+        e.expire_at_ms = at;
+        self.key_memory = self.key_memory - before + key_memory(key.len(), e);
+        self.volatile = self.volatile - usize::from(was) + usize::from(at.is_some());
+    }
+
+    /// `lookupKey`'s touch of a found object: the LRU clock, or under LFU
+    /// `updateLFU` (decay, then a probabilistic increment); not while a
+    /// fork child runs.
+    fn touch(&mut self, key: &[u8]) {
+        if self.child_active {
+            return;
+        }
+        let now_ms = self.now_ms;
+        let policy = self.policy;
+        let lru = match self.dict.get(key) {
+            Some(e) if policy.is_lfu() => {
+                let counter = lfu_decr_and_return(e.lru, now_ms, policy.lfu_decay_time);
+                let r: f64 = rand::RngExt::random(self.rng());
+                policy.lfu_lru(now_ms, lfu_log_incr(counter, policy.lfu_log_factor, r))
+            }
+            Some(_) => lru_clock(now_ms),
+            None => return,
+        };
+        if let Some(e) = self.dict.get_mut(key) {
+            e.lru = lru;
         }
     }
 
@@ -335,13 +430,14 @@ impl Keyspace {
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> Option<&Entry> {
         let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
-        let entry = if expired { None } else { self.dict.get(key) };
-        if entry.is_some() {
+        if !expired && self.dict.contains_key(key) {
+            self.touch(key);
             self.stats.keyspace_hits += 1;
+            self.dict.get(key)
         } else {
             self.stats.keyspace_misses += 1;
+            None
         }
-        entry
     }
 
     /// `lookupKeyWrite`: the live entry (no hit/miss counting).
@@ -356,6 +452,7 @@ impl Keyspace {
         if self.expire_if_needed(key, now_ms, replica, caller, propagate) {
             return None;
         }
+        self.touch(key);
         self.dict.get(key)
     }
 
@@ -371,6 +468,7 @@ impl Keyspace {
         caller: Caller,
     ) -> Executed {
         let mut propagate = Vec::new();
+        self.now_ms = now_ms;
         // The arguments as slices, without allocating for short commands.
         const SHORT: usize = 8;
         let mut short: [&[u8]; SHORT] = [&[]; SHORT];
@@ -427,6 +525,7 @@ impl Keyspace {
                         Entry {
                             value: Value::encode(kv[1]),
                             expire_at_ms: None,
+                            lru: 0,
                         },
                     );
                 }
@@ -451,6 +550,7 @@ impl Keyspace {
                     Entry {
                         value: Value::Int(value),
                         expire_at_ms,
+                        lru: 0,
                     },
                 );
                 prop.push(owned(argv));
@@ -462,6 +562,7 @@ impl Keyspace {
                     None => Entry {
                         value: Value::encode(argv[2]),
                         expire_at_ms: None,
+                        lru: 0,
                     },
                     Some(e) => {
                         let mut bytes = e.value.to_bytes();
@@ -474,6 +575,7 @@ impl Keyspace {
                         Entry {
                             value: Value::Str(bytes),
                             expire_at_ms: e.expire_at_ms,
+                            lru: 0,
                         }
                     }
                 };
@@ -620,6 +722,7 @@ impl Keyspace {
             Entry {
                 value: Value::encode(argv[2]),
                 expire_at_ms: expire_at.or(keep),
+                lru: 0,
             },
         );
         match expire_at {

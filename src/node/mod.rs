@@ -20,6 +20,7 @@ mod failure;
 mod gossip;
 pub mod keyspace;
 mod load;
+mod memory;
 pub mod render;
 pub mod replication;
 pub mod route;
@@ -323,6 +324,8 @@ pub struct Node {
     repl_out: Vec<ReplEffect>,
     /// Database 0. Nothing is persisted: a new process starts empty.
     pub keyspace: keyspace::Keyspace,
+    /// `stat_peak_memory` as last recorded.
+    used_memory_peak: u64,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -347,6 +350,12 @@ impl Node {
         let mut repl_rng = rng.clone();
         repl_rng.set_stream(rng.get_stream() | 1 << 63);
         let repl = Replication::new(setup.port, now, &mut repl_rng);
+        // The keyspace's stream (LFU increments, eviction and expiry
+        // sampling): the node's with the second bit from the top set.
+        let mut mem_rng = rng.clone();
+        mem_rng.set_stream(rng.get_stream() | 1 << 62);
+        let mut keyspace = keyspace::Keyspace::new();
+        keyspace.configure(keyspace::MemoryPolicy::from_config(&setup.config), mem_rng);
         let announce_ip = setup
             .config
             .cluster_announce_ip
@@ -387,7 +396,8 @@ impl Node {
             repl,
             repl_rng,
             repl_out: Vec::new(),
-            keyspace: keyspace::Keyspace::new(),
+            keyspace,
+            used_memory_peak: 0,
         }
     }
 
@@ -420,6 +430,7 @@ impl Node {
             }
         }
         self.before_sleep(out);
+        self.record_peak_memory();
     }
 
     fn set_now(&mut self, now: SimTime) {
@@ -427,11 +438,17 @@ impl Node {
         self.now_ms = mstime(now);
     }
 
-    /// `serverCron`'s part: `replicationCron` (every tenth tick, inside
-    /// the module), then `clusterCron`. While loading an RDB from its
+    /// `serverCron`'s part: `databasesCron` (active expiry), then
+    /// `replicationCron` (every tenth tick, inside the module), then
+    /// `clusterCron`. While loading an RDB from its
     /// master the process is blocked in `rdbLoad`: no `serverCron` runs
     /// (the module only pings the master with newlines).
     fn server_cron(&mut self, out: &mut Vec<Effect>) {
+        for argv in self.databases_cron() {
+            self.with_repl(out, |r, now, ctx, o| {
+                r.replication_feed_slaves(now, argv, ctx.config, o)
+            });
+        }
         let cronloops = self.cron_iteration;
         let mf_paused = self.writes_paused();
         self.with_repl(out, |r, now, ctx, o| {

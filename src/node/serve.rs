@@ -11,8 +11,10 @@
 //! effects like any other.
 
 use super::bus::flags::MYSELF;
+use super::command_table::CMD_DENYOOM;
 use super::config::EndpointType;
 use super::keyspace::{Caller, Executed, Keyspace, Reply};
+use super::memory::OOM_ERR;
 use super::route::{ClientFlags, Verdict};
 use super::slots::CLUSTER_SLOTS;
 use super::{ClusterNode, Effect, Node, NO_OWNER};
@@ -62,6 +64,7 @@ impl Node {
                 });
             }
         }
+        self.record_peak_memory();
         reply
     }
 
@@ -72,6 +75,11 @@ impl Node {
         self.serve(&mut keyspace, argv, &mut client)
     }
 
+    /// `processCommand()` then `call()`. Between the redirection and the
+    /// other checks, `performEvictions()` runs before every command (a
+    /// read included) and a `denyoom` command gets `-OOM` if not enough
+    /// could be freed; the evictions' `DEL`s are propagated first, whatever
+    /// the command's fate.
     fn serve(
         &self,
         keyspace: &mut Keyspace,
@@ -79,20 +87,48 @@ impl Node {
         client: &mut ClientFlags,
     ) -> ClientReply {
         let now_ms = self.now_ms;
-        let checked = {
+        keyspace.child_active = self.repl.master.current_cow_size().is_some();
+        let routed = {
             let ks: &Keyspace = keyspace;
-            self.check_command(argv, *client, &|key| ks.exists_at(key, now_ms))
+            self.check_route(argv, *client, &|key| ks.exists_at(key, now_ms))
         };
-        let cmd = match checked {
-            Ok(cmd) => cmd,
+        let mut evicted = Vec::new();
+        let checked = routed.and_then(|cmd| {
+            let out_of_memory = self.perform_evictions(keyspace, &mut evicted);
+            if out_of_memory && cmd.flags & CMD_DENYOOM != 0 {
+                return Err(Verdict::Error(OOM_ERR.into()));
+            }
+            self.check_admission(cmd, *client).map(|()| cmd)
+        });
+        let reply = match checked {
+            Ok(cmd) => self.call(keyspace, cmd.name, argv, client),
             Err(Verdict::Error(e)) => {
                 client.asking = false;
-                return ClientReply::reply(Reply::Error(e));
+                ClientReply::reply(Reply::Error(e))
             }
             // The only other refusal: the write pause.
-            Err(_) => return ClientReply::Blocked,
+            Err(_) => ClientReply::Blocked,
         };
-        let reply = match cmd.name {
+        match reply {
+            ClientReply::Done(mut e) if !evicted.is_empty() => {
+                evicted.append(&mut e.propagate);
+                e.propagate = evicted;
+                ClientReply::Done(e)
+            }
+            other => other,
+        }
+    }
+
+    /// `call()`: run an admitted command.
+    fn call(
+        &self,
+        keyspace: &mut Keyspace,
+        name: &str,
+        argv: &[&[u8]],
+        client: &mut ClientFlags,
+    ) -> ClientReply {
+        let now_ms = self.now_ms;
+        let reply = match name {
             "asking" => {
                 client.asking = true;
                 return ClientReply::reply(Reply::Ok);

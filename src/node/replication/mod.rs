@@ -508,6 +508,18 @@ impl Replication {
         self.buf.master_repl_offset
     }
 
+    /// `server.repl_buffer_mem`: the replication buffer's blocks (the
+    /// backlog, and what replicas' output buffers still reference).
+    pub fn repl_buffer_mem(&self) -> u64 {
+        self.buf.repl_buffer_mem
+    }
+
+    /// The part of [`Replication::repl_buffer_mem`] not counted against
+    /// `maxmemory` (see [`ReplBuffer::not_counted_memory`]).
+    pub fn not_counted_memory(&self, config: &Config) -> u64 {
+        self.buf.not_counted_memory(config.repl_backlog_size_bytes)
+    }
+
     /// `repl_backlog_first_byte_offset` and `repl_backlog_histlen`, if there
     /// is a backlog.
     pub fn repl_backlog(&self) -> Option<(i64, i64)> {

@@ -585,10 +585,10 @@ impl Replication {
             .take()
             .and_then(|t| t.loading)
             .expect("checked above");
-        *ctx.keyspace = match Rc::try_unwrap(loading.rdb) {
+        ctx.keyspace.load(match Rc::try_unwrap(loading.rdb) {
             Ok(snapshot) => snapshot.keyspace,
             Err(shared) => shared.keyspace.clone(),
-        };
+        });
         let link = r.repl_transfer_s.take();
         let reploff = r.master_initial_offset;
         r.master = Some(MasterClient {
