@@ -312,6 +312,33 @@ impl Simulation {
                 reason: (!bad.is_empty()).then(|| bad.join("; ")),
             });
         }
+        if let Some(want) = e.min_hit_ratio {
+            let (hits, misses) = self.live().fold((0, 0), |(h, m), (_, n)| {
+                let s = n.keyspace.stats;
+                (h + s.keyspace_hits, m + s.keyspace_misses)
+            });
+            let got = (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64);
+            let ok = got.is_some_and(|r| r >= want);
+            out.push(ExpectResult {
+                text: format!("min_hit_ratio = {want} {when}"),
+                ok: Some(ok),
+                reason: (!ok).then(|| match got {
+                    Some(r) => format!("hit ratio is {r:.4} ({hits} hits, {misses} misses)"),
+                    None => "no key was looked up".to_string(),
+                }),
+            });
+        }
+        if let Some(limit) = e.max_evicted {
+            let evicted: u64 = self
+                .live()
+                .map(|(_, n)| n.keyspace.stats.evicted_keys)
+                .sum();
+            out.push(ExpectResult {
+                text: format!("max_evicted = {limit} {when}"),
+                ok: Some(evicted <= limit),
+                reason: (evicted > limit).then(|| format!("{evicted} keys were evicted")),
+            });
+        }
         if e.max_lost_writes.is_some() || e.max_unavailable.is_some() {
             let totals = self.client_totals();
             if let Some(limit) = e.max_lost_writes {
@@ -387,9 +414,15 @@ impl Simulation {
             c.names.write(key, &mut name);
             let slot = usize::from(crate::node::slots::key_hash_slot(&name));
             let owner = *owners[slot].get_or_insert_with(|| self.owner_seen_by_majority(slot));
-            let node = self.world.procs[owner?].node.as_ref()?;
-            let entry = node.keyspace.peek(&name).filter(|e| !e.expired(now_ms))?;
-            Some(entry.value.to_bytes())
+            let Some(node) = owner.and_then(|o| self.world.procs[o].node.as_ref()) else {
+                return Some(None);
+            };
+            match node.keyspace.peek(&name).filter(|e| !e.expired(now_ms)) {
+                Some(entry) => Some(Some(entry.value.to_bytes())),
+                // Gone on purpose, perhaps.
+                None if node.keyspace.stats.evicted_keys > 0 => None,
+                None => Some(None),
+            }
         });
         let created = self.world.history.iter().find_map(|h| match h.kind {
             crate::world::HistoryKind::Created => Some(h.at),

@@ -319,6 +319,11 @@ pub struct Expect {
     pub max_lost_writes: Option<u64>,
     pub max_unavailable: Option<SimTime>,
     pub max_failover_time: Option<SimTime>,
+    /// The least `keyspace_hits / (keyspace_hits + keyspace_misses)` over
+    /// the running nodes.
+    pub min_hit_ratio: Option<f64>,
+    /// The most `evicted_keys` over the running nodes.
+    pub max_evicted: Option<u64>,
     pub invariants: Invariants,
 }
 

@@ -1208,6 +1208,8 @@ const EXPECT_KEYS: &[&str] = &[
     "max_lost_writes",
     "max_unavailable",
     "max_failover_time",
+    "min_hit_ratio",
+    "max_evicted",
     "invariants",
 ];
 
@@ -1224,6 +1226,8 @@ fn expect(cx: &Cx, names: &Names, n: &Node, path: &str, duration: SimTime) -> R<
         max_lost_writes: None,
         max_unavailable: None,
         max_failover_time: None,
+        min_hit_ratio: None,
+        max_evicted: None,
         invariants: Invariants::Hold,
     };
     for e in t.entries {
@@ -1314,6 +1318,8 @@ fn expect(cx: &Cx, names: &Names, n: &Node, path: &str, duration: SimTime) -> R<
             "max_lost_writes" => x.max_lost_writes = Some(get_uint(cx, v, &p, 0, u64::MAX)?),
             "max_unavailable" => x.max_unavailable = Some(get_duration(cx, v, &p)?),
             "max_failover_time" => x.max_failover_time = Some(get_duration(cx, v, &p)?),
+            "min_hit_ratio" => x.min_hit_ratio = Some(get_ratio(cx, v, &p)?),
+            "max_evicted" => x.max_evicted = Some(get_uint(cx, v, &p, 0, u64::MAX)?),
             "invariants" => {
                 x.invariants = get_enum(
                     cx,
