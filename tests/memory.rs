@@ -98,3 +98,72 @@ fn replicas_apply_their_masters_evictions() {
     }
     assert_eq!(masters, 3);
 }
+
+/// node-1 holds about 180 MB on a 256 MB host by the time the first full
+/// sync of its replica node-5 forks (the cluster is created at 2 s, the
+/// diskless sync waits 5 s).
+fn fork_run(overcommit: u8) -> Simulation {
+    let toml = format!(
+        "duration = \"40s\"\n[cluster]\nnodes = 6\nreplicas = 1\nhost_memory = \"256mb\"\novercommit_memory = {overcommit}\n\
+         [[workload]]\nclients = 50\nrate = 50000\nkeys = 300000\nslots = \"0-5460\"\nread_ratio = 0\nvalue_size = 2000\nstart = \"3s\"\nstop = \"7s\"\n"
+    );
+    run(&toml, 1)
+}
+
+#[test]
+fn a_full_sync_fork_fails_with_overcommit_0_and_the_replica_retries() {
+    let sim = fork_run(0);
+    let master = sim.world.node(0).unwrap();
+    assert_eq!(master_of(&sim, 4), Some(0), "node-5 replicates node-1");
+    assert!(master.used_memory() > 128 << 20, "{}", master.used_memory());
+    let r = master.replication();
+    // Every try failed, one about every 5 s (repl-diskless-sync-delay).
+    assert_eq!(r.stats.total_forks, 0);
+    assert!(r.stats.sync_full >= 5, "{:?}", r.stats);
+    let replica = sim.world.node(4).unwrap();
+    assert!(!replica.replication().replica.master_link_up());
+    assert!(replica.keyspace.is_empty());
+    assert!(
+        sim.world
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("node-1: fork() for a full sync failed")),
+        "{:?}",
+        sim.world.warnings
+    );
+
+    let sim = fork_run(1);
+    let master = sim.world.node(0).unwrap();
+    assert_eq!(master.replication().stats.total_forks, 1);
+    let replica = sim.world.node(4).unwrap();
+    assert!(replica.replication().replica.master_link_up());
+    assert_eq!(replica.keyspace.len(), master.keyspace.len());
+    assert!(sim.world.warnings.is_empty(), "{:?}", sim.world.warnings);
+}
+
+#[test]
+fn host_memory_keys_load_and_bad_values_are_located_errors() {
+    let s = scenario(
+        "duration = \"1s\"\n[cluster]\nnodes = 3\nhost_memory = \"8gb\"\novercommit_memory = 1\n",
+    );
+    assert_eq!(s.cluster.host_memory, Some(8 << 30));
+    assert_eq!(s.cluster.overcommit_memory, 1);
+    let s = scenario("duration = \"1s\"\n[cluster]\nnodes = 3\n");
+    assert_eq!((s.cluster.host_memory, s.cluster.overcommit_memory), (None, 0));
+    let parse = |toml: &str| {
+        redsim::scenario::parse(
+            toml,
+            redsim::scenario::Format::Toml,
+            "t.toml",
+            std::path::Path::new("."),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        parse("duration = \"1s\"\n[cluster]\nnodes = 3\novercommit_memory = 2\n"),
+        "t.toml:4:21: cluster.overcommit_memory: expected an integer between 0 and 1, got 2"
+    );
+    assert!(parse("duration = \"1s\"\n[cluster]\nnodes = 3\nhost_memory = \"8gx\"\n")
+        .starts_with("t.toml:4:15: cluster.host_memory: expected a size"));
+}

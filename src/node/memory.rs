@@ -38,6 +38,19 @@ impl Node {
         self.setup.config.maxmemory_bytes
     }
 
+    /// Memory the host has free for a `fork()` child of this node, as the
+    /// world computes it under `vm.overcommit_memory` 0 (`None`: forks
+    /// never fail): a fork fails when the node uses more.
+    pub fn set_host_memory_free(&mut self, free: Option<u64>) {
+        self.host_memory_free = free;
+    }
+
+    /// Copy-on-write of this node's fork child so far, if one runs: host
+    /// memory it uses beyond the parent's.
+    pub fn child_cow_bytes(&self) -> Option<u64> {
+        self.repl.master.current_cow_size()
+    }
+
     /// Record the peak, as `call()`, `beforeSleep()` and `serverCron()` do.
     pub(super) fn record_peak_memory(&mut self) {
         self.used_memory_peak = self.used_memory_peak();

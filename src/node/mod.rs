@@ -326,6 +326,9 @@ pub struct Node {
     pub keyspace: keyspace::Keyspace,
     /// `stat_peak_memory` as last recorded.
     used_memory_peak: u64,
+    /// What the host has free for a `fork()` child under
+    /// `vm.overcommit_memory` 0, as the world last said (`None`: no limit).
+    host_memory_free: Option<u64>,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -398,6 +401,7 @@ impl Node {
             repl_out: Vec::new(),
             keyspace,
             used_memory_peak: 0,
+            host_memory_free: None,
         }
     }
 
@@ -475,10 +479,14 @@ impl Node {
         f: impl FnOnce(&mut Replication, SimTime, &mut ReplCtx, &mut Vec<ReplEffect>),
     ) {
         let mut effects = std::mem::take(&mut self.repl_out);
+        let fork_enomem = self
+            .host_memory_free
+            .is_some_and(|free| self.used_memory() > free);
         let mut ctx = ReplCtx {
             config: &self.setup.config,
             keyspace: &mut self.keyspace,
             rng: &mut self.repl_rng,
+            fork_enomem,
         };
         f(&mut self.repl, self.now, &mut ctx, &mut effects);
         out.extend(effects.drain(..).map(Effect::Repl));

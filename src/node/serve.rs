@@ -87,7 +87,7 @@ impl Node {
         client: &mut ClientFlags,
     ) -> ClientReply {
         let now_ms = self.now_ms;
-        keyspace.child_active = self.repl.master.current_cow_size().is_some();
+        keyspace.child_active = self.child_cow_bytes().is_some();
         let routed = {
             let ks: &Keyspace = keyspace;
             self.check_route(argv, *client, &|key| ks.exists_at(key, now_ms))

@@ -80,6 +80,11 @@ pub struct ClusterSpec {
     /// How many nodes are handed to `--cluster create` (the first
     /// `create_count` entries of [`Scenario::nodes`]).
     pub create_count: usize,
+    /// Memory of each host, bytes (`None`: unlimited).
+    pub host_memory: Option<u64>,
+    /// Each host's `vm.overcommit_memory`: 0 (a `fork()` needs as much
+    /// free memory as its parent uses) or 1 (always allowed).
+    pub overcommit_memory: u8,
 }
 
 /// One Redis process.

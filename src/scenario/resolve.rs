@@ -501,6 +501,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "nodes_file",
     "mode",
     "sentinels",
+    "host_memory",
+    "overcommit_memory",
 ];
 
 struct Topology {
@@ -731,6 +733,14 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
         }
         _ => {}
     }
+    let host_memory = t
+        .get("host_memory")
+        .map(|v| get_size(cx, v, "cluster.host_memory"))
+        .transpose()?;
+    let overcommit_memory = match t.get("overcommit_memory") {
+        Some(v) => get_uint(cx, v, "cluster.overcommit_memory", 0, 1)? as u8,
+        None => 0,
+    };
     Ok(Topology {
         cluster: ClusterSpec {
             mode,
@@ -739,6 +749,8 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
             sentinels,
             nodes_file,
             create_count: count,
+            host_memory,
+            overcommit_memory,
         },
         created,
         generated,

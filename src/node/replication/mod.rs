@@ -79,6 +79,9 @@ pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 pub const WRONGPASS_ERR: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// AUTH `<password>` to a server without `requirepass` (`authCommand`).
 pub const AUTH_NOPASS_ERR: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+/// What replicas waiting for a full sync get when its `fork()` failed
+/// (`startBgsaveForReplication`).
+pub const BGSAVE_FAILED_ERR: &str = "ERR BGSAVE failed, replication can't continue";
 /// `syncCommand` on a replica whose own link is down.
 pub const NOMASTERLINK_ERR: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
 
@@ -298,6 +301,10 @@ pub enum ReplNote {
         used_memory: u64,
         rdb_bytes: u64,
     },
+    /// Master: `fork()` for a replication BGSAVE failed ("Can't save in
+    /// background: fork: Cannot allocate memory"): the replicas waiting for
+    /// it got an error and were dropped.
+    ForkFailed,
     /// Master: the child exited (`ok` false: killed), after `cow_bytes` of
     /// copy-on-write.
     ChildDone { ok: bool, cow_bytes: u64 },
@@ -342,11 +349,13 @@ pub enum ReplEffect {
 }
 
 /// What the module reads and changes beyond itself: the node's
-/// configuration, its keyspace and its random stream.
+/// configuration, its keyspace and its random stream; and whether a
+/// `fork()` would fail now for want of memory on the host.
 pub struct ReplCtx<'a> {
     pub config: &'a Config,
     pub keyspace: &'a mut Keyspace,
     pub rng: &'a mut Rng,
+    pub fork_enomem: bool,
 }
 
 /// `INFO stats` counters of replication.
@@ -355,6 +364,8 @@ pub struct ReplStats {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// `total_forks`: successful `fork()`s.
+    pub total_forks: u64,
 }
 
 /// The replication state of one node.

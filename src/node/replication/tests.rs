@@ -120,6 +120,7 @@ impl Harness {
             config: &pr.cfg,
             keyspace: &mut pr.ks,
             rng: &mut pr.rng,
+            fork_enomem: false,
         };
         pr.repl.handle(self.now, input, &mut ctx, &mut out);
         self.effects(p, out);
