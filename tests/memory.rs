@@ -149,7 +149,10 @@ fn host_memory_keys_load_and_bad_values_are_located_errors() {
     assert_eq!(s.cluster.host_memory, Some(8 << 30));
     assert_eq!(s.cluster.overcommit_memory, 1);
     let s = scenario("duration = \"1s\"\n[cluster]\nnodes = 3\n");
-    assert_eq!((s.cluster.host_memory, s.cluster.overcommit_memory), (None, 0));
+    assert_eq!(
+        (s.cluster.host_memory, s.cluster.overcommit_memory),
+        (None, 0)
+    );
     let parse = |toml: &str| {
         redsim::scenario::parse(
             toml,
@@ -164,6 +167,8 @@ fn host_memory_keys_load_and_bad_values_are_located_errors() {
         parse("duration = \"1s\"\n[cluster]\nnodes = 3\novercommit_memory = 2\n"),
         "t.toml:4:21: cluster.overcommit_memory: expected an integer between 0 and 1, got 2"
     );
-    assert!(parse("duration = \"1s\"\n[cluster]\nnodes = 3\nhost_memory = \"8gx\"\n")
-        .starts_with("t.toml:4:15: cluster.host_memory: expected a size"));
+    assert!(
+        parse("duration = \"1s\"\n[cluster]\nnodes = 3\nhost_memory = \"8gx\"\n")
+            .starts_with("t.toml:4:15: cluster.host_memory: expected a size")
+    );
 }

@@ -375,25 +375,20 @@ impl Keyspace {
 
     /// `lookupKey`'s touch of a found object: the LRU clock, or under LFU
     /// `updateLFU` (decay, then a probabilistic increment); not while a
-    /// fork child runs.
-    fn touch(&mut self, key: &[u8]) {
-        if self.child_active {
-            return;
-        }
-        let now_ms = self.now_ms;
-        let policy = self.policy;
-        let lru = match self.dict.get(key) {
-            Some(e) if policy.is_lfu() => {
-                let counter = lfu_decr_and_return(e.lru, now_ms, policy.lfu_decay_time);
+    /// fork child runs. Returns the entry (at position `i`).
+    fn touch(&mut self, i: usize) -> &Entry {
+        if !self.child_active {
+            let (now_ms, policy) = (self.now_ms, self.policy);
+            let lru = if policy.is_lfu() {
+                let counter = lfu_decr_and_return(self.dict[i].lru, now_ms, policy.lfu_decay_time);
                 let r: f64 = rand::RngExt::random(self.rng());
                 policy.lfu_lru(now_ms, lfu_log_incr(counter, policy.lfu_log_factor, r))
-            }
-            Some(_) => lru_clock(now_ms),
-            None => return,
-        };
-        if let Some(e) = self.dict.get_mut(key) {
-            e.lru = lru;
+            } else {
+                lru_clock(now_ms)
+            };
+            self.dict[i].lru = lru;
         }
+        &self.dict[i]
     }
 
     /// `expireIfNeeded`: whether `key` is to be treated as missing. On a
@@ -430,13 +425,15 @@ impl Keyspace {
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> Option<&Entry> {
         let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
-        if !expired && self.dict.contains_key(key) {
-            self.touch(key);
-            self.stats.keyspace_hits += 1;
-            self.dict.get(key)
-        } else {
-            self.stats.keyspace_misses += 1;
-            None
+        match self.dict.get_index_of(key).filter(|_| !expired) {
+            Some(i) => {
+                self.stats.keyspace_hits += 1;
+                Some(self.touch(i))
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
         }
     }
 
@@ -452,8 +449,8 @@ impl Keyspace {
         if self.expire_if_needed(key, now_ms, replica, caller, propagate) {
             return None;
         }
-        self.touch(key);
-        self.dict.get(key)
+        let i = self.dict.get_index_of(key)?;
+        Some(self.touch(i))
     }
 
     /// Execute `argv` (command name first) at `now_ms` on a master or, with

@@ -92,3 +92,56 @@ impl Keyspace {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Caller;
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// `n` keys; key `i` expires 10 ms after T0 when `expires(i)`, else in
+    /// a day.
+    fn keyspace(n: usize, expires: impl Fn(usize) -> bool) -> Keyspace {
+        let mut ks = Keyspace::new();
+        for i in 0..n {
+            let px = if expires(i) { "10" } else { "86400000" };
+            let key = format!("k{i}");
+            let argv = [&b"SET"[..], key.as_bytes(), b"v", b"PX", px.as_bytes()];
+            ks.execute(&argv, T0, false, Caller::Client);
+        }
+        ks
+    }
+
+    #[test]
+    fn a_cycle_stops_once_a_loop_finds_few_expired_keys() {
+        // One key in 100 expired: the first loop's 20 keys hold one (5 %).
+        let mut ks = keyspace(1000, |i| i % 100 == 0);
+        let mut dels = Vec::new();
+        ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);
+        assert_eq!((ks.stats.expired_keys, dels.len()), (1, 1));
+        assert_eq!(dels[0], vec![b"DEL".to_vec(), b"k0".to_vec()]);
+        // The cursor goes on from there: in 50 cycles it has seen them all.
+        for _ in 0..50 {
+            ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);
+        }
+        assert_eq!(ks.stats.expired_keys, 10);
+        assert_eq!(ks.len(), 990);
+    }
+
+    #[test]
+    fn a_cycle_is_bounded_by_its_time_budget() {
+        let mut ks = keyspace(30_000, |_| true);
+        let mut dels = Vec::new();
+        ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);
+        // 25 ms at hz 10, 20 µs a loop, checked every 16 loops: 1264 loops.
+        assert_eq!(ks.stats.expired_keys, 1264 * 20);
+        ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);
+        assert_eq!(ks.stats.expired_keys, 30_000);
+        assert!(ks.is_empty());
+        // Nothing expired yet: one loop, nothing deleted.
+        let mut ks = keyspace(100, |_| false);
+        ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);
+        assert_eq!((ks.stats.expired_keys, ks.len()), (0, 100));
+    }
+}
