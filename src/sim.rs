@@ -620,14 +620,16 @@ impl Simulation {
 
     fn node_summary(&self, i: usize) -> Value {
         let proc = &self.world.procs[i];
-        let stats = proc.node.as_ref().map(|n| {
-            let ks = n.keyspace.stats;
-            json!({
-                "used_memory": n.used_memory(), "used_memory_peak": n.used_memory_peak(),
-                "maxmemory": n.maxmemory(), "evicted_keys": ks.evicted_keys,
-                "expired_keys": ks.expired_keys, "keyspace_hits": ks.keyspace_hits,
-                "keyspace_misses": ks.keyspace_misses
-            })
+        // A dead process holds nothing: zeros.
+        let (used, peak, ks) = match &proc.node {
+            Some(n) => (n.used_memory(), n.used_memory_peak(), n.keyspace.stats),
+            None => (0, 0, Default::default()),
+        };
+        let stats = json!({
+            "used_memory": used, "used_memory_peak": peak,
+            "maxmemory": self.world.scenario.nodes[i].config.maxmemory_bytes, "evicted_keys": ks.evicted_keys,
+            "expired_keys": ks.expired_keys, "keyspace_hits": ks.keyspace_hits,
+            "keyspace_misses": ks.keyspace_misses
         });
         let (config_epoch, slots, master) = match &proc.node {
             Some(n) => {
