@@ -24,7 +24,7 @@ pub use evict::{
     estimate_idle_time_ms, lfu_decr_and_return, lfu_log_incr, lru_clock, EvictResult, MemoryPolicy,
     EVPOOL_SIZE, LFU_INIT_VAL, LRU_CLOCK_MAX, LRU_CLOCK_RESOLUTION_MS,
 };
-pub use expire::ExpireCycle;
+use expire::ExpireCycle;
 
 /// A reply, as RESP would carry it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,7 +31,7 @@ pub const SAMPLE_COST_US: u64 = 1;
 
 /// The cycle's state kept between calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExpireCycle {
+pub(super) struct ExpireCycle {
     /// `db->expires_cursor`, a position of the dictionary.
     cursor: usize,
 }
