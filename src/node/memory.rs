@@ -4,6 +4,8 @@
 //! `docs/memory-model.md`; the choice of keys is in
 //! [`super::keyspace`] (`evict.rs`, `expire.rs`).
 
+use std::fmt::Write;
+
 use super::keyspace::{EvictResult, Keyspace};
 use super::Node;
 
@@ -83,6 +85,57 @@ impl Node {
         keyspace.evict(mem_used - maxmemory, self.now_ms, propagate) == EvictResult::Fail
     }
 
+    /// `INFO [section ...]` (`genRedisInfoString`) with `keyspace` as my
+    /// dataset: the `memory` and `stats` sections, with the fields redsim
+    /// models, in Redis's order and format. No section, `default`, `all`
+    /// or `everything`: both; an unknown section: nothing.
+    pub(super) fn info(&self, keyspace: &Keyspace, sections: &[&[u8]]) -> String {
+        let want = |name: &str| {
+            sections.is_empty()
+                || sections.iter().any(|s| {
+                    ["default", "all", "everything", name]
+                        .iter()
+                        .any(|n| s.eq_ignore_ascii_case(n.as_bytes()))
+                })
+        };
+        let mut info = String::new();
+        if want("memory") {
+            let used = self.used_memory_with(keyspace);
+            let peak = self.used_memory_peak.max(used);
+            let cfg = &self.setup.config;
+            let _ = write!(
+                info,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_not_counted_for_evict:{}\r\nmem_total_replication_buffers:{}\r\n",
+                bytes_to_human(used),
+                bytes_to_human(peak),
+                cfg.maxmemory_bytes,
+                bytes_to_human(cfg.maxmemory_bytes),
+                cfg.maxmemory_policy.name(),
+                self.repl.not_counted_memory(cfg),
+                self.repl.repl_buffer_mem(),
+            );
+        }
+        if want("stats") {
+            if !info.is_empty() {
+                info.push_str("\r\n");
+            }
+            let (r, k) = (self.repl.stats, keyspace.stats);
+            let _ = write!(
+                info,
+                "# Stats\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_forks:{}\r\n",
+                r.sync_full,
+                r.sync_partial_ok,
+                r.sync_partial_err,
+                k.expired_keys,
+                k.evicted_keys,
+                k.keyspace_hits,
+                k.keyspace_misses,
+                r.total_forks,
+            );
+        }
+        info
+    }
+
     /// `databasesCron()`'s expiry, `hz` times a second (the cron ticks
     /// every 100 ms, so `hz / 10` cycles a tick, or one every `10 / hz`
     /// ticks): `activeExpireCycle(SLOW)` on a master, nothing on a
@@ -102,6 +155,19 @@ impl Node {
                 .active_expire_cycle(self.now_ms, cfg.hz, effort, &mut dels);
         }
         dels
+    }
+}
+
+/// `bytesToHuman`.
+fn bytes_to_human(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let d = n as f64;
+    match n {
+        0..1024 => format!("{n}B"),
+        1024..1_048_576 => format!("{:.2}K", d / K),
+        1_048_576..1_073_741_824 => format!("{:.2}M", d / (K * K)),
+        1_073_741_824..1_099_511_627_776 => format!("{:.2}G", d / (K * K * K)),
+        _ => format!("{:.2}T", d / (K * K * K * K)),
     }
 }
 
@@ -225,6 +291,43 @@ mod tests {
             let evicted = r.node.keyspace.stats.evicted_keys;
             assert_eq!(evicted == 0, ignore, "replica-ignore-maxmemory {ignore}");
         }
+    }
+
+    #[test]
+    fn info_reports_memory_and_stats_as_redis_prints_them() {
+        let mut s = Sim::cluster(config(MaxmemoryPolicy::AllkeysLru, 20_000));
+        let v = "x".repeat(100);
+        for k in keys(300) {
+            run(&mut s, &format!("SET {k} {v}"));
+        }
+        let Reply::Bulk(text) = run(&mut s, "INFO").reply else {
+            panic!("INFO is a bulk string");
+        };
+        let text = String::from_utf8(text).unwrap();
+        let field = |name: &str| {
+            text.split("\r\n")
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .to_string()
+        };
+        assert!(text.starts_with("# Memory\r\nused_memory:"));
+        assert!(text.contains("\r\n\r\n# Stats\r\n"));
+        assert_eq!(field("used_memory"), s.node.used_memory().to_string());
+        assert_eq!(field("maxmemory"), s.node.maxmemory().to_string());
+        assert_eq!(field("maxmemory_human"), "1.61M");
+        assert_eq!(field("maxmemory_policy"), "allkeys-lru");
+        let evicted = s.node.keyspace.stats.evicted_keys;
+        assert!(evicted > 0);
+        assert_eq!(field("evicted_keys"), evicted.to_string());
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1536), "1.50K");
+        assert_eq!(bytes_to_human(8 << 30), "8.00G");
+        // One section, case-insensitive; an unknown one is empty.
+        let Reply::Bulk(stats) = run(&mut s, "INFO STATS").reply else {
+            panic!("INFO STATS is a bulk string");
+        };
+        assert!(stats.starts_with(b"# Stats\r\nsync_full:"));
+        assert_eq!(run(&mut s, "INFO nosuchsection").reply, Reply::Bulk(vec![]));
     }
 
     #[test]

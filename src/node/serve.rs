@@ -142,6 +142,7 @@ impl Node {
                 Reply::Ok
             }
             "cluster|slots" => self.cluster_slots(),
+            "info" => Reply::Bulk(self.info(keyspace, &argv[1..]).into_bytes()),
             _ => {
                 client.asking = false;
                 let replica = !self.is_master();
