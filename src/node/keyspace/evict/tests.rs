@@ -232,3 +232,29 @@ fn the_pool_keeps_the_sixteen_best_candidates() {
     assert_eq!(ks.pool.len(), EVPOOL_SIZE);
     assert!(ks.pool.windows(2).all(|w| w[0].idle <= w[1].idle));
 }
+
+#[test]
+fn more_samples_approximate_lru_better() {
+    // The mean index (age rank: 0 oldest) of 200 keys evicted from 2000.
+    let mean_evicted_index = |samples: u32| {
+        let mut ks = Keyspace::new();
+        let p = MemoryPolicy {
+            maxmemory_policy: AllkeysLru,
+            maxmemory_samples: samples,
+            ..MemoryPolicy::default()
+        };
+        ks.configure(p, actor_rng(11, Actor::Admin));
+        fill(&mut ks, 2000, |_| None);
+        let (_, evicted) = evict_keys(&mut ks, 200, T0 + 3_000_000);
+        evicted.iter().sum::<usize>() as f64 / evicted.len() as f64
+    };
+    let (one, five, ten) = (
+        mean_evicted_index(1),
+        mean_evicted_index(5),
+        mean_evicted_index(10),
+    );
+    // Exact LRU would give 99.5; one sample is random eviction (the pool
+    // keeps nothing better than what it is handed one at a time).
+    assert!(one > 800.0, "{one}");
+    assert!(five < 300.0 && ten < five, "{five} {ten}");
+}
