@@ -172,3 +172,52 @@ fn host_memory_keys_load_and_bad_values_are_located_errors() {
             .starts_with("t.toml:4:15: cluster.host_memory: expected a size")
     );
 }
+
+/// Six nodes on three hosts (a master and a replica of another master on
+/// each) or on six, 150 MB a host, about 52 MB a node.
+fn shared_hosts_run(shared: bool) -> Simulation {
+    let layout = if shared {
+        "addresses = [\"10.0.0.1:6379\", \"10.0.0.1:6380\", \"10.0.0.2:6379\", \"10.0.0.2:6380\", \"10.0.0.3:6379\", \"10.0.0.3:6380\"]"
+    } else {
+        "nodes = 6"
+    };
+    let toml = format!(
+        "duration = \"30s\"\n[cluster]\n{layout}\nreplicas = 1\nhost_memory = \"150mb\"\n\
+         [[workload]]\nclients = 50\nrate = 50000\nkeys = 150000\nread_ratio = 0\nvalue_size = 2000\nstart = \"3s\"\nstop = \"5s\"\n"
+    );
+    run(&toml, 1)
+}
+
+#[test]
+fn every_process_on_a_host_counts_against_a_fork() {
+    // Alone on its host, every master forks for its replica.
+    let sim = shared_hosts_run(false);
+    assert!(sim.world.warnings.is_empty(), "{:?}", sim.world.warnings);
+    for p in 0..6 {
+        assert!(!sim.world.node(p).unwrap().keyspace.is_empty());
+    }
+    // Sharing: a master whose neighbour (a replica of another master)
+    // synced first has less free than it uses: its fork fails, its own
+    // replica stays empty.
+    let sim = shared_hosts_run(true);
+    let failed: Vec<u32> = (0..6)
+        .filter(|&p| {
+            let n = sim.world.node(p).unwrap();
+            n.is_master() && n.replication().stats.total_forks == 0
+        })
+        .collect();
+    assert!(!failed.is_empty());
+    for &m in &failed {
+        let name = &sim.world.procs[m as usize].name;
+        assert!(
+            sim.world
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{name}: fork()"))),
+            "{:?}",
+            sim.world.warnings
+        );
+        let replica = (0..6).find(|&p| master_of(&sim, p) == Some(m)).unwrap();
+        assert!(sim.world.node(replica).unwrap().keyspace.is_empty());
+    }
+}
