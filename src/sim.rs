@@ -96,6 +96,15 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
             fmt_time(f.at)
         ));
     }
+    let default_tenacity = crate::node::config::Config::default().maxmemory_eviction_tenacity;
+    if s.nodes
+        .iter()
+        .any(|n| n.config.maxmemory_eviction_tenacity != default_tenacity)
+    {
+        out.push(
+            "config maxmemory-eviction-tenacity is not modelled: eviction costs no simulated time and always runs to its end".to_string(),
+        );
+    }
     out
 }
 

@@ -221,3 +221,16 @@ fn every_process_on_a_host_counts_against_a_fork() {
         assert!(sim.world.node(replica).unwrap().keyspace.is_empty());
     }
 }
+
+#[test]
+fn an_eviction_tenacity_is_said_to_be_not_modelled() {
+    let base = "duration = \"1s\"\n[cluster]\nnodes = 3\n[config]\n";
+    let warned = |conf: &str| {
+        redsim::sim::not_implemented(&scenario(&format!("{base}{conf}")))
+            .iter()
+            .any(|w| w.starts_with("config maxmemory-eviction-tenacity is not modelled"))
+    };
+    assert!(warned("maxmemory-eviction-tenacity = 50\n"));
+    assert!(!warned("maxmemory-eviction-tenacity = 10\n"));
+    assert!(!warned("maxmemory = \"10mb\"\n"));
+}
