@@ -144,7 +144,7 @@ pub struct Keyspace {
     policy: MemoryPolicy,
     /// The node's memory random stream (LFU increments, eviction and
     /// expiry sampling); see [`Keyspace::configure`].
-    rng: Option<Rng>,
+    rng: Option<Box<Rng>>,
     /// `EvictionPoolLRU`: the best candidates seen so far, ascending score.
     pool: Vec<evict::PoolEntry>,
     /// `db->expires_cursor` of the active expiry cycle, and its state.
@@ -253,14 +253,15 @@ impl Keyspace {
     /// memory random stream.
     pub fn configure(&mut self, policy: MemoryPolicy, rng: Rng) {
         self.policy = policy;
-        self.rng = Some(rng);
+        self.rng = Some(Box::new(rng));
     }
 
     /// The memory random stream; a keyspace never configured (unit tests)
     /// draws from stream 0 of seed 0.
     fn rng(&mut self) -> &mut Rng {
-        self.rng
-            .get_or_insert_with(|| crate::engine::actor_rng(0, crate::engine::Actor::Admin))
+        self.rng.get_or_insert_with(|| {
+            Box::new(crate::engine::actor_rng(0, crate::engine::Actor::Admin))
+        })
     }
 
     /// Replace the data with `loaded`'s (a replica loading its master's

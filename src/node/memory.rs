@@ -199,7 +199,7 @@ mod tests {
             .client_command(T, &argv, &mut ClientFlags::default(), &mut Vec::new())
         {
             ClientReply::Done(e) => e,
-            ClientReply::Blocked => panic!("{cmd}: blocked"),
+            other => panic!("{cmd}: {other:?}"),
         }
     }
 

@@ -21,6 +21,7 @@ mod gossip;
 pub mod keyspace;
 mod load;
 mod memory;
+pub mod persistence;
 pub mod render;
 pub mod replication;
 pub mod route;
@@ -37,6 +38,7 @@ use crate::engine::{Rng, SimTime};
 use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
 use config::Config;
 pub use election::FailoverMode;
+use persistence::{PersistEffect, Persistence};
 use replication::{ReplCtx, ReplEffect, ReplInput, Replication};
 use slots::CLUSTER_SLOTS;
 
@@ -161,6 +163,8 @@ pub enum Effect {
     Note(Note),
     /// Replication: links on the client ports, messages, timers, notes.
     Repl(ReplEffect),
+    /// Persistence: the disk's `dump.rdb` and AOF, forks, loading.
+    Persist(PersistEffect),
 }
 
 /// `server.cluster->todo_before_sleep` bits.
@@ -273,6 +277,45 @@ struct Link {
 pub struct NodeSetup {
     pub port: u16,
     pub config: Config,
+    /// A Redis rule broken on purpose (tests and `redsim fuzz --plant`
+    /// only; no scenario key sets it).
+    pub planted: Option<Planted>,
+}
+
+/// Redis rules a node can be told to break, to show that the checks and the
+/// fuzzer find what they are meant to find. Each names the check it breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// A master that comes back while still owning its slots keeps its
+    /// FAIL flag forever (the `CLUSTER_FAIL_UNDO_TIME_MULT` rule of
+    /// `clearNodeFailureIfNeeded` skipped; breaks `liveness`).
+    KeepFail,
+    /// A restarted node ignores the `currentEpoch` of its `nodes.conf` and
+    /// starts from 0 (breaks `current-epoch-monotonic`).
+    ForgetCurrentEpoch,
+    /// An elected replica takes its master's slots with its master's config
+    /// epoch instead of the election's (breaks the per-slot epoch rule).
+    PromoteWithoutEpochBump,
+}
+
+impl Planted {
+    pub const ALL: [Planted; 3] = [
+        Planted::KeepFail,
+        Planted::ForgetCurrentEpoch,
+        Planted::PromoteWithoutEpochBump,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Planted::KeepFail => "keep-fail",
+            Planted::ForgetCurrentEpoch => "forget-current-epoch",
+            Planted::PromoteWithoutEpochBump => "promote-without-epoch-bump",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Planted> {
+        Planted::ALL.into_iter().find(|p| p.name() == s)
+    }
 }
 
 /// One Redis Cluster node.
@@ -322,13 +365,16 @@ pub struct Node {
     repl_rng: Rng,
     /// Scratch buffer for what `repl` asks for.
     repl_out: Vec<ReplEffect>,
-    /// Database 0. Nothing is persisted: a new process starts empty.
+    /// Database 0: empty at start unless loaded from disk
+    /// ([`Node::load_data_from_disk`]).
     pub keyspace: keyspace::Keyspace,
     /// `stat_peak_memory` as last recorded.
     used_memory_peak: u64,
     /// What the host has free for a `fork()` child under
     /// `vm.overcommit_memory` 0, as the world last said (`None`: no limit).
     host_memory_free: Option<u64>,
+    /// Save points, the AOF's fsyncs, the load at start.
+    persist: Persistence,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -402,6 +448,7 @@ impl Node {
             keyspace,
             used_memory_peak: 0,
             host_memory_free: None,
+            persist: Persistence::new(now),
         }
     }
 
@@ -442,16 +489,21 @@ impl Node {
         self.now_ms = mstime(now);
     }
 
-    /// `serverCron`'s part: `databasesCron` (active expiry), then
+    /// `serverCron`'s part: `databasesCron` (active expiry), save points,
     /// `replicationCron` (every tenth tick, inside the module), then
-    /// `clusterCron`. While loading an RDB from its
-    /// master the process is blocked in `rdbLoad`: no `serverCron` runs
-    /// (the module only pings the master with newlines).
+    /// `clusterCron`. While loading its data from disk, or an RDB from its
+    /// master, the process is blocked in `rdbLoad`: no `serverCron` runs (a
+    /// replica only pings its master with newlines).
     fn server_cron(&mut self, out: &mut Vec<Effect>) {
-        for argv in self.databases_cron() {
-            self.with_repl(out, |r, now, ctx, o| {
-                r.replication_feed_slaves(now, argv, ctx.config, o)
-            });
+        if self.now < self.persist.loading_until() {
+            return;
+        }
+        let expired = self.databases_cron();
+        if !expired.is_empty() {
+            self.feed_commands(&expired, out);
+        }
+        if !self.repl.replica.loading() {
+            self.persistence_cron(out);
         }
         let cronloops = self.cron_iteration;
         let mf_paused = self.writes_paused();
@@ -466,7 +518,7 @@ impl Node {
                 o,
             )
         });
-        if !self.repl.replica.loading() {
+        if !self.loading() {
             self.cluster_cron(out);
         }
     }
@@ -487,9 +539,19 @@ impl Node {
             keyspace: &mut self.keyspace,
             rng: &mut self.repl_rng,
             fork_enomem,
+            loading: self.now < self.persist.loading_until(),
+            child_busy: self.persist.has_child(),
         };
         f(&mut self.repl, self.now, &mut ctx, &mut effects);
-        out.extend(effects.drain(..).map(Effect::Repl));
+        for e in effects.drain(..) {
+            match e {
+                ReplEffect::Executed { count, commands } => {
+                    self.persist_feed(count, || commands, out)
+                }
+                ReplEffect::Persist(e) => out.push(Effect::Persist(e)),
+                e => out.push(Effect::Repl(e)),
+            }
+        }
         self.repl_out = effects;
     }
 
@@ -505,8 +567,10 @@ impl Node {
         }
     }
 
-    /// `clusterBeforeSleep()`: deferred state update and config save.
+    /// `beforeSleep()`: the AOF's fsync, then `clusterBeforeSleep()`:
+    /// deferred state update and config save.
     fn before_sleep(&mut self, out: &mut Vec<Effect>) {
+        self.aof_flush(out);
         self.before_sleep_failover(out);
         let flags = self.todo;
         self.todo &= todo::HANDLE_FAILOVER | todo::HANDLE_MANUALFAILOVER;
@@ -652,6 +716,9 @@ impl Node {
     pub(crate) fn slots_of_owner_in_word(&self, w: usize, mask: u64) -> u64 {
         let owners = &self.slot_owner[w * 64..w * 64 + 64];
         let owner = owners[mask.trailing_zeros() as usize];
+        if owners.iter().all(|&o| o == owner) {
+            return mask;
+        }
         let mut same = 0u64;
         for (b, &o) in owners.iter().enumerate() {
             same |= u64::from(o == owner) << b;
@@ -686,10 +753,15 @@ impl Node {
                 n.flags |= MIGRATE_TO;
             }
         }
-        let mut r = mask;
-        while r != 0 {
-            self.slot_owner[w * 64 + r.trailing_zeros() as usize] = to;
-            r &= r - 1;
+        let owners = &mut self.slot_owner[w * 64..w * 64 + 64];
+        if mask == u64::MAX {
+            owners.fill(to);
+        } else {
+            let mut r = mask;
+            while r != 0 {
+                owners[r.trailing_zeros() as usize] = to;
+                r &= r - 1;
+            }
         }
         self.slot_map_version += 1;
     }

@@ -4,7 +4,8 @@
 //! `getNodeByQuery()` (`src/cluster.c`) who serves its keys and answers
 //! with `clusterRedirectClient()` if that is not this node, refuses writes
 //! without enough good replicas (`min-replicas-to-write`) and commands
-//! while loading the master's RDB, and blocks writes while a manual
+//! while loading (its data from disk, or its master's RDB), and blocks
+//! writes while a manual
 //! failover pauses them.
 //!
 //! [`Node::process_command`] is a query on the node as its last input left
@@ -58,6 +59,9 @@ pub struct ClientFlags {
     /// shot: the caller clears it once the command has been processed.
     pub asking: bool,
     pub kind: ClientKind,
+    /// `client->woff`: the replication offset right after the client's
+    /// last command that propagated something (what `WAIT` waits for).
+    pub woff: i64,
 }
 
 /// A client request as `getNodeByQuery()` sees it.
@@ -212,7 +216,7 @@ impl Node {
             return Err(Verdict::Error(NOREPLICAS_ERR.into()));
         }
         // READONLY and MASTERDOWN would come here.
-        if self.repl.replica.loading() && cmd.flags & CMD_LOADING == 0 {
+        if self.loading() && cmd.flags & CMD_LOADING == 0 {
             return Err(Verdict::Error(LOADING_ERR.into()));
         }
         if client.kind == ClientKind::Replica
@@ -390,7 +394,11 @@ pub(super) mod tests {
     impl Sim {
         /// Myself (id byte `me`) and nothing else, at simulated time 1000 s.
         pub(in crate::node) fn new(config: Config, me: u8) -> Sim {
-            let setup = NodeSetup { port: 7000, config };
+            let setup = NodeSetup {
+                port: 7000,
+                config,
+                planted: None,
+            };
             let mut node = Node::new(setup, Rng::seed_from_u64(1), 1_000_000_000);
             let my = node.myself;
             node.rename_node(my, id(me));
@@ -465,11 +473,13 @@ pub(super) mod tests {
         readonly: true,
         asking: false,
         kind: ClientKind::Normal,
+        woff: 0,
     };
     const ASKING: ClientFlags = ClientFlags {
         readonly: false,
         asking: true,
         kind: ClientKind::Normal,
+        woff: 0,
     };
 
     #[test]
