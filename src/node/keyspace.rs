@@ -139,6 +139,10 @@ pub struct Keyspace {
     dict: IndexMap<Vec<u8>, Entry, FxBuildHasher>,
     volatile: usize,
     key_memory: u64,
+    /// Bucket arrays of the main and `expires` dictionaries, as Redis
+    /// sizes them (see [`Keyspace::used_memory`]).
+    buckets: usize,
+    expires_buckets: usize,
     pub stats: KeyspaceStats,
     /// How accesses age keys and how eviction picks them.
     policy: MemoryPolicy,
@@ -270,6 +274,10 @@ impl Keyspace {
         self.dict = loaded.dict;
         self.volatile = loaded.volatile;
         self.key_memory = loaded.key_memory;
+        // `rdbLoad` sizes the tables for the keys (`RESIZEDB`).
+        self.buckets = 0;
+        self.expires_buckets = 0;
+        self.expand_if_needed();
         self.pool.clear();
         self.expire = ExpireCycle::default();
     }
@@ -305,17 +313,42 @@ impl Keyspace {
     }
 
     /// The dataset's memory: every key's [`key_memory`] plus the bucket
-    /// arrays of the main and `expires` dictionaries (8 bytes a bucket, the
-    /// table size the next power of two of the number of keys, at least 4).
+    /// arrays of the main and `expires` dictionaries, 8 bytes a bucket. A
+    /// table is created with 4 buckets and doubled when a key would find it
+    /// full (`_dictExpandIfNeeded`); deleting keys does not shrink it, the
+    /// cron does once it is less than 10 % full
+    /// ([`Keyspace::try_resize_hash_tables`]). Incremental rehashing (two
+    /// tables for a while) is not modelled.
     pub fn used_memory(&self) -> u64 {
-        let table = |n: usize| {
-            if n == 0 {
-                0
+        self.key_memory + 8 * (self.buckets + self.expires_buckets) as u64
+    }
+
+    /// `_dictExpandIfNeeded` after keys were added.
+    fn expand_if_needed(&mut self) {
+        let grow = |buckets: usize, used: usize| {
+            if used > buckets {
+                used.next_power_of_two().max(4)
             } else {
-                8 * n.next_power_of_two().max(4) as u64
+                buckets
             }
         };
-        self.key_memory + table(self.dict.len()) + table(self.volatile)
+        self.buckets = grow(self.buckets, self.dict.len());
+        self.expires_buckets = grow(self.expires_buckets, self.volatile);
+    }
+
+    /// `tryResizeHashTables` (`databasesCron`, when no fork child runs): a
+    /// table of more than 4 buckets less than 10 % full shrinks to the next
+    /// power of two of its keys (at least 4).
+    pub fn try_resize_hash_tables(&mut self) {
+        let shrink = |buckets: usize, used: usize| {
+            if buckets > 4 && used * 100 / buckets < 10 {
+                used.next_power_of_two().max(4)
+            } else {
+                buckets
+            }
+        };
+        self.buckets = shrink(self.buckets, self.dict.len());
+        self.expires_buckets = shrink(self.expires_buckets, self.volatile);
     }
 
     /// Remove every key (`FLUSHALL`, or a replica loading an RDB).
@@ -323,6 +356,8 @@ impl Keyspace {
         self.dict.clear();
         self.volatile = 0;
         self.key_memory = 0;
+        self.buckets = 0;
+        self.expires_buckets = 0;
         self.pool.clear();
     }
 
@@ -346,6 +381,7 @@ impl Keyspace {
                 self.dict.insert(key.to_vec(), entry);
             }
         }
+        self.expand_if_needed();
     }
 
     /// Delete `key`; whether it existed.
@@ -372,6 +408,7 @@ impl Keyspace {
         e.expire_at_ms = at;
         self.key_memory = self.key_memory - before + key_memory(key.len(), e);
         self.volatile = self.volatile - usize::from(was) + usize::from(at.is_some());
+        self.expand_if_needed();
     }
 
     /// `lookupKey`'s touch of a found object: the LRU clock, or under LFU
@@ -1015,6 +1052,34 @@ mod tests {
         reply(&mut ks, 0, "PEXPIRE key:1 100");
         assert_eq!(ks.used_memory(), before + 24 + 32);
         reply(&mut ks, 0, "DEL key:1");
+        // The two tables of 4 buckets stay.
+        assert_eq!(ks.used_memory(), 32 + 32);
+        ks.clear();
         assert_eq!(ks.used_memory(), 0);
+    }
+
+    #[test]
+    fn hash_tables_grow_when_full_and_shrink_in_the_cron() {
+        let mut ks = Keyspace::new();
+        let keys = |ks: &Keyspace| ks.used_memory() - ks.key_memory;
+        for i in 0..4 {
+            reply(&mut ks, 0, &format!("SET k{i} v"));
+        }
+        assert_eq!(keys(&ks), 8 * 4);
+        reply(&mut ks, 0, "SET k4 v");
+        assert_eq!(keys(&ks), 8 * 8);
+        for i in 5..100 {
+            reply(&mut ks, 0, &format!("SET k{i} v"));
+        }
+        assert_eq!(keys(&ks), 8 * 128);
+        // Deleting keeps the table; the cron shrinks it below 10 % full.
+        for i in 0..87 {
+            reply(&mut ks, 0, &format!("DEL k{i}"));
+        }
+        ks.try_resize_hash_tables();
+        assert_eq!(keys(&ks), 8 * 128, "13 of 128: 10 %");
+        reply(&mut ks, 0, "DEL k87");
+        ks.try_resize_hash_tables();
+        assert_eq!(keys(&ks), 8 * 16, "12 keys: 9 %");
     }
 }

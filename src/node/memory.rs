@@ -136,13 +136,17 @@ impl Node {
         info
     }
 
-    /// `databasesCron()`'s expiry, `hz` times a second (the cron ticks
+    /// `databasesCron()`: the hash tables' resize when no fork child runs,
+    /// and the expiry, `hz` times a second (the cron ticks
     /// every 100 ms, so `hz / 10` cycles a tick, or one every `10 / hz`
     /// ticks): `activeExpireCycle(SLOW)` on a master, nothing on a
     /// replica (it waits for its master's `DEL`s), nothing while clients
     /// are paused. Returns the `DEL`s to propagate.
     pub(super) fn databases_cron(&mut self) -> Vec<Vec<Vec<u8>>> {
         let mut dels = Vec::new();
+        if !self.repl.has_child() && !self.persist.has_child() {
+            self.keyspace.try_resize_hash_tables();
+        }
         if !self.is_master() || self.writes_paused() || self.repl.replica.loading() {
             return dels;
         }
