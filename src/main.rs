@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use redsim::engine::SimTime;
 use redsim::node::command_table;
-use redsim::node::keyspace::Reply;
+use redsim::node::keyspace::{Executed, Reply};
 use redsim::node::route::ClientFlags;
 use redsim::node::serve::ClientReply;
 use redsim::scenario::{self, Scenario};
@@ -387,6 +387,13 @@ fn query(v: ViewArgs, readonly: bool, asking: bool, command: Vec<String>) -> Exi
     match sim.query(i, &argv, client) {
         Ok(reply) => {
             match reply {
+                // redis-cli prints INFO's text raw.
+                ClientReply::Done(Executed {
+                    reply: Reply::Bulk(text),
+                    ..
+                }) if argv[0].eq_ignore_ascii_case(b"info") => {
+                    print!("{}", String::from_utf8_lossy(&text))
+                }
                 ClientReply::Done(e) => println!("{}", format_reply(&e.reply, "")),
                 ClientReply::Blocked => println!(
                     "(blocked: writes are paused by a manual failover; the command is processed again when the pause ends)"

@@ -251,6 +251,10 @@ pub enum DataEvent {
         fork_us: SimTime,
         used_memory: u64,
     },
+    /// Master: `fork()` for a full sync failed (`Cannot allocate memory`:
+    /// the host has less free memory than the node uses, with
+    /// `overcommit_memory` 0); the replicas waiting for it were dropped.
+    ForkFailed,
     /// Replica: the RDB is in; it loads for `load_us`.
     RdbLoadStarted { rdb_bytes: u64, load_us: SimTime },
     /// Replica: the full sync is over (`MASTER <-> REPLICA sync: Finished
@@ -499,6 +503,7 @@ impl World {
     /// Give `input` to process `p`, or buffer it if the process is paused.
     fn input(&mut self, p: u32, now: SimTime, input: Input, queue: &mut EventQueue<Event>) {
         let held = self.holds_input(p, now);
+        let free = self.host_memory_free(p);
         let proc = &mut self.procs[p as usize];
         match proc.state {
             ProcState::Dead => {}
@@ -506,11 +511,30 @@ impl World {
             ProcState::Paused => unreachable!("a paused process holds its input"),
             ProcState::Running => {
                 let node = proc.node.as_mut().expect("running process has a node");
+                node.set_host_memory_free(free);
                 node.handle(now, input, &mut self.effects);
                 self.flush_effects(p, now, queue);
                 self.unblock(p, now, queue);
             }
         }
+    }
+
+    /// What process `p`'s host has free for a `fork()` child, when forks
+    /// can fail (a `host_memory` and `vm.overcommit_memory` 0): its memory
+    /// less what its running processes use (`used_memory`, and the
+    /// copy-on-write of their fork children).
+    fn host_memory_free(&self, p: u32) -> Option<u64> {
+        let c = &self.scenario.cluster;
+        let total = c.host_memory.filter(|_| c.overcommit_memory == 0)?;
+        let host = self.procs[p as usize].host;
+        let used: u64 = self
+            .procs
+            .iter()
+            .filter(|q| q.host == host)
+            .filter_map(|q| q.node.as_ref())
+            .map(|n| n.used_memory() + n.child_cow_bytes().unwrap_or(0))
+            .sum();
+        Some(total.saturating_sub(used))
     }
 
     /// Turn the effects process `p` just returned into events.
@@ -649,6 +673,21 @@ impl World {
                 DataEvent::PartialResyncAccepted { offset }
             }
             ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
+            ReplNote::ForkFailed => {
+                let name = &self.procs[p as usize].name;
+                let host = self.procs[p as usize].host + 1;
+                if !self
+                    .warnings
+                    .iter()
+                    .any(|w| w.starts_with(&format!("{name}: fork()")))
+                {
+                    self.warnings.push(format!(
+                        "{name}: fork() for a full sync failed at {} (Cannot allocate memory: host-{host} has less free memory than the node uses, with overcommit_memory 0); its replicas retry",
+                        fmt_time(now)
+                    ));
+                }
+                DataEvent::ForkFailed
+            }
             ReplNote::ChildDone { .. } | ReplNote::Applied { .. } => return,
         };
         self.data_event(p, now, event);

@@ -94,6 +94,7 @@ fn different_seeds_give_different_hashes() {
 #[test]
 fn bundled_scenarios_keep_their_recorded_trace_hashes() {
     let recorded = [
+        ("eviction-lfu.toml", "00c270256e00cbbe", 681116),
         ("from-dump.toml", "a2111cefd3beb116", 5484),
         ("host-crash.toml", "046f48ac35323d5f", 2764),
         ("master-crash.toml", "2cf3ef45ba0e6b57", 11968),

@@ -716,6 +716,7 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
                 "save point"
             }
         ),
+        DataEvent::ForkFailed => "cannot fork for a full sync (Cannot allocate memory)".to_string(),
         DataEvent::RdbLoadStarted { rdb_bytes, load_us } => {
             format!("loads its master's RDB ({rdb_bytes} bytes, {load_us} µs)")
         }

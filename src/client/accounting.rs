@@ -35,6 +35,8 @@
 //!   below `r` (missing counts as 0): the counter went back. After a
 //!   loss, increments on top of the lost value hide part of it, so this
 //!   is a lower bound. Keys that are also `SET` are not judged.
+//! - Writes to a key that is missing from a master that evicted keys
+//!   (`maxmemory`) are not judged: the key may have been evicted.
 //!
 //! # Availability
 //!
@@ -93,12 +95,14 @@ pub fn count(log: &[OpRecord]) -> (OpsCount, WritesCount) {
 /// documentation), from the history and the tries still waiting for their
 /// reply at `end` ([`super::Outcome::Pending`]: they may have been
 /// executed). `ttl[p]` is population `p`'s ttl; `final_value(key)` is the
-/// key's value at the end, `None` if missing.
+/// key's value at the end (`Some(None)` if missing), or `None` when it
+/// cannot be known (the key may have been evicted): then the key's writes
+/// are not judged.
 pub fn lost_writes<'a>(
     tries: impl IntoIterator<Item = &'a OpRecord>,
     ttl: &[Option<SimTime>],
     end: SimTime,
-    final_value: impl FnMut(u32) -> Option<Vec<u8>>,
+    final_value: impl FnMut(u32) -> Option<Option<Vec<u8>>>,
 ) -> u64 {
     lost_write_records(tries, ttl, end, final_value).len() as u64
 }
@@ -108,7 +112,7 @@ pub fn lost_write_records<'a>(
     tries: impl IntoIterator<Item = &'a OpRecord>,
     ttl: &[Option<SimTime>],
     end: SimTime,
-    mut final_value: impl FnMut(u32) -> Option<Vec<u8>>,
+    mut final_value: impl FnMut(u32) -> Option<Option<Vec<u8>>>,
 ) -> Vec<&'a OpRecord> {
     let mut writes: Vec<&OpRecord> = tries.into_iter().filter(|r| r.cmd.is_write()).collect();
     writes.sort_by_key(|r| r.key);
@@ -117,7 +121,9 @@ pub fn lost_write_records<'a>(
         if !group.iter().any(|r| r.outcome.is_ok()) {
             continue;
         }
-        let value = final_value(group[0].key);
+        let Some(value) = final_value(group[0].key) else {
+            continue;
+        };
         lost_in_key(group, ttl, end, value.as_deref(), &mut lost);
     }
     lost
@@ -277,7 +283,7 @@ mod tests {
 
     fn lost(log: &[OpRecord], finals: &[(u32, Option<Vec<u8>>)]) -> u64 {
         lost_writes(log, &[None], 1000, |k| {
-            finals.iter().find(|f| f.0 == k).and_then(|f| f.1.clone())
+            Some(finals.iter().find(|f| f.0 == k).and_then(|f| f.1.clone()))
         })
     }
 
@@ -348,8 +354,10 @@ mod tests {
         // A write with a ttl that may have run out is not counted.
         let mut w = set(1, 0, 10, Outcome::Ok, 1);
         w.ttl = true;
-        assert_eq!(lost_writes(&[w], &[Some(900)], 1000, |_| None), 0);
-        assert_eq!(lost_writes(&[w], &[Some(1001)], 1000, |_| None), 1);
+        assert_eq!(lost_writes(&[w], &[Some(900)], 1000, |_| Some(None)), 0);
+        assert_eq!(lost_writes(&[w], &[Some(1001)], 1000, |_| Some(None)), 1);
+        // Missing from a master that evicts: not judged.
+        assert_eq!(lost_writes(&[w], &[Some(1001)], 1000, |_| None), 0);
     }
 
     #[test]

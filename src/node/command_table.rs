@@ -75,7 +75,7 @@ const fn keyless(name: &'static str, arity: i32, flags: u64) -> CommandSpec {
 
 /// The table, from the 7.0.15 JSON files (arity, `command_flags`,
 /// `key_specs`).
-pub const COMMANDS: [CommandSpec; 17] = [
+pub const COMMANDS: [CommandSpec; 18] = [
     spec("get", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("set", -3, CMD_WRITE | CMD_DENYOOM, 1, 1),
     spec("incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1),
@@ -94,6 +94,7 @@ pub const COMMANDS: [CommandSpec; 17] = [
     keyless("readwrite", 1, CMD_FAST | CMD_LOADING | CMD_STALE),
     // `NOSCRIPT` only: no `loading` flag, so `-LOADING` while loading.
     keyless("wait", 3, 0),
+    keyless("info", -1, CMD_LOADING | CMD_STALE),
 ];
 
 /// The `CLUSTER` container command (`cluster.json`: arity -2, no flags).

@@ -56,6 +56,17 @@ const MAXMEMORY_POLICIES: [(&str, MaxmemoryPolicy); 8] = [
     ("noeviction", MaxmemoryPolicy::Noeviction),
 ];
 
+impl MaxmemoryPolicy {
+    /// The name `redis.conf` and `INFO` use.
+    pub fn name(self) -> &'static str {
+        MAXMEMORY_POLICIES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(n, _)| *n)
+            .expect("every policy is in the table")
+    }
+}
+
 /// `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Appendfsync {

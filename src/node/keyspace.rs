@@ -12,10 +12,19 @@
 //! and random sampling (active expiry, eviction) are the same on every
 //! machine.
 
+mod evict;
+mod expire;
+
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
 use super::command_table::lookup_command;
+use crate::engine::Rng;
+pub use evict::{
+    estimate_idle_time_ms, lfu_decr_and_return, lfu_log_incr, lru_clock, EvictResult, MemoryPolicy,
+    EVPOOL_SIZE, LFU_INIT_VAL, LRU_CLOCK_MAX, LRU_CLOCK_RESOLUTION_MS,
+};
+use expire::ExpireCycle;
 
 /// A reply, as RESP would carry it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,12 +80,24 @@ impl Value {
     }
 }
 
-/// One key's entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One key's entry. Two entries are equal when they hold the same data
+/// (value and expiry), whatever their access history (`lru`).
+#[derive(Clone, Debug, Eq)]
 pub struct Entry {
     pub value: Value,
     /// Absolute expiry, Unix ms.
     pub expire_at_ms: Option<i64>,
+    /// The object's 24-bit `lru` field: the LRU clock of its last access,
+    /// or under an LFU policy the minute of its last decrement (16 bits)
+    /// and its logarithmic access counter (8 bits). Set when the key is
+    /// stored and on every lookup.
+    pub lru: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.value == other.value && self.expire_at_ms == other.expire_at_ms
+    }
 }
 
 impl Entry {
@@ -109,6 +130,7 @@ pub struct KeyspaceStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
 }
 
 /// Database 0 of one node.
@@ -117,7 +139,26 @@ pub struct Keyspace {
     dict: IndexMap<Vec<u8>, Entry, FxBuildHasher>,
     volatile: usize,
     key_memory: u64,
+    /// Bucket arrays of the main and `expires` dictionaries, as Redis
+    /// sizes them (see [`Keyspace::used_memory`]).
+    buckets: usize,
+    expires_buckets: usize,
     pub stats: KeyspaceStats,
+    /// How accesses age keys and how eviction picks them.
+    policy: MemoryPolicy,
+    /// The node's memory random stream (LFU increments, eviction and
+    /// expiry sampling); see [`Keyspace::configure`].
+    rng: Option<Box<Rng>>,
+    /// `EvictionPoolLRU`: the best candidates seen so far, ascending score.
+    pool: Vec<evict::PoolEntry>,
+    /// `db->expires_cursor` of the active expiry cycle, and its state.
+    expire: ExpireCycle,
+    /// The time of the command being executed (Unix ms), for the `lru`
+    /// field of the objects it creates.
+    now_ms: i64,
+    /// A fork child is running: lookups do not touch `lru` (no
+    /// copy-on-write for the sake of the ageing algorithm).
+    pub child_active: bool,
 }
 
 /// `string2ll`: a canonical decimal integer (no sign `+`, no leading zeros,
@@ -211,6 +252,36 @@ impl Keyspace {
         Keyspace::default()
     }
 
+    /// Take the node's memory settings (`maxmemory-policy`,
+    /// `maxmemory-samples`, `lfu-log-factor`, `lfu-decay-time`) and its
+    /// memory random stream.
+    pub fn configure(&mut self, policy: MemoryPolicy, rng: Rng) {
+        self.policy = policy;
+        self.rng = Some(Box::new(rng));
+    }
+
+    /// The memory random stream; a keyspace never configured (unit tests)
+    /// draws from stream 0 of seed 0.
+    fn rng(&mut self) -> &mut Rng {
+        self.rng.get_or_insert_with(|| {
+            Box::new(crate::engine::actor_rng(0, crate::engine::Actor::Admin))
+        })
+    }
+
+    /// Replace the data with `loaded`'s (a replica loading its master's
+    /// RDB), keeping this keyspace's statistics, settings and random stream.
+    pub fn load(&mut self, loaded: Keyspace) {
+        self.dict = loaded.dict;
+        self.volatile = loaded.volatile;
+        self.key_memory = loaded.key_memory;
+        // `rdbLoad` sizes the tables for the keys (`RESIZEDB`).
+        self.buckets = 0;
+        self.expires_buckets = 0;
+        self.expand_if_needed();
+        self.pool.clear();
+        self.expire = ExpireCycle::default();
+    }
+
     /// Number of keys (expired ones not yet removed included, as `DBSIZE`).
     pub fn len(&self) -> usize {
         self.dict.len()
@@ -242,17 +313,42 @@ impl Keyspace {
     }
 
     /// The dataset's memory: every key's [`key_memory`] plus the bucket
-    /// arrays of the main and `expires` dictionaries (8 bytes a bucket, the
-    /// table size the next power of two of the number of keys, at least 4).
+    /// arrays of the main and `expires` dictionaries, 8 bytes a bucket. A
+    /// table is created with 4 buckets and doubled when a key would find it
+    /// full (`_dictExpandIfNeeded`); deleting keys does not shrink it, the
+    /// cron does once it is less than 10 % full
+    /// ([`Keyspace::try_resize_hash_tables`]). Incremental rehashing (two
+    /// tables for a while) is not modelled.
     pub fn used_memory(&self) -> u64 {
-        let table = |n: usize| {
-            if n == 0 {
-                0
+        self.key_memory + 8 * (self.buckets + self.expires_buckets) as u64
+    }
+
+    /// `_dictExpandIfNeeded` after keys were added.
+    fn expand_if_needed(&mut self) {
+        let grow = |buckets: usize, used: usize| {
+            if used > buckets {
+                used.next_power_of_two().max(4)
             } else {
-                8 * n.next_power_of_two().max(4) as u64
+                buckets
             }
         };
-        self.key_memory + table(self.dict.len()) + table(self.volatile)
+        self.buckets = grow(self.buckets, self.dict.len());
+        self.expires_buckets = grow(self.expires_buckets, self.volatile);
+    }
+
+    /// `tryResizeHashTables` (`databasesCron`, when no fork child runs): a
+    /// table of more than 4 buckets less than 10 % full shrinks to the next
+    /// power of two of its keys (at least 4).
+    pub fn try_resize_hash_tables(&mut self) {
+        let shrink = |buckets: usize, used: usize| {
+            if buckets > 4 && used * 100 / buckets < 10 {
+                used.next_power_of_two().max(4)
+            } else {
+                buckets
+            }
+        };
+        self.buckets = shrink(self.buckets, self.dict.len());
+        self.expires_buckets = shrink(self.expires_buckets, self.volatile);
     }
 
     /// Remove every key (`FLUSHALL`, or a replica loading an RDB).
@@ -260,14 +356,24 @@ impl Keyspace {
         self.dict.clear();
         self.volatile = 0;
         self.key_memory = 0;
+        self.buckets = 0;
+        self.expires_buckets = 0;
+        self.pool.clear();
     }
 
-    /// Store `key` (`setKey` / `dbAdd` / `dbOverwrite`).
-    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+    /// Store `key` (`setKey` / `dbAdd` / `dbOverwrite`) at the time of the
+    /// command being executed. A new object's `lru` is the LRU clock, or
+    /// under LFU the current minute and `LFU_INIT_VAL` (`createObject`); an
+    /// overwrite under LFU keeps the old object's (`dbOverwrite`).
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry) {
+        entry.lru = self.policy.new_object_lru(self.now_ms);
         self.key_memory += key_memory(key.len(), &entry);
         self.volatile += usize::from(entry.expire_at_ms.is_some());
         match self.dict.get_mut(key) {
             Some(slot) => {
+                if self.policy.is_lfu() {
+                    entry.lru = slot.lru;
+                }
                 let old = std::mem::replace(slot, entry);
                 self.forget(key.len(), &old);
             }
@@ -275,6 +381,7 @@ impl Keyspace {
                 self.dict.insert(key.to_vec(), entry);
             }
         }
+        self.expand_if_needed();
     }
 
     /// Delete `key`; whether it existed.
@@ -294,11 +401,32 @@ impl Keyspace {
     }
 
     fn set_expire(&mut self, key: &[u8], at: Option<i64>) {
-        if let Some(e) = self.dict.get(key) {
-            let mut e = e.clone();
-            e.expire_at_ms = at;
-            self.insert(key, e);
+        let Some(e) = self.dict.get_mut(key) else {
+            return;
+        };
+        let (before, was) = (key_memory(key.len(), e), e.expire_at_ms.is_some());
+        e.expire_at_ms = at;
+        self.key_memory = self.key_memory - before + key_memory(key.len(), e);
+        self.volatile = self.volatile - usize::from(was) + usize::from(at.is_some());
+        self.expand_if_needed();
+    }
+
+    /// `lookupKey`'s touch of a found object: the LRU clock, or under LFU
+    /// `updateLFU` (decay, then a probabilistic increment); not while a
+    /// fork child runs. Returns the entry (at position `i`).
+    fn touch(&mut self, i: usize) -> &Entry {
+        if !self.child_active {
+            let (now_ms, policy) = (self.now_ms, self.policy);
+            let lru = if policy.is_lfu() {
+                let counter = lfu_decr_and_return(self.dict[i].lru, now_ms, policy.lfu_decay_time);
+                let r: f64 = rand::RngExt::random(self.rng());
+                policy.lfu_lru(now_ms, lfu_log_incr(counter, policy.lfu_log_factor, r))
+            } else {
+                lru_clock(now_ms)
+            };
+            self.dict[i].lru = lru;
         }
+        &self.dict[i]
     }
 
     /// `expireIfNeeded`: whether `key` is to be treated as missing. On a
@@ -335,13 +463,16 @@ impl Keyspace {
         propagate: &mut Vec<Vec<Vec<u8>>>,
     ) -> Option<&Entry> {
         let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
-        let entry = if expired { None } else { self.dict.get(key) };
-        if entry.is_some() {
-            self.stats.keyspace_hits += 1;
-        } else {
-            self.stats.keyspace_misses += 1;
+        match self.dict.get_index_of(key).filter(|_| !expired) {
+            Some(i) => {
+                self.stats.keyspace_hits += 1;
+                Some(self.touch(i))
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
         }
-        entry
     }
 
     /// `lookupKeyWrite`: the live entry (no hit/miss counting).
@@ -356,7 +487,8 @@ impl Keyspace {
         if self.expire_if_needed(key, now_ms, replica, caller, propagate) {
             return None;
         }
-        self.dict.get(key)
+        let i = self.dict.get_index_of(key)?;
+        Some(self.touch(i))
     }
 
     /// Execute `argv` (command name first) at `now_ms` on a master or, with
@@ -371,6 +503,7 @@ impl Keyspace {
         caller: Caller,
     ) -> Executed {
         let mut propagate = Vec::new();
+        self.now_ms = now_ms;
         // The arguments as slices, without allocating for short commands.
         const SHORT: usize = 8;
         let mut short: [&[u8]; SHORT] = [&[]; SHORT];
@@ -427,6 +560,7 @@ impl Keyspace {
                         Entry {
                             value: Value::encode(kv[1]),
                             expire_at_ms: None,
+                            lru: 0,
                         },
                     );
                 }
@@ -451,6 +585,7 @@ impl Keyspace {
                     Entry {
                         value: Value::Int(value),
                         expire_at_ms,
+                        lru: 0,
                     },
                 );
                 prop.push(owned(argv));
@@ -462,6 +597,7 @@ impl Keyspace {
                     None => Entry {
                         value: Value::encode(argv[2]),
                         expire_at_ms: None,
+                        lru: 0,
                     },
                     Some(e) => {
                         let mut bytes = e.value.to_bytes();
@@ -474,6 +610,7 @@ impl Keyspace {
                         Entry {
                             value: Value::Str(bytes),
                             expire_at_ms: e.expire_at_ms,
+                            lru: 0,
                         }
                     }
                 };
@@ -620,6 +757,7 @@ impl Keyspace {
             Entry {
                 value: Value::encode(argv[2]),
                 expire_at_ms: expire_at.or(keep),
+                lru: 0,
             },
         );
         match expire_at {
@@ -914,6 +1052,34 @@ mod tests {
         reply(&mut ks, 0, "PEXPIRE key:1 100");
         assert_eq!(ks.used_memory(), before + 24 + 32);
         reply(&mut ks, 0, "DEL key:1");
+        // The two tables of 4 buckets stay.
+        assert_eq!(ks.used_memory(), 32 + 32);
+        ks.clear();
         assert_eq!(ks.used_memory(), 0);
+    }
+
+    #[test]
+    fn hash_tables_grow_when_full_and_shrink_in_the_cron() {
+        let mut ks = Keyspace::new();
+        let keys = |ks: &Keyspace| ks.used_memory() - ks.key_memory;
+        for i in 0..4 {
+            reply(&mut ks, 0, &format!("SET k{i} v"));
+        }
+        assert_eq!(keys(&ks), 8 * 4);
+        reply(&mut ks, 0, "SET k4 v");
+        assert_eq!(keys(&ks), 8 * 8);
+        for i in 5..100 {
+            reply(&mut ks, 0, &format!("SET k{i} v"));
+        }
+        assert_eq!(keys(&ks), 8 * 128);
+        // Deleting keeps the table; the cron shrinks it below 10 % full.
+        for i in 0..87 {
+            reply(&mut ks, 0, &format!("DEL k{i}"));
+        }
+        ks.try_resize_hash_tables();
+        assert_eq!(keys(&ks), 8 * 128, "13 of 128: 10 %");
+        reply(&mut ks, 0, "DEL k87");
+        ks.try_resize_hash_tables();
+        assert_eq!(keys(&ks), 8 * 16, "12 keys: 9 %");
     }
 }

@@ -20,6 +20,7 @@ mod failure;
 mod gossip;
 pub mod keyspace;
 mod load;
+mod memory;
 pub mod persistence;
 pub mod render;
 pub mod replication;
@@ -367,6 +368,11 @@ pub struct Node {
     /// Database 0: empty at start unless loaded from disk
     /// ([`Node::load_data_from_disk`]).
     pub keyspace: keyspace::Keyspace,
+    /// `stat_peak_memory` as last recorded.
+    used_memory_peak: u64,
+    /// What the host has free for a `fork()` child under
+    /// `vm.overcommit_memory` 0, as the world last said (`None`: no limit).
+    host_memory_free: Option<u64>,
     /// Save points, the AOF's fsyncs, the load at start.
     persist: Persistence,
 }
@@ -393,6 +399,12 @@ impl Node {
         let mut repl_rng = rng.clone();
         repl_rng.set_stream(rng.get_stream() | 1 << 63);
         let repl = Replication::new(setup.port, now, &mut repl_rng);
+        // The keyspace's stream (LFU increments, eviction and expiry
+        // sampling): the node's with the second bit from the top set.
+        let mut mem_rng = rng.clone();
+        mem_rng.set_stream(rng.get_stream() | 1 << 62);
+        let mut keyspace = keyspace::Keyspace::new();
+        keyspace.configure(keyspace::MemoryPolicy::from_config(&setup.config), mem_rng);
         let announce_ip = setup
             .config
             .cluster_announce_ip
@@ -433,7 +445,9 @@ impl Node {
             repl,
             repl_rng,
             repl_out: Vec::new(),
-            keyspace: keyspace::Keyspace::new(),
+            keyspace,
+            used_memory_peak: 0,
+            host_memory_free: None,
             persist: Persistence::new(now),
         }
     }
@@ -467,6 +481,7 @@ impl Node {
             }
         }
         self.before_sleep(out);
+        self.record_peak_memory();
     }
 
     fn set_now(&mut self, now: SimTime) {
@@ -474,14 +489,18 @@ impl Node {
         self.now_ms = mstime(now);
     }
 
-    /// `serverCron`'s part: save points, `replicationCron` (every tenth
-    /// tick, inside the module), then `clusterCron`. While loading its data
-    /// from disk, or an RDB from its master, the process is blocked in
-    /// `rdbLoad`: no `serverCron` runs (a replica only pings its master
-    /// with newlines).
+    /// `serverCron`'s part: `databasesCron` (active expiry), save points,
+    /// `replicationCron` (every tenth tick, inside the module), then
+    /// `clusterCron`. While loading its data from disk, or an RDB from its
+    /// master, the process is blocked in `rdbLoad`: no `serverCron` runs (a
+    /// replica only pings its master with newlines).
     fn server_cron(&mut self, out: &mut Vec<Effect>) {
         if self.now < self.persist.loading_until() {
             return;
+        }
+        let expired = self.databases_cron();
+        if !expired.is_empty() {
+            self.feed_commands(&expired, out);
         }
         if !self.repl.replica.loading() {
             self.persistence_cron(out);
@@ -512,10 +531,14 @@ impl Node {
         f: impl FnOnce(&mut Replication, SimTime, &mut ReplCtx, &mut Vec<ReplEffect>),
     ) {
         let mut effects = std::mem::take(&mut self.repl_out);
+        let fork_enomem = self
+            .host_memory_free
+            .is_some_and(|free| self.used_memory() > free);
         let mut ctx = ReplCtx {
             config: &self.setup.config,
             keyspace: &mut self.keyspace,
             rng: &mut self.repl_rng,
+            fork_enomem,
             loading: self.now < self.persist.loading_until(),
             child_busy: self.persist.has_child(),
         };

@@ -212,7 +212,7 @@ impl Node {
         let rdb_bytes = rdb::rdb_size(&keyspace, unixtime, rsi.as_ref());
         let keys = keyspace.len() as u64;
         let load_us = rdb::rdb_load_us(keys, rdb_bytes);
-        self.keyspace = keyspace;
+        self.keyspace.load(keyspace);
         if let Some(rsi) = rsi {
             let is_master = self.is_master();
             self.repl.restore_save_info(self.now, is_master, rsi);

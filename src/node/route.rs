@@ -165,7 +165,9 @@ impl Node {
     /// lookup and arity, then the cluster redirection (skipped for my
     /// master's stream), then refusing a replica's connection access to the
     /// keyspace, then the write pause of a manual failover (as it stands
-    /// at my last input; Redis lifts it in `serverCron`).
+    /// at my last input; Redis lifts it in `serverCron`). The eviction and
+    /// OOM check between the redirection and the rest changes the keyspace
+    /// and is only done by [`Node::client_command`].
     /// `key_exists(key)` answers whether `key` is in my keyspace and not
     /// logically expired (`lookupKeyReadWithFlags` with `LOOKUP_NOEXPIRE`);
     /// it is asked only for keys of slots being migrated or imported.
@@ -175,14 +177,18 @@ impl Node {
         client: ClientFlags,
         key_exists: &dyn Fn(&[u8]) -> bool,
     ) -> Verdict {
-        match self.check_command(argv, client, key_exists) {
-            Ok(_) => Verdict::Execute,
+        let checked = self
+            .check_route(argv, client, key_exists)
+            .and_then(|cmd| self.check_admission(cmd, client));
+        match checked {
+            Ok(()) => Verdict::Execute,
             Err(verdict) => verdict,
         }
     }
 
-    /// [`Node::process_command`], with the command to run when it passes.
-    pub(super) fn check_command(
+    /// `processCommand()` up to the redirection: the command is known and
+    /// has its arity, and this node serves its keys.
+    pub(super) fn check_route(
         &self,
         argv: &[&[u8]],
         client: ClientFlags,
@@ -195,7 +201,17 @@ impl Node {
                 return Err(Verdict::Error(redir.reply()));
             }
         }
-        // processCommand's OOM and MISCONF checks would come here.
+        Ok(cmd)
+    }
+
+    /// `processCommand()` after the redirection and the OOM check (which
+    /// evicts, see `serve.rs`).
+    pub(super) fn check_admission(
+        &self,
+        cmd: &'static CommandSpec,
+        client: ClientFlags,
+    ) -> Result<(), Verdict> {
+        // processCommand's MISCONF check would come here.
         if cmd.flags & CMD_WRITE != 0 && !self.repl.check_good_replicas_status(&self.setup.config) {
             return Err(Verdict::Error(NOREPLICAS_ERR.into()));
         }
@@ -216,7 +232,7 @@ impl Node {
         {
             return Err(Verdict::Blocked);
         }
-        Ok(cmd)
+        Ok(())
     }
 
     /// `getNodeByQuery()` (7.0.15 `src/cluster.c` lines 6656-6867): `Ok`

@@ -11,8 +11,10 @@
 //! effects like any other.
 
 use super::bus::flags::MYSELF;
+use super::command_table::CMD_DENYOOM;
 use super::config::EndpointType;
 use super::keyspace::{parse_i64, Caller, Executed, Keyspace, Reply};
+use super::memory::OOM_ERR;
 use super::replication::{ReplCommand, SlaveReplState};
 use super::route::{ClientFlags, Verdict};
 use super::slots::CLUSTER_SLOTS;
@@ -77,8 +79,17 @@ impl Node {
     ) -> ClientReply {
         self.set_now(now);
         let mut keyspace = std::mem::take(&mut self.keyspace);
-        let reply = self.serve(&mut keyspace, argv, client);
+        let (mut reply, mut evicted) = self.serve(&mut keyspace, argv, client);
         self.keyspace = keyspace;
+        // The evictions' DELs go first: in the command's own propagation,
+        // or on their own before a WAIT.
+        if let ClientReply::Done(e) = &mut reply {
+            evicted.append(&mut e.propagate);
+            e.propagate = std::mem::take(&mut evicted);
+        }
+        if !evicted.is_empty() {
+            self.feed_commands(&evicted, out);
+        }
         let offset = self.repl.master_repl_offset();
         if let ClientReply::Wait(_) = reply {
             // `replicationRequestAckFromSlaves`, sent in `beforeSleep`
@@ -90,54 +101,88 @@ impl Node {
             }
         }
         if let ClientReply::Done(e) = &reply {
-            for argv in &e.propagate {
-                self.with_repl(out, |r, now, ctx, o| {
-                    r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
-                });
-            }
-            let commands = || {
-                e.propagate
-                    .iter()
-                    .map(|argv| ReplCommand::new(argv.clone()))
-                    .collect()
-            };
-            self.persist_feed(e.propagate.len(), commands, out);
-            self.aof_flush(out);
+            self.feed_commands(&e.propagate, out);
             if self.repl.master_repl_offset() != offset {
                 client.woff = self.repl.master_repl_offset();
             }
         }
+        self.record_peak_memory();
         reply
+    }
+
+    /// `propagateNow` for commands executed here: into the replication
+    /// stream and the AOF (then `flushAppendOnlyFile`'s fsync, as in
+    /// `beforeSleep`).
+    pub(super) fn feed_commands(&mut self, commands: &[Vec<Vec<u8>>], out: &mut Vec<Effect>) {
+        for argv in commands {
+            self.with_repl(out, |r, now, ctx, o| {
+                r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
+            });
+        }
+        let owned = || {
+            commands
+                .iter()
+                .map(|argv| ReplCommand::new(argv.clone()))
+                .collect()
+        };
+        self.persist_feed(commands.len(), owned, out);
+        self.aof_flush(out);
     }
 
     /// What [`Node::client_command`] would answer now, changing nothing
     /// (the command runs on a copy of the keyspace).
     pub fn preview_command(&self, argv: &[&[u8]], mut client: ClientFlags) -> ClientReply {
         let mut keyspace = self.keyspace.clone();
-        self.serve(&mut keyspace, argv, &mut client)
+        self.serve(&mut keyspace, argv, &mut client).0
     }
 
+    /// `processCommand()` then `call()`. Between the redirection and the
+    /// other checks, `performEvictions()` runs before every command (a
+    /// read included) and a `denyoom` command gets `-OOM` if not enough
+    /// could be freed. Returns the reply and the evictions' `DEL`s, which
+    /// are propagated first, whatever the command's fate.
     fn serve(
         &self,
         keyspace: &mut Keyspace,
         argv: &[&[u8]],
         client: &mut ClientFlags,
-    ) -> ClientReply {
+    ) -> (ClientReply, Vec<Vec<Vec<u8>>>) {
         let now_ms = self.now_ms;
-        let checked = {
+        keyspace.child_active = self.repl.has_child() || self.persist.has_child();
+        let routed = {
             let ks: &Keyspace = keyspace;
-            self.check_command(argv, *client, &|key| ks.exists_at(key, now_ms))
+            self.check_route(argv, *client, &|key| ks.exists_at(key, now_ms))
         };
-        let cmd = match checked {
-            Ok(cmd) => cmd,
+        let mut evicted = Vec::new();
+        let checked = routed.and_then(|cmd| {
+            let out_of_memory = self.perform_evictions(keyspace, &mut evicted);
+            if out_of_memory && cmd.flags & CMD_DENYOOM != 0 {
+                return Err(Verdict::Error(OOM_ERR.into()));
+            }
+            self.check_admission(cmd, *client).map(|()| cmd)
+        });
+        let reply = match checked {
+            Ok(cmd) => self.call(keyspace, cmd.name, argv, client),
             Err(Verdict::Error(e)) => {
                 client.asking = false;
-                return ClientReply::reply(Reply::Error(e));
+                ClientReply::reply(Reply::Error(e))
             }
             // The only other refusal: the write pause.
-            Err(_) => return ClientReply::Blocked,
+            Err(_) => ClientReply::Blocked,
         };
-        let reply = match cmd.name {
+        (reply, evicted)
+    }
+
+    /// `call()`: run an admitted command.
+    fn call(
+        &self,
+        keyspace: &mut Keyspace,
+        name: &str,
+        argv: &[&[u8]],
+        client: &mut ClientFlags,
+    ) -> ClientReply {
+        let now_ms = self.now_ms;
+        let reply = match name {
             "asking" => {
                 client.asking = true;
                 return ClientReply::reply(Reply::Ok);
@@ -151,6 +196,7 @@ impl Node {
                 Reply::Ok
             }
             "cluster|slots" => self.cluster_slots(),
+            "info" => Reply::Bulk(self.info(keyspace, &argv[1..]).into_bytes()),
             "wait" => return self.wait_command(argv, *client),
             _ => {
                 client.asking = false;

@@ -167,6 +167,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             p.addr.to_string()
         );
     }
+    memory_section(&mut s, sim);
     checks_section(&mut s, sim);
     anomalies_section(&mut s, sim);
     if !expectations.is_empty() {
@@ -186,6 +187,46 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         }
     }
     s
+}
+
+/// The "memory" section: each running node that holds keys, was asked
+/// for one, or has `maxmemory`.
+fn memory_section(s: &mut String, sim: &Simulation) {
+    let mb = |b: u64| format!("{:.2}mb", b as f64 / (1 << 20) as f64);
+    let mut lines = Vec::new();
+    for p in &sim.world.procs {
+        let Some(n) = &p.node else { continue };
+        let st = n.keyspace.stats;
+        let lookups = st.keyspace_hits + st.keyspace_misses;
+        if n.keyspace.is_empty() && lookups == 0 && n.maxmemory() == 0 {
+            continue;
+        }
+        let limit = match n.maxmemory() {
+            0 => "no limit".to_string(),
+            m => mb(m),
+        };
+        let ratio = match lookups {
+            0 => "-".to_string(),
+            l => format!("{:.3}", st.keyspace_hits as f64 / l as f64),
+        };
+        lines.push(format!(
+            "  {:<8} used {} (peak {}, maxmemory {limit})  {} keys  {} evicted  {} expired  hit ratio {ratio} ({} hits, {} misses)",
+            p.name,
+            mb(n.used_memory()),
+            mb(n.used_memory_peak()),
+            n.keyspace.len(),
+            st.evicted_keys,
+            st.expired_keys,
+            st.keyspace_hits,
+            st.keyspace_misses,
+        ));
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(s, "\nmemory");
+        for l in lines {
+            let _ = writeln!(s, "{l}");
+        }
+    }
 }
 
 /// The "checks" section: each check, ok or FAIL with its violations and

@@ -80,6 +80,11 @@ pub struct ClusterSpec {
     /// How many nodes are handed to `--cluster create` (the first
     /// `create_count` entries of [`Scenario::nodes`]).
     pub create_count: usize,
+    /// Memory of each host, bytes (`None`: unlimited).
+    pub host_memory: Option<u64>,
+    /// Each host's `vm.overcommit_memory`: 0 (a `fork()` needs as much
+    /// free memory as its parent uses) or 1 (always allowed).
+    pub overcommit_memory: u8,
 }
 
 /// One Redis process.
@@ -331,6 +336,11 @@ pub struct Expect {
     pub max_lost_writes: Option<u64>,
     pub max_unavailable: Option<SimTime>,
     pub max_failover_time: Option<SimTime>,
+    /// The least `keyspace_hits / (keyspace_hits + keyspace_misses)` over
+    /// the running nodes.
+    pub min_hit_ratio: Option<f64>,
+    /// The most `evicted_keys` over the running nodes.
+    pub max_evicted: Option<u64>,
     pub invariants: Invariants,
 }
 

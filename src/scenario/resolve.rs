@@ -501,6 +501,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "nodes_file",
     "mode",
     "sentinels",
+    "host_memory",
+    "overcommit_memory",
 ];
 
 struct Topology {
@@ -731,6 +733,14 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
         }
         _ => {}
     }
+    let host_memory = t
+        .get("host_memory")
+        .map(|v| get_size(cx, v, "cluster.host_memory"))
+        .transpose()?;
+    let overcommit_memory = match t.get("overcommit_memory") {
+        Some(v) => get_uint(cx, v, "cluster.overcommit_memory", 0, 1)? as u8,
+        None => 0,
+    };
     Ok(Topology {
         cluster: ClusterSpec {
             mode,
@@ -739,6 +749,8 @@ fn cluster(cx: &Cx, n: &Node) -> R<Topology> {
             sentinels,
             nodes_file,
             create_count: count,
+            host_memory,
+            overcommit_memory,
         },
         created,
         generated,
@@ -1228,6 +1240,8 @@ const EXPECT_KEYS: &[&str] = &[
     "max_lost_writes",
     "max_unavailable",
     "max_failover_time",
+    "min_hit_ratio",
+    "max_evicted",
     "invariants",
 ];
 
@@ -1244,6 +1258,8 @@ fn expect(cx: &Cx, names: &Names, n: &Node, path: &str, duration: SimTime) -> R<
         max_lost_writes: None,
         max_unavailable: None,
         max_failover_time: None,
+        min_hit_ratio: None,
+        max_evicted: None,
         invariants: Invariants::Hold,
     };
     for e in t.entries {
@@ -1334,6 +1350,8 @@ fn expect(cx: &Cx, names: &Names, n: &Node, path: &str, duration: SimTime) -> R<
             "max_lost_writes" => x.max_lost_writes = Some(get_uint(cx, v, &p, 0, u64::MAX)?),
             "max_unavailable" => x.max_unavailable = Some(get_duration(cx, v, &p)?),
             "max_failover_time" => x.max_failover_time = Some(get_duration(cx, v, &p)?),
+            "min_hit_ratio" => x.min_hit_ratio = Some(get_ratio(cx, v, &p)?),
+            "max_evicted" => x.max_evicted = Some(get_uint(cx, v, &p, 0, u64::MAX)?),
             "invariants" => {
                 x.invariants = get_enum(
                     cx,

@@ -98,6 +98,19 @@ pub struct ReplBuffer {
 }
 
 impl ReplBuffer {
+    /// `freeMemoryGetNotCountedMemory()`'s replication part: what the
+    /// buffer holds beyond the backlog size (with an approximation of the
+    /// backlog's block overhead) belongs to the replicas' output buffers
+    /// and does not count against `maxmemory`.
+    pub fn not_counted_memory(&self, repl_backlog_size: u64) -> u64 {
+        if self.repl_buffer_mem <= repl_backlog_size {
+            return 0;
+        }
+        let extra = (repl_backlog_size / PROTO_REPLY_CHUNK_BYTES + 1) * REPL_NODE_SIZE;
+        self.repl_buffer_mem
+            .saturating_sub(repl_backlog_size + extra)
+    }
+
     pub fn has_backlog(&self) -> bool {
         self.backlog.is_some()
     }

@@ -15,8 +15,8 @@ use super::backlog::BufRef;
 use super::rdb::{self, RdbSnapshot, RDB_CHUNK_BYTES, RDB_EOF_MARK_SIZE};
 use super::{
     resp, DropReason, ReplCommand, ReplCtx, ReplEffect, ReplId, ReplMsg, ReplNote, ReplState,
-    ReplTimer, Replication, AUTH_NOPASS_ERR, LOADING_ERR, NOAUTH_ERR, NOMASTERLINK_ERR,
-    WRONGPASS_ERR,
+    ReplTimer, Replication, AUTH_NOPASS_ERR, BGSAVE_FAILED_ERR, LOADING_ERR, NOAUTH_ERR,
+    NOMASTERLINK_ERR, WRONGPASS_ERR,
 };
 
 /// `SLAVE_CAPA_EOF`, `SLAVE_CAPA_PSYNC2`.
@@ -628,9 +628,14 @@ impl Replication {
     ) {
         let cfg = ctx.config;
         let diskless = cfg.repl_diskless_sync && mincapa & SLAVE_CAPA_EOF != 0;
+        let offset = self.buf.master_repl_offset;
+        if ctx.fork_enomem {
+            self.fork_failed(diskless, offset, cfg, out);
+            return;
+        }
+        self.stats.total_forks += 1;
         let ks = &*ctx.keyspace;
         let used_memory = ks.used_memory();
-        let offset = self.buf.master_repl_offset;
         let rdb = RdbSnapshot::take(ks, self.unixtime(), Some((self.replid, offset)));
         let fork_us = rdb::fork_us(used_memory);
         let started = self.now + fork_us;
@@ -676,6 +681,32 @@ impl Replication {
             });
         }
         self.master.child = Some(child);
+    }
+
+    /// The `fork()` of a full sync failed: the replicas waiting for it get
+    /// `-ERR BGSAVE failed, replication can't continue` and are dropped
+    /// once it is written (`CLIENT_CLOSE_AFTER_REPLY`). A diskless sync had
+    /// already sent them `+FULLRESYNC` (`rdbSaveToSlavesSockets` sets them
+    /// up before forking).
+    fn fork_failed(
+        &mut self,
+        diskless: bool,
+        offset: i64,
+        cfg: &Config,
+        out: &mut Vec<ReplEffect>,
+    ) {
+        out.push(ReplEffect::Note(ReplNote::ForkFailed));
+        for link in self.master.slaves.clone() {
+            if self.master.slave(link).map(|s| s.replstate) != Some(SlaveReplState::WaitBgsaveStart)
+            {
+                continue;
+            }
+            if diskless {
+                self.setup_slave_for_full_resync(link, offset, out);
+            }
+            Self::reply(link, ReplMsg::Error(BGSAVE_FAILED_ERR.into()), out);
+            self.free_client(link, true, None, cfg, out);
+        }
     }
 
     /// The diskless child produced the next chunk into the pipe.

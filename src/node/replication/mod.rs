@@ -80,6 +80,9 @@ pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 pub const WRONGPASS_ERR: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// AUTH `<password>` to a server without `requirepass` (`authCommand`).
 pub const AUTH_NOPASS_ERR: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+/// What replicas waiting for a full sync get when its `fork()` failed
+/// (`startBgsaveForReplication`).
+pub const BGSAVE_FAILED_ERR: &str = "ERR BGSAVE failed, replication can't continue";
 /// `syncCommand` on a replica whose own link is down.
 pub const NOMASTERLINK_ERR: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
 
@@ -299,6 +302,10 @@ pub enum ReplNote {
         used_memory: u64,
         rdb_bytes: u64,
     },
+    /// Master: `fork()` for a replication BGSAVE failed ("Can't save in
+    /// background: fork: Cannot allocate memory"): the replicas waiting for
+    /// it got an error and were dropped.
+    ForkFailed,
     /// Master: the child exited (`ok` false: killed), after `cow_bytes` of
     /// copy-on-write.
     ChildDone { ok: bool, cow_bytes: u64 },
@@ -354,11 +361,13 @@ pub enum ReplEffect {
 /// What the module reads and changes beyond itself: the node's
 /// configuration, its keyspace and its random stream; and what the rest of
 /// the process is doing: loading its data from disk (`PSYNC` gets
-/// `-LOADING`), or running a save point's BGSAVE child (no second child).
+/// `-LOADING`), or running a save point's BGSAVE child (no second child);
+/// and whether a `fork()` would fail now for want of memory on the host.
 pub struct ReplCtx<'a> {
     pub config: &'a Config,
     pub keyspace: &'a mut Keyspace,
     pub rng: &'a mut Rng,
+    pub fork_enomem: bool,
     pub loading: bool,
     pub child_busy: bool,
 }
@@ -387,6 +396,8 @@ pub struct ReplStats {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// `total_forks`: successful `fork()`s.
+    pub total_forks: u64,
 }
 
 /// The replication state of one node.
@@ -538,6 +549,18 @@ impl Replication {
 
     pub fn master_repl_offset(&self) -> i64 {
         self.buf.master_repl_offset
+    }
+
+    /// `server.repl_buffer_mem`: the replication buffer's blocks (the
+    /// backlog, and what replicas' output buffers still reference).
+    pub fn repl_buffer_mem(&self) -> u64 {
+        self.buf.repl_buffer_mem
+    }
+
+    /// The part of [`Replication::repl_buffer_mem`] not counted against
+    /// `maxmemory` (see [`ReplBuffer::not_counted_memory`]).
+    pub fn not_counted_memory(&self, config: &Config) -> u64 {
+        self.buf.not_counted_memory(config.repl_backlog_size_bytes)
     }
 
     /// `repl_backlog_first_byte_offset` and `repl_backlog_histlen`, if there

@@ -204,6 +204,7 @@ mod tests {
         Entry {
             value: v,
             expire_at_ms: ttl.then_some(1),
+            lru: 0,
         }
     }
 

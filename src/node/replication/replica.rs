@@ -582,10 +582,10 @@ impl Replication {
             let rdb = loading.rdb.clone();
             out.push(ReplEffect::Persist(PersistEffect::AofRewritten { rdb }));
         }
-        *ctx.keyspace = match Rc::try_unwrap(loading.rdb) {
+        ctx.keyspace.load(match Rc::try_unwrap(loading.rdb) {
             Ok(snapshot) => snapshot.keyspace,
             Err(shared) => shared.keyspace.clone(),
-        };
+        });
         let link = r.repl_transfer_s.take();
         let reploff = r.master_initial_offset;
         r.master = Some(MasterClient {

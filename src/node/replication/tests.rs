@@ -123,6 +123,7 @@ impl Harness {
             config: &pr.cfg,
             keyspace: &mut pr.ks,
             rng: &mut pr.rng,
+            fork_enomem: false,
             loading: false,
             child_busy: pr.child_busy,
         };
@@ -835,6 +836,7 @@ fn a_full_sync_waits_for_a_save_child() {
         config: &pr.cfg,
         keyspace: &mut pr.ks,
         rng: &mut pr.rng,
+        fork_enomem: false,
         loading: false,
         child_busy: false,
     };
