@@ -56,7 +56,7 @@ impl Value {
 
     /// `tryObjectEncoding`: strings of at most 20 bytes that are canonical
     /// integers are stored as integers.
-    fn encode(bytes: &[u8]) -> Value {
+    pub fn encode(bytes: &[u8]) -> Value {
         match parse_i64(bytes) {
             Some(i) if bytes.len() <= 20 => Value::Int(i),
             _ => Value::Str(bytes.to_vec()),

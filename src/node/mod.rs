@@ -20,6 +20,7 @@ mod failure;
 mod gossip;
 pub mod keyspace;
 mod load;
+pub mod migrate;
 pub mod render;
 pub mod replication;
 pub mod route;

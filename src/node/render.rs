@@ -1,6 +1,7 @@
 //! Text exactly as Redis prints it: `CLUSTER NODES` (`clusterGenNodeDescription`),
 //! `CLUSTER INFO`, `nodes.conf`; and the `CLUSTER` subcommands the cluster
-//! manager uses (MEET, ADDSLOTS, SET-CONFIG-EPOCH, REPLICATE, ...).
+//! manager uses (MEET, ADDSLOTS, SET-CONFIG-EPOCH, REPLICATE, ...; those of
+//! slot migration are in `migrate.rs`).
 
 use std::fmt::Write;
 
@@ -62,6 +63,9 @@ pub enum ClusterCommand {
         cport: Option<u32>,
     },
     AddSlots(Vec<u16>),
+    DelSlots(Vec<u16>),
+    SetSlot(u16, super::migrate::SetSlot),
+    Forget(NodeId),
     SetConfigEpoch(u64),
     Replicate(NodeId),
     Nodes,
@@ -231,31 +235,10 @@ impl Node {
                 self.start_handshake(ip, port, cport);
                 Ok("OK".into())
             }
-            ClusterCommand::AddSlots(slots) => {
-                // Redis parses every argument before checking any slot.
-                if slots.iter().any(|&s| usize::from(s) >= CLUSTER_SLOTS) {
-                    return Err("ERR Invalid or out of range slot".into());
-                }
-                let mut seen = vec![false; CLUSTER_SLOTS];
-                for &s in &slots {
-                    let s = usize::from(s);
-                    if self.slot_owner(s).is_some() {
-                        return Err(format!("ERR Slot {s} is already busy"));
-                    }
-                    if seen[s] {
-                        return Err(format!("ERR Slot {s} specified multiple times"));
-                    }
-                    seen[s] = true;
-                }
-                let me = self.myself;
-                for s in slots {
-                    let s = usize::from(s);
-                    self.importing_slots_from.remove(&(s as u16));
-                    self.add_slot(me, s);
-                }
-                self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
-                Ok("OK".into())
-            }
+            ClusterCommand::AddSlots(slots) => self.cluster_update_slots(&slots, false),
+            ClusterCommand::DelSlots(slots) => self.cluster_update_slots(&slots, true),
+            ClusterCommand::SetSlot(slot, action) => self.cluster_setslot(slot, action, out),
+            ClusterCommand::Forget(id) => self.cluster_forget(&id, out),
             ClusterCommand::SetConfigEpoch(epoch) => {
                 if self.live.len() > 1 {
                     Err("ERR The user can assign a config epoch only when the node does not know any other node.".into())

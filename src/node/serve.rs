@@ -106,6 +106,11 @@ impl Node {
                 Reply::Ok
             }
             "cluster|slots" => self.cluster_slots(),
+            "restore-asking" => {
+                client.asking = false;
+                let (reply, propagate) = super::migrate::restore(keyspace, argv, now_ms);
+                return ClientReply::Done(Executed { reply, propagate });
+            }
             _ => {
                 client.asking = false;
                 let replica = !self.is_master();
