@@ -85,9 +85,6 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
     for f in &s.faults {
         use crate::scenario::FaultAction::*;
         let what = match &f.action {
-            Reshard { .. } => "reshard",
-            AddNode { .. } => "add-node",
-            DelNode { .. } => "del-node",
             ConfigSet { .. } => "config-set",
             _ => continue,
         };

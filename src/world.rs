@@ -32,6 +32,7 @@
 //! Client populations ([`crate::client`]) talk to the nodes over
 //! connections of their own, with the same rules ([`clients`]).
 
+mod admin;
 mod clients;
 
 use std::collections::BTreeMap;
@@ -91,8 +92,11 @@ pub enum Event {
     Admin,
     /// Client traffic.
     Client(ClientEvent),
+    /// The cluster manager's commands after creation.
+    Manager(ManagerEvent),
 }
 
+pub use admin::{rebalance_plan, AdminCmd, AdminReply, Manager, ManagerEvent};
 pub use clients::{ClientEvent, Clients};
 
 /// What a connection carries: the cluster bus's messages, or replication's.
@@ -136,7 +140,21 @@ enum LinkEvent {
 #[derive(Debug)]
 enum Pending {
     Bus(Input),
-    Client { conn: u32, req: Req, readonly: bool },
+    Client {
+        conn: u32,
+        req: Req,
+        readonly: bool,
+    },
+    /// The cluster manager's command in flight.
+    Admin {
+        token: u32,
+    },
+    /// The `RESTORE-ASKING`s of a `MIGRATE` from `source`.
+    Restore {
+        source: u32,
+        source_inc: u32,
+        token: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,6 +234,8 @@ pub enum HistoryKind {
     Fault { index: u32, masters_hit: Vec<u32> },
     /// The cluster manager finished creating the cluster.
     Created,
+    /// The cluster manager finished the operation of fault `index`.
+    AdminDone { index: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -259,6 +279,8 @@ pub struct World {
     /// comes from a `nodes_file` dump).
     allocation: Option<Allocation>,
     admin: AdminPhase,
+    /// The cluster manager's operations after creation.
+    pub manager: Manager,
     pub history: Vec<HistoryEvent>,
     pub warnings: Vec<Warning>,
     effects: Vec<Effect>,
@@ -335,6 +357,7 @@ impl World {
                 AdminPhase::Done
             },
             allocation,
+            manager: Manager::new(seed),
             history: Vec::new(),
             warnings: Vec::new(),
             effects: Vec::new(),
@@ -754,6 +777,7 @@ impl World {
         proc.blocked.clear();
         proc.inc += 1;
         self.reset_client_conns(p, host_down, now, queue);
+        self.manager_proc_died(p, now, queue);
         for conn in 0..self.conns.len() as u32 {
             let c = &self.conns[conn as usize];
             if c.state == ConnState::Closed || (c.a != p && c.b != Some(p)) {
@@ -862,6 +886,11 @@ impl World {
                     ));
                 }
             }
+            action @ (FaultAction::Reshard { .. }
+            | FaultAction::AddNode { .. }
+            | FaultAction::DelNode { .. }
+            | FaultAction::Rebalance { .. }
+            | FaultAction::Fix { .. }) => self.manager_start(i, action, now, queue),
             other => self.warnings.push(format!(
                 "fault {i} at {}: action {:?} is not implemented yet; it was skipped",
                 fmt_time(now),
@@ -919,6 +948,20 @@ impl World {
                 } => {
                     self.serve_request(p, conn, req, readonly, now, queue);
                     self.unblock(p, now, queue);
+                }
+                Pending::Admin { token } => {
+                    if token == self.manager.token {
+                        self.manager_execute(p, now, queue);
+                    }
+                }
+                Pending::Restore {
+                    source,
+                    source_inc,
+                    token,
+                } => {
+                    if token == self.manager.token {
+                        self.restore_at(p, source, source_inc, token, now, queue);
+                    }
                 }
             }
         }
@@ -997,7 +1040,7 @@ impl World {
                     queue.push(now + SEC, Event::Admin);
                 }
             }
-            AdminPhase::Done => {}
+            AdminPhase::Done => self.manager_timer(now, queue),
         }
     }
 
@@ -1302,6 +1345,7 @@ impl Model for World {
                 10 << 56
             }
             Event::Client(e) => self.client_event(now, e, queue),
+            Event::Manager(e) => self.manager_event(now, e, queue),
         }
     }
 }
@@ -1358,6 +1402,13 @@ impl Touches {
             Event::Drained { conn, to_b } => Touches::ConnEnd(*conn, !*to_b),
             Event::ReplTimer { proc, .. } | Event::Unstall { proc, .. } => Touches::Proc(*proc),
             Event::Fault(_) | Event::Admin => Touches::Any,
+            Event::Manager(
+                ManagerEvent::Arrive { proc, .. }
+                | ManagerEvent::Restore { target: proc, .. }
+                | ManagerEvent::Restored { source: proc, .. },
+            ) => Touches::Proc(*proc),
+            // A reply may make redis-cli stop a process (del-node).
+            Event::Manager(ManagerEvent::Reply { .. }) => Touches::Any,
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
             // The others change only the clients and their connections.
             Event::Client(

@@ -254,6 +254,25 @@ impl Node {
         Ok("OK".into())
     }
 
+    /// My open slots as the `myself` line of `CLUSTER NODES` lists them:
+    /// `(slot, node, migrating)`, in slot order (a slot both migrating and
+    /// importing shows as migrating).
+    pub fn open_slots(&self) -> Vec<(u16, NodeId, bool)> {
+        let mut open: Vec<(u16, NodeId, bool)> = self
+            .migrating_slots_to
+            .iter()
+            .map(|(&j, &n)| (j, self.n(n).name, true))
+            .collect();
+        open.extend(
+            self.importing_slots_from
+                .iter()
+                .filter(|(j, _)| !self.migrating_slots_to.contains_key(j))
+                .map(|(&j, &n)| (j, self.n(n).name, false)),
+        );
+        open.sort_unstable_by_key(|o| o.0);
+        open
+    }
+
     /// `CLUSTER COUNTKEYSINSLOT <slot>`.
     pub fn count_keys_in_slot(&self, slot: u16) -> usize {
         count_keys_in_slot(&self.keyspace, slot)

@@ -267,6 +267,17 @@ pub enum FaultAction {
     DelNode {
         node: usize,
     },
+    /// `redis-cli --cluster rebalance`: `--cluster-weight` per node,
+    /// `--cluster-threshold` (percent), `--cluster-use-empty-masters`.
+    Rebalance {
+        weights: Vec<(usize, f64)>,
+        threshold: f64,
+        use_empty_masters: bool,
+    },
+    /// `redis-cli --cluster fix [--cluster-fix-with-unreachable-masters]`.
+    Fix {
+        with_unreachable_masters: bool,
+    },
     /// `node: None` = all nodes. `directive` is the canonical name (aliases resolved).
     ConfigSet {
         node: Option<usize>,
