@@ -104,6 +104,9 @@ pub struct ClientTotals {
     pub lost: u64,
     /// Per shard (the masters' slot ranges at creation, in slot order).
     pub unavailable: Vec<SimTime>,
+    /// Redirections the clients got: `-MOVED`, `-ASK`.
+    pub moved: u64,
+    pub ask: u64,
 }
 
 /// Refuse what cannot run at all.
@@ -398,11 +401,14 @@ impl Simulation {
             self.world.shards,
             created.unwrap_or(0),
         );
+        let ask = c.redirections.iter().filter(|r| r.ask).count() as u64;
         ClientTotals {
             ops,
             writes,
             lost,
             unavailable,
+            moved: c.redirections.len() as u64 - ask,
+            ask,
         }
     }
 
@@ -557,6 +563,8 @@ impl Simulation {
             "writes": {
                 "acknowledged": t.writes.acknowledged, "lost": t.lost, "failed": t.writes.failed
             },
+            "redirections": { "moved": t.moved, "ask": t.ask },
+            "admin": self.world.manager.log.iter().map(|(at, line)| json!({ "at_ms": at / 1000, "line": line })).collect::<Vec<_>>(),
             "availability": {
                 "max_unavailable_ms": t.unavailable.iter().max().copied().unwrap_or(0) / 1000,
                 "unavailable_ms_by_shard": t.unavailable.iter().map(|u| u / 1000).collect::<Vec<_>>(),

@@ -117,6 +117,9 @@ pub struct Keyspace {
     dict: IndexMap<Vec<u8>, Entry, FxBuildHasher>,
     volatile: usize,
     key_memory: u64,
+    /// Keys per hash slot (`slots_to_keys` counts), for `CLUSTER
+    /// COUNTKEYSINSLOT` and `GETKEYSINSLOT`; empty until the first key.
+    slot_keys: Vec<u32>,
     pub stats: KeyspaceStats,
 }
 
@@ -236,6 +239,12 @@ impl Keyspace {
         self.dict.get(key).is_some_and(|e| !e.expired(now_ms))
     }
 
+    /// Keys in hash slot `slot` (`countKeysInSlot`), expired ones not yet
+    /// removed included.
+    pub fn count_keys_in_slot(&self, slot: u16) -> usize {
+        self.slot_keys.get(usize::from(slot)).map_or(0, |&n| n as usize)
+    }
+
     /// The key at position `i` of the dictionary (for sampling).
     pub fn key_at(&self, i: usize) -> Option<(&[u8], &Entry)> {
         self.dict.get_index(i).map(|(k, e)| (k.as_slice(), e))
@@ -258,6 +267,7 @@ impl Keyspace {
     /// Remove every key (`FLUSHALL`, or a replica loading an RDB).
     pub fn clear(&mut self) {
         self.dict.clear();
+        self.slot_keys.clear();
         self.volatile = 0;
         self.key_memory = 0;
     }
@@ -273,6 +283,10 @@ impl Keyspace {
             }
             None => {
                 self.dict.insert(key.to_vec(), entry);
+                if self.slot_keys.is_empty() {
+                    self.slot_keys = vec![0; super::slots::CLUSTER_SLOTS];
+                }
+                self.slot_keys[usize::from(super::slots::key_hash_slot(key))] += 1;
             }
         }
     }
@@ -281,6 +295,7 @@ impl Keyspace {
     pub fn remove(&mut self, key: &[u8]) -> bool {
         match self.dict.swap_remove(key) {
             Some(old) => {
+                self.slot_keys[usize::from(super::slots::key_hash_slot(key))] -= 1;
                 self.forget(key.len(), &old);
                 true
             }

@@ -13,9 +13,10 @@
 //! The world carries the commands and replies over the network and keeps
 //! the source from handling anything in between.
 //!
-//! A slot's keys are found by scanning the keyspace (Redis keeps a list
-//! per slot, `slots_to_keys`, newest first): `GETKEYSINSLOT` returns them
-//! in the keyspace's order.
+//! The keyspace counts the keys of each slot; a slot's keys are listed by
+//! scanning it, once per slot migrated (Redis keeps a list per slot,
+//! `slots_to_keys`, newest first): `GETKEYSINSLOT` returns them in the
+//! keyspace's order.
 //!
 //! The `DUMP` payload of a string is its bytes, a type byte before them,
 //! and the 2-byte RDB version and 8-byte checksum after them (the
@@ -98,23 +99,33 @@ fn load_payload(p: &[u8]) -> Result<Vec<u8>, CommandError> {
     Ok(p[1..p.len() - 10].to_vec())
 }
 
-/// `countKeysInSlot`: keys of `slot`, expired ones not yet removed
-/// included.
-pub fn count_keys_in_slot(keyspace: &Keyspace, slot: u16) -> usize {
-    (0..keyspace.len())
-        .filter_map(|i| keyspace.key_at(i))
-        .filter(|(k, _)| key_hash_slot(k) == slot)
-        .count()
+/// The keys of one slot as last listed, for `GETKEYSINSLOT` during a
+/// migration (one scan of the keyspace per slot rather than one per
+/// batch): still valid while every key of the slot is one of them.
+#[derive(Clone, Debug, Default)]
+pub struct SlotKeysCache {
+    slot: u16,
+    keys: Vec<Vec<u8>>,
 }
 
-/// The first `count` keys of `slot`.
-pub fn keys_in_slot(keyspace: &Keyspace, slot: u16, count: usize) -> Vec<Vec<u8>> {
-    (0..keyspace.len())
-        .filter_map(|i| keyspace.key_at(i))
-        .filter(|(k, _)| key_hash_slot(k) == slot)
-        .take(count)
-        .map(|(k, _)| k.to_vec())
-        .collect()
+impl SlotKeysCache {
+    /// The first `count` keys of `slot` in `keyspace`.
+    fn keys_in_slot(&mut self, keyspace: &Keyspace, slot: u16, count: usize) -> Vec<Vec<u8>> {
+        let total = keyspace.count_keys_in_slot(slot);
+        if total == 0 {
+            return Vec::new();
+        }
+        self.keys.retain(|k| keyspace.peek(k).is_some());
+        if self.slot != slot || self.keys.len() != total {
+            self.slot = slot;
+            self.keys = (0..keyspace.len())
+                .filter_map(|i| keyspace.key_at(i))
+                .filter(|(k, _)| key_hash_slot(k) == slot)
+                .map(|(k, _)| k.to_vec())
+                .collect();
+        }
+        self.keys.iter().take(count).cloned().collect()
+    }
 }
 
 impl Node {
@@ -159,7 +170,7 @@ impl Node {
             }
             SetSlot::Node(id) => {
                 let n = master(self, &id, "Unknown node")?;
-                let keys = count_keys_in_slot(&self.keyspace, slot);
+                let keys = self.keyspace.count_keys_in_slot(slot);
                 if self.slot_owner[j] == me && n != me && keys != 0 {
                     return Err(format!(
                         "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
@@ -275,12 +286,13 @@ impl Node {
 
     /// `CLUSTER COUNTKEYSINSLOT <slot>`.
     pub fn count_keys_in_slot(&self, slot: u16) -> usize {
-        count_keys_in_slot(&self.keyspace, slot)
+        self.keyspace.count_keys_in_slot(slot)
     }
 
     /// `CLUSTER GETKEYSINSLOT <slot> <count>`.
-    pub fn get_keys_in_slot(&self, slot: u16, count: usize) -> Vec<Vec<u8>> {
-        keys_in_slot(&self.keyspace, slot, count)
+    pub fn get_keys_in_slot(&mut self, slot: u16, count: usize) -> Vec<Vec<u8>> {
+        self.slot_keys_cache
+            .keys_in_slot(&self.keyspace, slot, count)
     }
 
     /// `MIGRATE host port "" 0 timeout [REPLACE] KEYS key...` up to the

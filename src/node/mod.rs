@@ -324,6 +324,8 @@ pub struct Node {
     repl_out: Vec<ReplEffect>,
     /// Database 0. Nothing is persisted: a new process starts empty.
     pub keyspace: keyspace::Keyspace,
+    /// The keys of the slot `GETKEYSINSLOT` last listed.
+    slot_keys_cache: migrate::SlotKeysCache,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -389,6 +391,7 @@ impl Node {
             repl_rng,
             repl_out: Vec::new(),
             keyspace: keyspace::Keyspace::new(),
+            slot_keys_cache: migrate::SlotKeysCache::default(),
         }
     }
 
