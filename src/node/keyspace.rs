@@ -242,7 +242,9 @@ impl Keyspace {
     /// Keys in hash slot `slot` (`countKeysInSlot`), expired ones not yet
     /// removed included.
     pub fn count_keys_in_slot(&self, slot: u16) -> usize {
-        self.slot_keys.get(usize::from(slot)).map_or(0, |&n| n as usize)
+        self.slot_keys
+            .get(usize::from(slot))
+            .map_or(0, |&n| n as usize)
     }
 
     /// The key at position `i` of the dictionary (for sampling).

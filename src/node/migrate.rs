@@ -241,6 +241,13 @@ impl Node {
         Ok("OK".into())
     }
 
+    /// `CLUSTER BUMPEPOCH`: `BUMPED <epoch>` or `STILL <epoch>`.
+    pub(super) fn cluster_bumpepoch(&mut self) -> String {
+        let bumped = self.bump_config_epoch_without_consensus();
+        let word = if bumped { "BUMPED" } else { "STILL" };
+        format!("{word} {}", self.myself().config_epoch)
+    }
+
     /// `CLUSTER FORGET <id>`.
     pub(super) fn cluster_forget(
         &mut self,

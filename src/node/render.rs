@@ -66,6 +66,7 @@ pub enum ClusterCommand {
     DelSlots(Vec<u16>),
     SetSlot(u16, super::migrate::SetSlot),
     Forget(NodeId),
+    BumpEpoch,
     SetConfigEpoch(u64),
     Replicate(NodeId),
     Nodes,
@@ -239,6 +240,7 @@ impl Node {
             ClusterCommand::DelSlots(slots) => self.cluster_update_slots(&slots, true),
             ClusterCommand::SetSlot(slot, action) => self.cluster_setslot(slot, action, out),
             ClusterCommand::Forget(id) => self.cluster_forget(&id, out),
+            ClusterCommand::BumpEpoch => Ok(self.cluster_bumpepoch()),
             ClusterCommand::SetConfigEpoch(epoch) => {
                 if self.live.len() > 1 {
                     Err("ERR The user can assign a config epoch only when the node does not know any other node.".into())

@@ -71,7 +71,12 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     if !w.manager.log.is_empty() {
         let _ = writeln!(s, "\nredis-cli --cluster");
         for (at, line) in &w.manager.log {
-            let _ = writeln!(s, "  {:>10}  {}", fmt_time(*at), line.replace('\n', "\n              "));
+            let _ = writeln!(
+                s,
+                "  {:>10}  {}",
+                fmt_time(*at),
+                line.replace('\n', "\n              ")
+            );
         }
     }
     let failovers = sim.failovers();
@@ -125,11 +130,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             "  writes  {} acknowledged, {} failed, {} lost",
             t.writes.acknowledged, t.writes.failed, t.lost
         );
-        let _ = writeln!(
-            s,
-            "  redirections  {} MOVED, {} ASK",
-            t.moved, t.ask
-        );
+        let _ = writeln!(s, "  redirections  {} MOVED, {} ASK", t.moved, t.ask);
         let _ = writeln!(s, "  longest time writes kept failing, per shard");
         for (i, u) in t.unavailable.iter().enumerate() {
             let _ = writeln!(

@@ -274,9 +274,11 @@ pub enum FaultAction {
         threshold: f64,
         use_empty_masters: bool,
     },
-    /// `redis-cli --cluster fix [--cluster-fix-with-unreachable-masters]`.
+    /// `redis-cli --cluster fix [--cluster-fix-with-unreachable-masters]
+    /// [--cluster-replace]`.
     Fix {
         with_unreachable_masters: bool,
+        replace: bool,
     },
     /// `node: None` = all nodes. `directive` is the canonical name (aliases resolved).
     ConfigSet {

@@ -950,7 +950,7 @@ fn action_keys(action: &str) -> &'static [&'static str] {
         "reshard" => &["at", "action", "slots", "from", "to"],
         "add-node" => &["at", "action", "node", "replica_of"],
         "rebalance" => &["at", "action", "weights", "threshold", "use_empty_masters"],
-        "fix" => &["at", "action", "with_unreachable_masters"],
+        "fix" => &["at", "action", "with_unreachable_masters", "replace"],
         "config-set" => &["at", "action", "node", "directive", "value"],
         _ => &[],
     }
@@ -1209,11 +1209,13 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
         }
         "fix" => {
             cluster_only(fc)?;
+            let flag = |k: &str| match t.get(k) {
+                Some(v) => get_bool(cx, v, &t.p(k)),
+                None => Ok(false),
+            };
             FaultAction::Fix {
-                with_unreachable_masters: match t.get("with_unreachable_masters") {
-                    Some(v) => get_bool(cx, v, &t.p("with_unreachable_masters"))?,
-                    None => false,
-                },
+                with_unreachable_masters: flag("with_unreachable_masters")?,
+                replace: flag("replace")?,
             }
         }
         "config-set" => {

@@ -186,6 +186,8 @@ struct Job {
     /// The node redis-cli is pointed at.
     entry: u32,
     steps: VecDeque<Step>,
+    /// The node IDs redis-cli loaded, by process.
+    ids: Vec<(u32, NodeId)>,
 }
 
 /// The cluster manager's state.
@@ -258,6 +260,7 @@ impl World {
             action,
             entry,
             steps: VecDeque::new(),
+            ids: Vec::new(),
         };
         self.manager.queue.push_back(job);
         if self.manager.job.is_none() {
@@ -430,11 +433,16 @@ impl World {
         }
     }
 
+    /// The ID of process `p`'s node as redis-cli loaded it (else as it
+    /// is now).
     fn id_of(&self, p: u32) -> NodeId {
-        self.procs[p as usize]
-            .node
+        let loaded = self
+            .manager
+            .job
             .as_ref()
-            .map(|n| n.my_id())
+            .and_then(|j| j.ids.iter().find(|(q, _)| *q == p).map(|(_, id)| *id));
+        loaded
+            .or_else(|| self.node(p).map(|n| n.my_id()))
             .unwrap_or_default()
     }
 
@@ -829,7 +837,10 @@ impl World {
         let addr = self.procs[p as usize].addr;
         let err = match &reply {
             AdminReply::Error(e) => Some(e.clone()),
-            AdminReply::Io => Some(format!("I/O error talking to {addr}")),
+            AdminReply::Io => {
+                let msg = format!("I/O error: the connection to {addr} was lost");
+                return self.manager_fail(now, msg, queue);
+            }
             _ => None,
         };
         match on {
@@ -888,9 +899,14 @@ impl World {
                             queue,
                         );
                     }
-                    // Same values on both nodes: MIGRATE again with REPLACE.
+                    // Same values on both nodes (or --cluster-replace):
+                    // MIGRATE again with REPLACE.
+                    let replace = matches!(
+                        self.manager.job.as_ref().map(|j| &j.action),
+                        Some(FaultAction::Fix { replace: true, .. })
+                    );
                     let diffs = self.differing_keys(m.source, m.target, &keys);
-                    if !diffs.is_empty() {
+                    if !replace && !diffs.is_empty() {
                         return self.manager_fail(
                             now,
                             format!(
@@ -1050,6 +1066,8 @@ impl World {
             ));
         }
         let masters: Vec<u32> = nodes.iter().filter(|n| n.master).map(|n| n.proc).collect();
+        self.manager.job.as_mut().expect("a job").ids =
+            nodes.iter().map(|n| (n.proc, n.id)).collect();
         let addr = |p: u32| self.procs[p as usize].addr;
         let find = |p: usize| nodes.iter().find(|n| n.proc == p as u32);
         let mut steps: Vec<Step> = Vec::new();
@@ -1202,7 +1220,8 @@ impl World {
                 let plan = rebalance_plan(&masters, threshold as f32, use_empty_masters);
                 match plan {
                     Err(msg) => self.manager_log(now, msg),
-                    Ok(moves) => {
+                    Ok((header, moves)) => {
+                        self.manager_log(now, header);
                         for (src, dst, table) in moves {
                             let line = format!(
                                 "Moving {} slots from {} to {}",
@@ -1226,6 +1245,7 @@ impl World {
             }
             FaultAction::Fix {
                 with_unreachable_masters,
+                ..
             } => {
                 let mut open: Vec<u16> = Vec::new();
                 for n in nodes.iter().filter(|n| n.master) {
@@ -1308,6 +1328,11 @@ impl World {
                 o,
                 AdminCmd::Cluster(ClusterCommand::AddSlots(vec![slot])),
                 OnReply::Check,
+            ));
+            steps.push(Step::Cmd(
+                o,
+                AdminCmd::Cluster(ClusterCommand::BumpEpoch),
+                OnReply::Accept(""),
             ));
             migrating.retain(|&p| p != o);
             importing.retain(|&p| p != o);
@@ -1407,6 +1432,9 @@ fn action_name(a: &FaultAction) -> &'static str {
     }
 }
 
+/// Slots moving from one process to another: `(source, target, slots)`.
+pub type SlotMove = (u32, u32, Vec<u16>);
+
 /// `clusterManagerCommandRebalance`'s plan for `masters` (process, its
 /// slots in order, weight), in redis-cli's node order, single precision
 /// as redis-cli computes: the moves `(source, target, slots)` in order,
@@ -1415,7 +1443,7 @@ pub fn rebalance_plan(
     masters: &[(u32, Vec<u16>, f32)],
     threshold: f32,
     use_empty: bool,
-) -> Result<Vec<(u32, u32, Vec<u16>)>, String> {
+) -> Result<(String, Vec<SlotMove>), String> {
     struct N {
         proc: u32,
         slots: Vec<u16>,
@@ -1469,6 +1497,10 @@ pub fn rebalance_plan(
     }
     // qsort by balance (glibc's is a merge sort: stable).
     involved.sort_by_key(|n| n.balance);
+    let header = format!(
+        ">>> Rebalancing across {} nodes. Total weight = {total_weight:.2}",
+        involved.len()
+    );
     let mut moves = Vec::new();
     let (mut dst, mut src) = (0usize, involved.len().saturating_sub(1));
     while dst < src {
@@ -1492,5 +1524,5 @@ pub fn rebalance_plan(
             src -= 1;
         }
     }
-    Ok(moves)
+    Ok((header, moves))
 }
