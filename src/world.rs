@@ -1040,7 +1040,7 @@ impl World {
                     queue.push(now + SEC, Event::Admin);
                 }
             }
-            AdminPhase::Done => self.manager_timer(now, queue),
+            AdminPhase::Done => {}
         }
     }
 
@@ -1407,8 +1407,9 @@ impl Touches {
                 | ManagerEvent::Restore { target: proc, .. }
                 | ManagerEvent::Restored { source: proc, .. },
             ) => Touches::Proc(*proc),
-            // A reply may make redis-cli stop a process (del-node).
-            Event::Manager(ManagerEvent::Reply { .. }) => Touches::Any,
+            // A reply or a wake-up may make redis-cli stop a process
+            // (del-node).
+            Event::Manager(ManagerEvent::Reply { .. } | ManagerEvent::Wake { .. }) => Touches::Any,
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
             // The others change only the clients and their connections.
             Event::Client(

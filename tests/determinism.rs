@@ -99,6 +99,7 @@ fn bundled_scenarios_keep_their_recorded_trace_hashes() {
         ("master-crash.toml", "2cf3ef45ba0e6b57", 11968),
         ("partition-master.toml", "b5b16c946a4bdf22", 5392),
         ("paused-master.toml", "157196c34b40ca01", 3613),
+        ("reshard.toml", "57d9144b0a1dcfd9", 621700),
     ];
     for (file, hash, events) in recorded {
         let s = redsim::scenario::load(&Path::new("scenarios").join(file)).unwrap();

@@ -60,7 +60,7 @@ fn reshard_under_load_keeps_every_acknowledged_write_and_clients_see_ask_then_mo
     // 4000 requests/s, half of them on the slots that move.
     let sim = run_file("scenarios/reshard.toml");
     let t = sim.client_totals();
-    assert!(t.writes.acknowledged > 100_000, "{:?}", t.writes);
+    assert!(t.writes.acknowledged > 50_000, "{:?}", t.writes);
     // Every acknowledged write is readable at the end (read from the
     // master most nodes see as the key's slot owner).
     assert_eq!(t.lost, 0);

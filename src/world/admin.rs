@@ -132,6 +132,8 @@ pub enum ManagerEvent {
         target_inc: u32,
         token: u32,
     },
+    /// redis-cli's `sleep(1)` is over.
+    Wake { token: u32 },
     /// The target's replies (or a socket error) reach the source.
     Restored {
         source: u32,
@@ -174,6 +176,8 @@ enum Step {
     Plan,
     /// Move one slot.
     Move(Move),
+    /// `sleep(1)`.
+    Sleep,
     /// `clusterManagerWaitForClusterJoin`: poll every second.
     WaitJoin(Vec<u32>),
 }
@@ -402,12 +406,12 @@ impl World {
                         job.steps.push_front(s);
                     }
                 }
+                Step::Sleep => return self.manager_sleep(now, queue),
                 Step::WaitJoin(procs) => {
                     if !self.consistent(&procs) {
                         let job = self.manager.job.as_mut().expect("a job");
                         job.steps.push_front(Step::WaitJoin(procs));
-                        queue.push(now + SEC, Event::Admin);
-                        return;
+                        return self.manager_sleep(now, queue);
                     }
                 }
             }
@@ -426,11 +430,10 @@ impl World {
         first.is_some() && sigs.all(|s| s == first)
     }
 
-    /// The admin timer (`Event::Admin`) once the cluster is created.
-    pub(super) fn manager_timer(&mut self, now: SimTime, queue: &mut EventQueue<Event>) {
-        if self.manager.inflight.is_none() {
-            self.manager_step(now, queue);
-        }
+    /// Go on with the next step in a second.
+    fn manager_sleep(&mut self, now: SimTime, queue: &mut EventQueue<Event>) {
+        let token = self.manager.token;
+        queue.push(now + SEC, Event::Manager(ManagerEvent::Wake { token }));
     }
 
     /// The ID of process `p`'s node as redis-cli loaded it (else as it
@@ -561,6 +564,12 @@ impl World {
                     self.manager_execute(proc, now, queue);
                 }
                 (22 << 56) | u64::from(proc)
+            }
+            ManagerEvent::Wake { token } => {
+                if token == self.manager.token && self.manager.inflight.is_none() {
+                    self.manager_step(now, queue);
+                }
+                26 << 56
             }
             ManagerEvent::Reply { token, reply } => {
                 if token != self.manager.token {
@@ -1155,6 +1164,7 @@ impl World {
                 if let Some(id) = master {
                     let mut all: Vec<u32> = nodes.iter().map(|n| n.proc).collect();
                     all.push(p);
+                    steps.push(Step::Sleep);
                     steps.push(Step::WaitJoin(all));
                     steps.push(Step::Cmd(
                         p,
