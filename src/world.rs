@@ -149,12 +149,10 @@ enum Pending {
     Admin {
         token: u32,
     },
-    /// The `RESTORE-ASKING`s of a `MIGRATE` from `source`.
-    Restore {
-        source: u32,
-        source_inc: u32,
-        token: u32,
-    },
+    /// The `RESTORE-ASKING`s of a `MIGRATE`.
+    Restore(admin::Migration),
+    /// The target's replies to this process's `MIGRATE`.
+    Restored(admin::Migration, Option<Vec<crate::node::keyspace::Reply>>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -921,6 +919,16 @@ impl World {
             return;
         }
         proc.state = ProcState::Running;
+        // The replies to its MIGRATE end its wait first.
+        if let Some(i) = proc
+            .inbox
+            .iter()
+            .position(|x| matches!(x, Pending::Restored(..)))
+        {
+            if let Pending::Restored(m, replies) = proc.inbox.remove(i) {
+                return self.migrate_done(m, replies, now, queue);
+            }
+        }
         self.drain_inbox(p, now, queue);
     }
 
@@ -954,15 +962,8 @@ impl World {
                         self.manager_execute(p, now, queue);
                     }
                 }
-                Pending::Restore {
-                    source,
-                    source_inc,
-                    token,
-                } => {
-                    if token == self.manager.token {
-                        self.restore_at(p, source, source_inc, token, now, queue);
-                    }
-                }
+                Pending::Restore(m) => self.restore_at(m, now, queue),
+                Pending::Restored(m, replies) => self.migrate_done(m, replies, now, queue),
             }
         }
         if missed {
@@ -1402,11 +1403,9 @@ impl Touches {
             Event::Drained { conn, to_b } => Touches::ConnEnd(*conn, !*to_b),
             Event::ReplTimer { proc, .. } | Event::Unstall { proc, .. } => Touches::Proc(*proc),
             Event::Fault(_) | Event::Admin => Touches::Any,
-            Event::Manager(
-                ManagerEvent::Arrive { proc, .. }
-                | ManagerEvent::Restore { target: proc, .. }
-                | ManagerEvent::Restored { source: proc, .. },
-            ) => Touches::Proc(*proc),
+            Event::Manager(ManagerEvent::Arrive { proc, .. }) => Touches::Proc(*proc),
+            Event::Manager(ManagerEvent::Restore { m, .. }) => Touches::Proc(m.target()),
+            Event::Manager(ManagerEvent::Restored { m, .. }) => Touches::Proc(m.source()),
             // A reply or a wake-up may make redis-cli stop a process
             // (del-node).
             Event::Manager(ManagerEvent::Reply { .. } | ManagerEvent::Wake { .. }) => Touches::Any,

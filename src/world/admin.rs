@@ -31,6 +31,7 @@
 //! other.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use super::{fmt_time, Event, HistoryEvent, HistoryKind, Pending, ProcState, World};
 use crate::engine::{actor_rng, Actor, EventQueue, Rng, SimTime, SEC};
@@ -125,22 +126,36 @@ pub enum ManagerEvent {
     /// Its reply reaches redis-cli.
     Reply { token: u32, reply: AdminReply },
     /// `MIGRATE`'s `RESTORE-ASKING`s reach the target.
-    Restore {
-        source: u32,
-        source_inc: u32,
-        target: u32,
-        target_inc: u32,
-        token: u32,
-    },
+    Restore { m: Migration, target_inc: u32 },
     /// redis-cli's `sleep(1)` is over.
     Wake { token: u32 },
-    /// The target's replies (or a socket error) reach the source.
+    /// The target's replies (`None`: a socket error or the timeout) reach
+    /// the source.
     Restored {
-        source: u32,
-        source_inc: u32,
-        token: u32,
+        m: Migration,
         replies: Option<Vec<Reply>>,
     },
+}
+
+/// A `MIGRATE` under way: the batch from the source (its incarnation)
+/// to the target, and the manager's token when it was sent.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    source: u32,
+    source_inc: u32,
+    target: u32,
+    token: u32,
+    batch: Rc<MigrateBatch>,
+}
+
+impl Migration {
+    pub fn source(&self) -> u32 {
+        self.source
+    }
+
+    pub fn target(&self) -> u32 {
+        self.target
+    }
 }
 
 /// What to do with the reply of a command.
@@ -203,8 +218,6 @@ pub struct Manager {
     /// Bumped whenever the command in flight is given up, so stale
     /// events are ignored.
     pub(super) token: u32,
-    /// `MIGRATE` in progress at the source: the batch sent.
-    batch: Option<MigrateBatch>,
     rng: Rng,
     /// What redis-cli printed, with the time.
     pub log: Vec<(SimTime, String)>,
@@ -220,7 +233,6 @@ impl Manager {
             job: None,
             inflight: None,
             token: 0,
-            batch: None,
             rng,
             log: Vec::new(),
         }
@@ -360,7 +372,6 @@ impl World {
             self.manager_log(now, msg);
         }
         self.manager.inflight = None;
-        self.manager.batch = None;
         self.manager.token += 1;
         self.manager_next_job(now, queue);
     }
@@ -533,7 +544,6 @@ impl World {
         }
         self.manager.token += 1;
         let token = self.manager.token;
-        self.manager.batch = None;
         let t = self.manager_transit(p, false, 60).unwrap_or(0);
         queue.push(
             now + t,
@@ -579,75 +589,70 @@ impl World {
                 self.manager_reply(reply, now, queue);
                 digest
             }
-            ManagerEvent::Restore {
-                source,
-                source_inc,
-                target,
-                target_inc,
-                token,
-            } => {
-                if token != self.manager.token {
-                    return 24 << 56;
-                }
+            ManagerEvent::Restore { m, target_inc } => {
+                // What the source wrote reaches the target even if the
+                // source died since (TCP delivers it before the reset).
+                let target = m.target;
                 if !self.alive(target, target_inc) {
-                    self.restored(source, source_inc, token, None, now, queue);
+                    self.restored(m, None, now, queue);
                 } else if self.holds_input(target, now) {
-                    let pending = Pending::Restore {
-                        source,
-                        source_inc,
-                        token,
-                    };
-                    self.procs[target as usize].inbox.push(pending);
+                    self.procs[target as usize].inbox.push(Pending::Restore(m));
                 } else {
-                    self.restore_at(target, source, source_inc, token, now, queue);
+                    self.restore_at(m, now, queue);
                 }
                 (24 << 56) | u64::from(target)
             }
-            ManagerEvent::Restored {
-                source,
-                source_inc,
-                token,
-                replies,
-            } => {
-                if token != self.manager.token || !self.alive(source, source_inc) {
+            ManagerEvent::Restored { m, replies } => {
+                let source = m.source;
+                if !self.alive(source, m.source_inc) {
                     return 25 << 56;
                 }
-                let batch = self.manager.batch.take().expect("a MIGRATE in progress");
-                let reply = match replies {
-                    Some(r) => {
-                        let node = self.procs[source as usize].node.as_mut().expect("alive");
-                        let reply = node.migrate_finish(now, &batch, &r, &mut self.effects);
-                        self.flush_effects(source, now, queue);
-                        match reply {
-                            Reply::Error(e) => AdminReply::Error(e),
-                            _ => AdminReply::Ok("OK".into()),
-                        }
-                    }
-                    None => AdminReply::Error(
-                        "IOERR error or timeout reading to target instance".into(),
-                    ),
-                };
-                self.unstall(source, now, queue);
-                self.manager_answer(source, reply, now, queue);
+                if self.procs[source as usize].state == ProcState::Paused {
+                    let pending = Pending::Restored(m, replies);
+                    self.procs[source as usize].inbox.push(pending);
+                } else {
+                    self.migrate_done(m, replies, now, queue);
+                }
                 (25 << 56) | u64::from(source)
             }
         }
     }
 
-    /// The target of a `MIGRATE` reads its `RESTORE-ASKING`s.
-    pub(super) fn restore_at(
+    /// The source of a `MIGRATE` reads the target's replies: the keys
+    /// acknowledged are deleted, the source handles its other clients
+    /// again and answers redis-cli (unless redis-cli gave up meanwhile).
+    pub(super) fn migrate_done(
         &mut self,
-        target: u32,
-        source: u32,
-        source_inc: u32,
-        token: u32,
+        m: Migration,
+        replies: Option<Vec<Reply>>,
         now: SimTime,
         queue: &mut EventQueue<Event>,
     ) {
-        let batch = self.manager.batch.clone().expect("a MIGRATE in progress");
+        let source = m.source;
+        let reply = match replies {
+            Some(r) => {
+                let node = self.procs[source as usize].node.as_mut().expect("alive");
+                let reply = node.migrate_finish(now, &m.batch, &r, &mut self.effects);
+                self.flush_effects(source, now, queue);
+                match reply {
+                    Reply::Error(e) => AdminReply::Error(e),
+                    _ => AdminReply::Ok("OK".into()),
+                }
+            }
+            None => AdminReply::Error("IOERR error or timeout reading to target instance".into()),
+        };
+        self.unstall(source, now, queue);
+        if m.token == self.manager.token {
+            self.manager_answer(source, reply, now, queue);
+        }
+    }
+
+    /// The target of a `MIGRATE` reads its `RESTORE-ASKING`s.
+    pub(super) fn restore_at(&mut self, m: Migration, now: SimTime, queue: &mut EventQueue<Event>) {
+        let target = m.target;
         let node = self.procs[target as usize].node.as_mut().expect("alive");
         let mut replies = Vec::new();
-        for argv in &batch.restores {
+        for argv in &m.batch.restores {
             let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
             let mut flags = ClientFlags::default();
             match node.client_command(now, &argv, &mut flags, &mut self.effects) {
@@ -656,60 +661,36 @@ impl World {
             }
         }
         self.flush_effects(target, now, queue);
-        let bytes: u64 = replies.iter().map(resp_len).sum();
-        self.restored(
-            source,
-            source_inc,
-            token,
-            Some((target, bytes, replies)),
-            now,
-            queue,
-        );
+        self.restored(m, Some(replies), now, queue);
     }
 
-    /// Send the target's replies (or, without them, a socket error) back
-    /// to the source.
+    /// Send the target's replies back to the source; without them (the
+    /// target is dead) the reset, one transit later. Replies the network
+    /// blocks never come: `MIGRATE` times out.
     fn restored(
         &mut self,
-        source: u32,
-        source_inc: u32,
-        token: u32,
-        from: Option<(u32, u64, Vec<Reply>)>,
+        m: Migration,
+        replies: Option<Vec<Reply>>,
         now: SimTime,
         queue: &mut EventQueue<Event>,
     ) {
-        let (at, replies) = match from {
-            Some((target, bytes, replies)) if self.reachable(target, source) => {
-                let t = self.net.transit(
-                    Endpoint::Node(target),
-                    Endpoint::Node(source),
-                    bytes,
-                    &mut self.manager.rng,
-                );
-                (now + t.total(), Some(replies))
-            }
-            // The reset of a dead target arrives one transit later; the
-            // replies of an unreachable one never: MIGRATE times out.
-            Some(_) => (now + MIGRATE_TIMEOUT_MS * 1000, None),
-            None => {
-                let t = self.net.transit(
-                    Endpoint::Node(source),
-                    Endpoint::Node(source),
-                    60,
-                    &mut self.manager.rng,
-                );
-                (now + t.total(), None)
-            }
+        let (source, target) = (m.source, m.target);
+        let at = if self.reachable(target, source) {
+            let bytes = replies
+                .as_ref()
+                .map_or(60, |r| r.iter().map(resp_len).sum());
+            let t = self.net.transit(
+                Endpoint::Node(target),
+                Endpoint::Node(source),
+                bytes,
+                &mut self.manager.rng,
+            );
+            now + t.total()
+        } else {
+            now + MIGRATE_TIMEOUT_MS * 1000
         };
-        queue.push(
-            at,
-            Event::Manager(ManagerEvent::Restored {
-                source,
-                source_inc,
-                token,
-                replies,
-            }),
-        );
+        let replies = replies.filter(|_| self.reachable(target, source));
+        queue.push(at, Event::Manager(ManagerEvent::Restored { m, replies }));
     }
 
     /// Process `p` reads the command in flight.
@@ -761,10 +742,14 @@ impl World {
         now: SimTime,
         queue: &mut EventQueue<Event>,
     ) {
-        let token = self.manager.token;
-        let source_inc = self.procs[source as usize].inc;
         let bytes = batch.wire_len();
-        self.manager.batch = Some(batch);
+        let m = Migration {
+            source,
+            source_inc: self.procs[source as usize].inc,
+            target,
+            token: self.manager.token,
+            batch: Rc::new(batch),
+        };
         self.procs[source as usize].stalled_until = SimTime::MAX;
         let t = &self.procs[target as usize];
         let (target_inc, dead) = (t.inc, t.state == ProcState::Dead);
@@ -772,14 +757,13 @@ impl World {
             let at = now + MIGRATE_TIMEOUT_MS * 1000;
             queue.push(
                 at,
-                Event::Manager(ManagerEvent::Restored {
-                    source,
-                    source_inc,
-                    token,
-                    replies: None,
-                }),
+                Event::Manager(ManagerEvent::Restored { m, replies: None }),
             );
             return;
+        }
+        if dead {
+            // Refused: the reset comes back from the target's host.
+            return self.restored(m, None, now, queue);
         }
         let tr = self.net.transit(
             Endpoint::Node(source),
@@ -787,28 +771,9 @@ impl World {
             bytes,
             &mut self.manager.rng,
         );
-        if dead {
-            // Refused: the source learns of it a round trip later.
-            queue.push(
-                now + 2 * tr.propagation,
-                Event::Manager(ManagerEvent::Restored {
-                    source,
-                    source_inc,
-                    token,
-                    replies: None,
-                }),
-            );
-            return;
-        }
         queue.push(
             now + tr.total(),
-            Event::Manager(ManagerEvent::Restore {
-                source,
-                source_inc,
-                target,
-                target_inc,
-                token,
-            }),
+            Event::Manager(ManagerEvent::Restore { m, target_inc }),
         );
     }
 
