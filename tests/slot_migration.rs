@@ -130,8 +130,8 @@ fn reshard_under_load_keeps_every_acknowledged_write_and_clients_see_ask_then_mo
 
 /// A 3+3 cluster and node-7, empty, with 4 clients on the keys of slots
 /// 0-99 (about 49 a slot), 2000 requests/s, half of them `SET`s, until
-/// 38 s; then `faults`.
-fn loaded_0_99(faults: &str) -> String {
+/// `stop`; then `faults`.
+fn loaded_0_99(stop: &str, faults: &str) -> String {
     format!(
         r#"duration = "60s"
 [cluster]
@@ -146,7 +146,7 @@ keys = 800000
 read_ratio = 0.5
 slots = "0-99"
 start = "3s"
-stop = "38s"
+stop = "{stop}"
 [[faults]]
 at = "5s"
 action = "add-node"
@@ -158,6 +158,7 @@ node = "node-7"
 #[test]
 fn killing_the_source_mid_migration_leaves_the_slot_open_until_fix() {
     let toml = loaded_0_99(
+        "38s",
         r#"
 [[faults]]
 at = "15s"
@@ -410,4 +411,65 @@ cluster_state = "ok"
     for x in sim.world.procs.iter().filter_map(|x| x.node.as_ref()) {
         assert!(x.state_ok());
     }
+}
+
+#[test]
+fn a_migrate_on_the_wire_when_the_source_dies_still_lands_on_the_target() {
+    // node-7 is paused just as a MIGRATE of 10 keys of slot 14 is on its
+    // way to it; node-1, the source, dies before node-7 reads it. What
+    // node-1 wrote is delivered anyway (TCP sends it before the reset),
+    // so node-7 restores the 10 keys; node-1 never deleted them, so
+    // node-5, its replica and now the slot's owner, has them too, with the
+    // same values. redis-cli's fix then meets BUSYKEY, compares the values
+    // (DEBUG DIGEST-VALUE), finds them equal and migrates with REPLACE:
+    // it needs no `replace`, and nothing is lost. (The clients stop
+    // before, so that nothing writes the keys again on node-5.)
+    let toml = loaded_0_99(
+        "15100ms",
+        r#"
+[[faults]]
+at = "15s"
+action = "reshard"
+slots = "0-99"
+from = "node-1"
+to = "node-7"
+[[faults]]
+at = "15101ms"
+action = "pause"
+node = "node-7"
+[[faults]]
+at = "15150ms"
+action = "kill"
+node = "node-1"
+[[faults]]
+at = "15200ms"
+action = "resume"
+node = "node-7"
+[[faults]]
+at = "30s"
+action = "fix"
+with_unreachable_masters = true
+"#,
+    );
+    let mut sim = Simulation::new(common::scenario(&toml), 3).unwrap();
+    sim.run_until(29 * SEC, &mut ());
+    let (n5, n7) = (sim.world.node(p(5)).unwrap(), sim.world.node(p(7)).unwrap());
+    assert!(n5.is_master());
+    let open = n7.open_slots();
+    assert_eq!((open.len(), open[0].0), (1, 14));
+    let k7 = keys_of_slot(&sim, p(7), 14);
+    assert_eq!(k7.len(), 10);
+    for k in &k7 {
+        assert_eq!(n5.keyspace.peek(k), n7.keyspace.peek(k), "{k:?}");
+    }
+    sim.run(&mut ());
+    let lines = cli_lines(&sim);
+    assert!(lines.contains(&"*** Replacing target keys..."), "{lines:?}");
+    assert_eq!(lines.last(), Some(&"[OK] done"));
+    for q in (0..7).filter(|&q| q != p(1)) {
+        let n = sim.world.node(q).unwrap();
+        assert!(n.open_slots().is_empty() && n.state_ok(), "node-{}", q + 1);
+    }
+    assert!(keys_of_slot(&sim, p(7), 14).is_empty());
+    assert_eq!(sim.client_totals().lost, 0);
 }
