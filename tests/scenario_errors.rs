@@ -424,3 +424,19 @@ proptest! {
         let _ = scenario::parse(&text, Format::Toml, "v.toml", base());
     }
 }
+
+#[test]
+fn rebalance_and_fix_options_are_checked() {
+    assert_eq!(
+        err("rebalance_bad_weight.toml"),
+        "tests/data/malformed/rebalance_bad_weight.toml:10:24: faults[0].weights.node-1: expected a weight >= 0, got -1"
+    );
+    assert_eq!(
+        err("rebalance_unknown_weight_node.toml"),
+        "tests/data/malformed/rebalance_unknown_weight_node.toml:10:13: faults[0].weights.node-9: unknown node \"node-9\" (this scenario has node-1 ... node-6)"
+    );
+    assert_eq!(
+        err("fix_bad_flag.toml"),
+        "tests/data/malformed/fix_bad_flag.toml:10:11: faults[0].replace: expected true or false, got a string (\"yes\")"
+    );
+}
