@@ -4,6 +4,7 @@ pub mod admin;
 pub mod check;
 pub mod client;
 pub mod engine;
+pub mod fuzz;
 pub mod net;
 pub mod node;
 pub mod report;

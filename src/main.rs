@@ -55,7 +55,7 @@ enum Command {
     /// Print CLUSTER INFO as a node sees it at a moment of a run.
     Info(ViewArgs),
     /// Print the reply a node would give to a command at a moment of a run
-    /// (redirection or error; the keyspace is not simulated yet).
+    /// (redirection, error, or the keyspace's answer).
     Query {
         #[command(flatten)]
         view: ViewArgs,
@@ -68,6 +68,44 @@ enum Command {
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// Run many drawn scenarios (cluster, configuration, workload, fault
+    /// schedule), check each, and shrink every failure to a small scenario
+    /// written to the output directory.
+    Fuzz {
+        /// A base scenario: keep its cluster, configuration and workloads;
+        /// draw only the faults.
+        file: Option<PathBuf>,
+        /// Number of runs in the campaign.
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// Runs at a time (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// The campaign's seed; run i draws from a seed derived from it and i.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Take only runs whose index is I modulo N (e.g. 0/4), to spread a
+        /// campaign over machines.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Where shrunk failures are written.
+        #[arg(long, default_value = "tests/regressions", value_name = "DIR")]
+        out: PathBuf,
+        /// Report failures without shrinking them (nothing is written).
+        #[arg(long)]
+        no_shrink: bool,
+        /// Print the scenario file run INDEX draws (every option it drew)
+        /// and exit without running it.
+        #[arg(long, value_name = "INDEX")]
+        show: Option<u64>,
+        /// Print the campaign's result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Break one Redis rule on every node (to see the checks fail):
+        /// keep-fail, forget-current-epoch, promote-without-epoch-bump.
+        #[arg(long, hide = true)]
+        plant: Option<String>,
     },
     /// Print the slot allocation `redis-cli --cluster create` would make.
     Create {
@@ -135,6 +173,29 @@ fn main() -> ExitCode {
             trace,
             check_determinism,
         } => run(file, seed, json, trace, check_determinism),
+        Command::Fuzz {
+            file,
+            runs,
+            jobs,
+            seed,
+            shard,
+            out,
+            no_shrink,
+            show,
+            json,
+            plant,
+        } => fuzz(FuzzArgs {
+            file,
+            runs,
+            jobs,
+            seed,
+            shard,
+            out,
+            no_shrink,
+            show,
+            json,
+            plant,
+        }),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
                 outln!(
@@ -416,5 +477,123 @@ fn create(addrs: Vec<String>, replicas: usize, seed: u64) -> ExitCode {
             out!("{e}");
             ExitCode::from(2)
         }
+    }
+}
+
+struct FuzzArgs {
+    file: Option<PathBuf>,
+    runs: u64,
+    jobs: Option<usize>,
+    seed: u64,
+    shard: Option<String>,
+    out: PathBuf,
+    no_shrink: bool,
+    show: Option<u64>,
+    json: bool,
+    plant: Option<String>,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--shard {s}: expected I/N with 0 <= I < N (e.g. 0/4)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn fuzz(a: FuzzArgs) -> ExitCode {
+    use redsim::fuzz::{self, Options};
+    let base = match &a.file {
+        Some(f) => match fuzz::Base::load(f) {
+            Ok(b) => Some(b),
+            Err(e) => return bad_input(e),
+        },
+        None => None,
+    };
+    let shard = match a.shard.as_deref().map(parse_shard).transpose() {
+        Ok(s) => s.unwrap_or((0, 1)),
+        Err(e) => return bad_input(e),
+    };
+    let planted = match a.plant.as_deref() {
+        None => None,
+        Some(p) => match redsim::node::Planted::parse(p) {
+            Some(p) => Some(p),
+            None => {
+                let names: Vec<&str> = redsim::node::Planted::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect();
+                return bad_input(format!("--plant {p}: expected one of {}", names.join(", ")));
+            }
+        },
+    };
+    if a.jobs == Some(0) {
+        return bad_input("--jobs 0: expected at least 1");
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(index) = a.show {
+        outln!("{}", fuzz::show(a.seed, index, base.as_ref()));
+        return ExitCode::SUCCESS;
+    }
+    let opts = Options {
+        runs: a.runs,
+        jobs,
+        seed: a.seed,
+        shard,
+        out_dir: Some(a.out.clone()),
+        shrink: !a.no_shrink,
+        planted,
+    };
+    let bar = indicatif::ProgressBar::new(
+        (0..opts.runs).filter(|i| i % shard.1 == shard.0).count() as u64,
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {msg} [{elapsed}]")
+            .expect("a valid template"),
+    );
+    let failures = std::sync::atomic::AtomicU64::new(0);
+    let started = std::time::Instant::now();
+    let reports = fuzz::campaign(&opts, base.as_ref(), &|r| {
+        if r.outcome.failed() {
+            let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.set_message(format!("{n} failing"));
+            bar.println(format!(
+                "run {} (seed {}): {}",
+                r.index,
+                r.seed,
+                r.outcome.describe()
+            ));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let summary = fuzz::Summary::of(&reports);
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&summary.json(&opts, &reports)).expect("JSON")
+        );
+    } else {
+        out!("{}", summary.text(&opts, &reports));
+        outln!(
+            "{} runs in {:.1} s on {} jobs: {:.0} runs per second",
+            reports.len(),
+            wall,
+            jobs,
+            reports.len() as f64 / wall.max(1e-9)
+        );
+    }
+    if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

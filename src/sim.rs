@@ -137,6 +137,11 @@ impl Simulation {
         })
     }
 
+    /// See [`World::plant`].
+    pub fn plant(&mut self, planted: Option<crate::node::Planted>) {
+        self.world.plant(planted);
+    }
+
     /// Run until `t` (inclusive), the checks observing.
     pub fn run_until(&mut self, t: SimTime, hooks: &mut impl Hooks<World>) {
         let mut observers = (hooks, &mut self.checks);

@@ -365,6 +365,7 @@ impl World {
             let setup = NodeSetup {
                 port: spec.addr.port,
                 config: spec.config.clone(),
+                planted: None,
             };
             for port in [u32::from(spec.addr.port), spec.addr.cport()] {
                 world.proc_at.insert((spec.addr.ip, port), i as u32);
@@ -400,6 +401,17 @@ impl World {
             queue.push(f.at, Event::Fault(i as u32));
         }
         Ok(world)
+    }
+
+    /// Make every node, now and after restarts, break `planted` (tests and
+    /// `redsim fuzz --plant` only).
+    pub fn plant(&mut self, planted: Option<crate::node::Planted>) {
+        for proc in &mut self.procs {
+            proc.setup.planted = planted;
+            if let Some(node) = &mut proc.node {
+                node.setup.planted = planted;
+            }
+        }
     }
 
     /// Start (or restart) process `p` from what is on its disk.

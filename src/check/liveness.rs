@@ -14,9 +14,12 @@
 //! obligation, so a `heal`, `resume` or `restart` ending the last fault
 //! starts the one that counts.
 //!
-//! Replicas' data age (`cluster-replica-validity-factor`) is not looked at:
-//! a replica too stale to fail over (one that never synced, say) counts as
-//! one that may, so such a cluster is reported not converged.
+//! A replica *may* fail over when `cluster-replica-no-failover` is off and
+//! Redis's data-age test (`cluster-replica-validity-factor`) would pass when
+//! its master can be FAIL at the latest, `2·NT` and a second after the
+//! fault: one that never synced (down "since ever") may not. While the
+//! obligation waits, a change that leaves the cluster unable to recover on
+//! its own ends it ([`Liveness::lapse`]).
 //!
 //! **What must happen.** The cluster is *converged* ([`super::converged`]):
 //! every running node reports `cluster_state:ok`, they all see the same
@@ -203,6 +206,25 @@ impl Liveness {
             },
             Err(reason) => Status::NotApplicable { cause, reason },
         };
+    }
+
+    /// The fault that started the obligation waiting, and when.
+    pub fn since(&self) -> SimTime {
+        self.since
+    }
+
+    /// While an obligation waits, the cluster changed into one Redis cannot
+    /// recover on its own (`reason`): the obligation lapses. (The state
+    /// right after a fault can hide it: a master cut off in a minority,
+    /// replaced, then told of its successor only after the successor died,
+    /// is a replica that never synced with it.)
+    pub fn lapse(&mut self, reason: String) {
+        if let Status::Pending { cause, .. } = &mut self.status {
+            self.status = Status::NotApplicable {
+                cause: std::mem::take(cause),
+                reason: format!("then {reason}"),
+            };
+        }
     }
 
     /// The deadline of the obligation waiting for convergence, if any.

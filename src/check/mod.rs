@@ -184,7 +184,8 @@ pub fn converged(world: &World) -> Result<(), NotConverged> {
 
 /// The longest one-way delay `spec` gives (mean plus four standard
 /// deviations for a normal one).
-fn latency_max(spec: LatencySpec) -> SimTime {
+/// The longest one-way delay `spec` gives.
+pub fn latency_max(spec: LatencySpec) -> SimTime {
     match spec {
         LatencySpec::Fixed(t) => t,
         LatencySpec::Uniform { min, max } => min.max(max),
@@ -454,11 +455,16 @@ impl Checks {
         self.collisions.update(now, collision);
 
         if let Some(cause) = cause {
-            let s = situation(world, self.lossy);
+            let s = situation(world, self.lossy, now);
             let replicas = s.shards.iter().map(|m| m.replicas).max().unwrap_or(0);
             let bound = liveness::recoverable(&s)
                 .map(|()| liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency));
             self.liveness.start(now, cause, bound);
+        } else if self.liveness.pending() {
+            let since = self.liveness.since();
+            if let Err(reason) = liveness::recoverable(&situation(world, self.lossy, since)) {
+                self.liveness.lapse(reason);
+            }
         }
         if self.liveness.pending() {
             match conv.get_or_insert_with(|| converged(world)) {
@@ -525,7 +531,12 @@ fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
 
 /// What liveness's condition reads: the slot map most running nodes hold
 /// (the first in process order among equally common ones) and its masters.
-fn situation(world: &World, lossy: bool) -> Situation {
+/// A replica may fail over if `cluster-replica-no-failover` is off and its
+/// data will still be fresh enough when its master can be FAIL at the
+/// latest (`2·NT` and a second after the fault at `fault`, with no news from
+/// the master): one that never synced, or lost its master long ago, waits
+/// forever, in Redis as here.
+fn situation(world: &World, lossy: bool, fault: SimTime) -> Situation {
     let maps: Vec<Vec<(NodeId, &SlotBitmap)>> = members(world).map(|(_, n)| slot_map(n)).collect();
     let map = maps
         .iter()
@@ -543,9 +554,15 @@ fn situation(world: &World, lossy: bool) -> Situation {
             let may_fail_over = replicas
                 .iter()
                 .filter(|&&r| {
-                    !world.scenario.nodes[r as usize]
-                        .config
-                        .cluster_replica_no_failover
+                    let config = &world.scenario.nodes[r as usize].config;
+                    let fail_by = crate::node::mstime(fault)
+                        + 2 * config.cluster_node_timeout_ms as i64
+                        + 1000;
+                    !config.cluster_replica_no_failover
+                        && world.procs[r as usize]
+                            .node
+                            .as_ref()
+                            .is_some_and(|n| n.data_fresh_enough_at(fail_by))
                 })
                 .count();
             let replaced = members(world).any(|(_, n)| {

@@ -36,10 +36,12 @@ impl NodeId {
 
     pub fn write_hex(&self, s: &mut String) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for b in self.0 {
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 15)] as char);
+        let mut buf = [0u8; 40];
+        for (i, b) in self.0.into_iter().enumerate() {
+            buf[2 * i] = HEX[usize::from(b >> 4)];
+            buf[2 * i + 1] = HEX[usize::from(b & 15)];
         }
+        s.push_str(std::str::from_utf8(&buf).expect("hex digits"));
     }
 
     pub fn hex(&self) -> String {

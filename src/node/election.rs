@@ -433,6 +433,28 @@ impl Node {
         self.reset_manual_failover();
     }
 
+    /// The data-age test of `clusterHandleSlaveFailover()` at Unix time
+    /// `now_ms`: whether this replica's data is recent enough for an
+    /// automatic failover (`cluster-replica-validity-factor`, 0 = always).
+    /// The age is how long it has been disconnected from its master (since
+    /// forever if it never synced), in whole seconds as `server.unixtime`
+    /// counts them, minus the node timeout.
+    pub fn data_fresh_enough_at(&self, now_ms: i64) -> bool {
+        let nt = self.election_node_timeout();
+        let unixtime = now_ms / 1000;
+        let replica = &self.repl.replica;
+        let mut data_age = match replica.master_last_interaction_ms() {
+            Some(last) if replica.master_link_up() => (unixtime - last / 1000) * 1000,
+            _ => (unixtime - replica.repl_down_since_ms() / 1000) * 1000,
+        };
+        if data_age > nt {
+            data_age -= nt;
+        }
+        let factor = i64::from(self.setup.config.cluster_replica_validity_factor);
+        let ping_period = self.setup.config.repl_ping_replica_period_s as i64;
+        factor == 0 || data_age <= ping_period * 1000 + nt * factor
+    }
+
     /// `clusterHandleSlaveFailover()`.
     pub(super) fn handle_slave_failover(&mut self, out: &mut Vec<Effect>) {
         let now = self.now_ms;
@@ -461,20 +483,7 @@ impl Node {
             return;
         }
 
-        // Data age: how long we have been disconnected from the master, in
-        // whole seconds as `server.unixtime` counts them.
-        let unixtime = now / 1000;
-        let replica = &self.repl.replica;
-        let mut data_age = match replica.master_last_interaction_ms() {
-            Some(last) if replica.master_link_up() => (unixtime - last / 1000) * 1000,
-            _ => (unixtime - replica.repl_down_since_ms() / 1000) * 1000,
-        };
-        if data_age > nt {
-            data_age -= nt;
-        }
-        let factor = i64::from(self.setup.config.cluster_replica_validity_factor);
-        let ping_period = self.setup.config.repl_ping_replica_period_s as i64;
-        if factor != 0 && data_age > ping_period * 1000 + nt * factor && !manual_failover {
+        if !manual_failover && !self.data_fresh_enough_at(now) {
             return;
         }
 
@@ -539,7 +548,11 @@ impl Node {
         // Quorum?
         if self.election.failover_auth_count >= needed_quorum {
             let me = self.myself;
-            if self.n(me).config_epoch < self.election.failover_auth_epoch {
+            if self.setup.planted == Some(super::Planted::PromoteWithoutEpochBump) {
+                if let Some(m) = self.n(me).slaveof {
+                    self.nm(me).config_epoch = self.n(m).config_epoch;
+                }
+            } else if self.n(me).config_epoch < self.election.failover_auth_epoch {
                 self.nm(me).config_epoch = self.election.failover_auth_epoch;
             }
             self.failover_replace_your_master(out);

@@ -89,7 +89,9 @@ impl Node {
             out.push(Effect::Note(Note::FailCleared { about }));
             return;
         }
-        if n.is_master() && n.numslots > 0 && now - n.fail_time > undo {
+        let keep = self.setup.planted == Some(super::Planted::KeepFail);
+        let n = self.nm(idx);
+        if n.is_master() && n.numslots > 0 && now - n.fail_time > undo && !keep {
             n.flags &= !FAIL;
             self.todo |= todo::UPDATE_STATE | todo::SAVE_CONFIG;
             out.push(Effect::Note(Note::FailCleared { about }));

@@ -451,12 +451,19 @@ impl Node {
                 } else {
                     self.n(s).slaveof
                 };
-                let dirty_slots = sender_master
-                    .map(|m| {
-                        !Rc::ptr_eq(&self.n(m).slots, &msg.myslots)
-                            && *self.n(m).slots != *msg.myslots
-                    })
-                    .unwrap_or(false);
+                let dirty_slots = match sender_master {
+                    Some(m) if !Rc::ptr_eq(&self.n(m).slots, &msg.myslots) => {
+                        if *self.n(m).slots == *msg.myslots {
+                            // The same bitmap: share the sender's copy so
+                            // that its next headers compare by pointer.
+                            self.nm(m).slots = Rc::clone(&msg.myslots);
+                            false
+                        } else {
+                            true
+                        }
+                    }
+                    _ => false,
+                };
                 if self.n(s).is_master() && dirty_slots {
                     self.update_slots_config_with(s, sender_config_epoch, &msg.myslots, out);
                 }
@@ -613,10 +620,6 @@ impl Node {
         self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
     }
 
-    fn slot_unclaimed(&self, j: usize) -> bool {
-        self.slot_owner[j] == NO_OWNER || self.owner_not_claiming_slot.get(j)
-    }
-
     /// The UPDATE check of `clusterProcessPacket`: the sender claims a slot
     /// whose owner has a greater config epoch → tell it (once per packet).
     fn maybe_send_update(
@@ -626,12 +629,21 @@ impl Node {
         claimed: &SlotBitmap,
         out: &mut Vec<Effect>,
     ) {
-        for j in claimed.iter() {
-            let owner = self.slot_owner[j];
-            if owner == sender || self.slot_unclaimed(j) {
-                continue;
-            }
-            if self.n(owner).config_epoch > sender_config_epoch {
+        // Redis walks the claimed slots in order and stops at the first one
+        // whose owner has a greater epoch. Slots of one owner in a word
+        // decide alike, and the groups come out in order of their lowest
+        // slot, so the first group that qualifies holds the first such slot.
+        // The sender's own bitmap is exactly the slots it owns.
+        for w in 0..claimed.0.len() {
+            let mut rest =
+                claimed.0[w] & !self.n(sender).slots.0[w] & !self.owner_not_claiming_slot.0[w];
+            while rest != 0 {
+                let same = self.slots_of_owner_in_word(w, rest);
+                rest &= !same;
+                let owner = self.slot_owner[w * 64 + same.trailing_zeros() as usize];
+                if owner == NO_OWNER || self.n(owner).config_epoch <= sender_config_epoch {
+                    continue;
+                }
                 let Some(link) = self.n(sender).link else {
                     return;
                 };

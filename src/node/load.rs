@@ -101,6 +101,9 @@ impl Node {
             .max()
             .unwrap_or(0);
         node.current_epoch = node.current_epoch.max(max_epoch);
+        if node.setup.planted == Some(super::Planted::ForgetCurrentEpoch) {
+            node.current_epoch = 0;
+        }
         // Our own address is what we were started with.
         let port = node.setup.port;
         let m = node.nm(me);

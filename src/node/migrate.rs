@@ -23,7 +23,7 @@
 //! checksum is not computed: the payload never leaves the simulation),
 //! so a `RESTORE-ASKING` is as long on the wire as Redis's.
 
-use super::bus::NodeId;
+use super::bus::{NodeId, SlotBitmap};
 use super::election::BroadcastTarget;
 use super::keyspace::{parse_i64, Entry, Keyspace, Reply, Value};
 use super::render::CommandError;
@@ -203,9 +203,10 @@ impl Node {
         Ok("OK".into())
     }
 
-    /// `CLUSTER ADDSLOTS` / `CLUSTER DELSLOTS`: every slot is checked
-    /// before any changes (`checkSlotAssignmentsOrReply`), then
-    /// `clusterUpdateSlots` clears their importing state.
+    /// `CLUSTER ADDSLOTS` / `CLUSTER DELSLOTS`: every argument is parsed,
+    /// then every slot checked, before any changes
+    /// (`checkSlotAssignmentsOrReply`); then `clusterUpdateSlots` clears
+    /// their importing state.
     pub(super) fn cluster_update_slots(
         &mut self,
         slots: &[u16],
@@ -214,7 +215,7 @@ impl Node {
         if slots.iter().any(|&s| usize::from(s) >= CLUSTER_SLOTS) {
             return Err("ERR Invalid or out of range slot".into());
         }
-        let mut seen = vec![false; CLUSTER_SLOTS];
+        let mut seen = SlotBitmap::default();
         for &s in slots {
             let s = usize::from(s);
             let owned = self.slot_owner(s).is_some();
@@ -224,17 +225,28 @@ impl Node {
             if !del && owned {
                 return Err(format!("ERR Slot {s} is already busy"));
             }
-            if std::mem::replace(&mut seen[s], true) {
+            if seen.get(s) {
                 return Err(format!("ERR Slot {s} specified multiple times"));
             }
+            seen.set(s);
         }
-        let me = self.myself;
-        for (s, _) in seen.iter().enumerate().filter(|(_, &x)| x) {
-            self.importing_slots_from.remove(&(s as u16));
-            if del {
+        if !self.importing_slots_from.is_empty() {
+            for s in slots {
+                self.importing_slots_from.remove(s);
+            }
+        }
+        if del {
+            for s in seen.iter() {
                 self.del_slot(s);
-            } else {
-                self.add_slot(me, s);
+            }
+        } else {
+            // `clusterAddSlot` for each, a word of the bitmap at a time:
+            // every slot is free, so the order does not matter.
+            let me = self.myself;
+            for (w, &mask) in seen.0.iter().enumerate() {
+                if mask != 0 {
+                    self.move_slots(w, mask, me);
+                }
             }
         }
         self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;

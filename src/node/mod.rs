@@ -273,6 +273,45 @@ struct Link {
 pub struct NodeSetup {
     pub port: u16,
     pub config: Config,
+    /// A Redis rule broken on purpose (tests and `redsim fuzz --plant`
+    /// only; no scenario key sets it).
+    pub planted: Option<Planted>,
+}
+
+/// Redis rules a node can be told to break, to show that the checks and the
+/// fuzzer find what they are meant to find. Each names the check it breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// A master that comes back while still owning its slots keeps its
+    /// FAIL flag forever (the `CLUSTER_FAIL_UNDO_TIME_MULT` rule of
+    /// `clearNodeFailureIfNeeded` skipped; breaks `liveness`).
+    KeepFail,
+    /// A restarted node ignores the `currentEpoch` of its `nodes.conf` and
+    /// starts from 0 (breaks `current-epoch-monotonic`).
+    ForgetCurrentEpoch,
+    /// An elected replica takes its master's slots with its master's config
+    /// epoch instead of the election's (breaks the per-slot epoch rule).
+    PromoteWithoutEpochBump,
+}
+
+impl Planted {
+    pub const ALL: [Planted; 3] = [
+        Planted::KeepFail,
+        Planted::ForgetCurrentEpoch,
+        Planted::PromoteWithoutEpochBump,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Planted::KeepFail => "keep-fail",
+            Planted::ForgetCurrentEpoch => "forget-current-epoch",
+            Planted::PromoteWithoutEpochBump => "promote-without-epoch-bump",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Planted> {
+        Planted::ALL.into_iter().find(|p| p.name() == s)
+    }
 }
 
 /// One Redis Cluster node.
@@ -631,6 +670,9 @@ impl Node {
     pub(crate) fn slots_of_owner_in_word(&self, w: usize, mask: u64) -> u64 {
         let owners = &self.slot_owner[w * 64..w * 64 + 64];
         let owner = owners[mask.trailing_zeros() as usize];
+        if owners.iter().all(|&o| o == owner) {
+            return mask;
+        }
         let mut same = 0u64;
         for (b, &o) in owners.iter().enumerate() {
             same |= u64::from(o == owner) << b;
@@ -665,10 +707,15 @@ impl Node {
                 n.flags |= MIGRATE_TO;
             }
         }
-        let mut r = mask;
-        while r != 0 {
-            self.slot_owner[w * 64 + r.trailing_zeros() as usize] = to;
-            r &= r - 1;
+        let owners = &mut self.slot_owner[w * 64..w * 64 + 64];
+        if mask == u64::MAX {
+            owners.fill(to);
+        } else {
+            let mut r = mask;
+            while r != 0 {
+                owners[r.trailing_zeros() as usize] = to;
+                r &= r - 1;
+            }
         }
         self.slot_map_version += 1;
     }

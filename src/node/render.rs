@@ -11,6 +11,13 @@ use super::{todo, ClusterNode, Effect, Node};
 
 /// `representClusterNodeFlags`: in Redis's order, `noflags` if none.
 pub fn flags_string(flags: u16) -> String {
+    let mut s = String::new();
+    write_flags(&mut s, flags);
+    s
+}
+
+/// [`flags_string`] appended to `out`.
+fn write_flags(out: &mut String, flags: u16) {
     const TABLE: [(u16, &str); 8] = [
         (MYSELF, "myself"),
         (MASTER, "master"),
@@ -21,33 +28,63 @@ pub fn flags_string(flags: u16) -> String {
         (NOADDR, "noaddr"),
         (NOFAILOVER, "nofailover"),
     ];
-    let names: Vec<&str> = TABLE
-        .iter()
-        .filter(|(f, _)| flags & f != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    if names.is_empty() {
-        "noflags".to_string()
-    } else {
-        names.join(",")
+    let start = out.len();
+    for (f, name) in TABLE {
+        if flags & f != 0 {
+            if out.len() > start {
+                out.push(',');
+            }
+            out.push_str(name);
+        }
     }
+    if out.len() == start {
+        out.push_str("noflags");
+    }
+}
+
+/// The decimal digits of `v` appended to `out` (what `write!` does, without
+/// the formatting machinery: nodes.conf is rendered on every config save).
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
 }
 
 /// Slot ranges as `CLUSTER NODES` prints them: ` 0-5460 5462`.
 pub fn write_slot_ranges(out: &mut String, ranges: impl Iterator<Item = (usize, usize)>) {
     for (a, b) in ranges {
-        if a == b {
-            let _ = write!(out, " {a}");
-        } else {
-            let _ = write!(out, " {a}-{b}");
+        out.push(' ');
+        push_u64(out, a as u64);
+        if a != b {
+            out.push('-');
+            push_u64(out, b as u64);
         }
     }
 }
 
 pub(super) fn ip_str(ip: Option<[u8; 4]>) -> String {
-    match ip {
-        Some([a, b, c, d]) => format!("{a}.{b}.{c}.{d}"),
-        None => String::new(),
+    let mut s = String::new();
+    write_ip(&mut s, ip);
+    s
+}
+
+/// [`ip_str`] appended to `out`.
+fn write_ip(out: &mut String, ip: Option<[u8; 4]>) {
+    if let Some(octets) = ip {
+        for (i, o) in octets.into_iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            push_u64(out, u64::from(o));
+        }
     }
 }
 
@@ -81,8 +118,14 @@ impl Node {
     /// `clusterGenNodeDescription` for one node.
     fn node_description(&self, n: &ClusterNode, out: &mut String) {
         n.name.write_hex(out);
-        let _ = write!(out, " {}:{}@{} ", ip_str(n.ip), n.port, n.cport);
-        out.push_str(&flags_string(n.flags));
+        out.push(' ');
+        write_ip(out, n.ip);
+        out.push(':');
+        push_u64(out, u64::from(n.port));
+        out.push('@');
+        push_u64(out, u64::from(n.cport));
+        out.push(' ');
+        write_flags(out, n.flags);
         out.push(' ');
         match n.slaveof {
             Some(m) => self.n(m).name.write_hex(out),
@@ -93,18 +136,20 @@ impl Node {
             _ => n.config_epoch,
         };
         let connected = n.link.is_some() || n.flags & MYSELF != 0;
-        let _ = write!(
-            out,
-            " {} {} {} {}",
-            n.ping_sent,
-            n.pong_received,
-            epoch,
-            if connected {
-                "connected"
-            } else {
-                "disconnected"
+        for v in [n.ping_sent, n.pong_received] {
+            out.push(' ');
+            if v < 0 {
+                out.push('-');
             }
-        );
+            push_u64(out, v.unsigned_abs());
+        }
+        out.push(' ');
+        push_u64(out, epoch);
+        out.push_str(if connected {
+            " connected"
+        } else {
+            " disconnected"
+        });
         if n.numslots > 0 {
             write_slot_ranges(out, n.slots.ranges());
         }

@@ -374,7 +374,11 @@ pub(super) mod tests {
     impl Sim {
         /// Myself (id byte `me`) and nothing else, at simulated time 1000 s.
         pub(in crate::node) fn new(config: Config, me: u8) -> Sim {
-            let setup = NodeSetup { port: 7000, config };
+            let setup = NodeSetup {
+                port: 7000,
+                config,
+                planted: None,
+            };
             let mut node = Node::new(setup, Rng::seed_from_u64(1), 1_000_000_000);
             let my = node.myself;
             node.rename_node(my, id(me));

@@ -71,6 +71,7 @@ impl Net {
                 let setup = NodeSetup {
                     port: port_of(i),
                     config: config.clone(),
+                    planted: None,
                 };
                 Node::new(setup, actor_rng(SEED, Actor::Node(i as u32)), 0)
             })
@@ -804,6 +805,7 @@ fn gossip_len(n: usize, pfail: usize) -> (usize, usize) {
     let setup = NodeSetup {
         port: 7000,
         config: Config::default(),
+        planted: None,
     };
     let mut node = Node::new(setup, actor_rng(SEED, Actor::Node(0)), 0);
     for k in 1..n {

@@ -37,7 +37,11 @@ impl Sim {
             cluster_node_timeout_ms: nt,
             ..Config::default()
         };
-        let setup = NodeSetup { port: 7000, config };
+        let setup = NodeSetup {
+            port: 7000,
+            config,
+            planted: None,
+        };
         let rng = Rng::seed_from_u64(seed);
         let mut node = Node::new(setup, rng, sim(T0_MS));
         let me = node.myself;
