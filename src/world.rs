@@ -1418,9 +1418,11 @@ impl Touches {
             Event::Manager(ManagerEvent::Arrive { proc, .. }) => Touches::Proc(*proc),
             Event::Manager(ManagerEvent::Restore { m, .. }) => Touches::Proc(m.target()),
             Event::Manager(ManagerEvent::Restored { m, .. }) => Touches::Proc(m.source()),
-            // A reply or a wake-up may make redis-cli stop a process
-            // (del-node).
-            Event::Manager(ManagerEvent::Reply { .. } | ManagerEvent::Wake { .. }) => Touches::Any,
+            // redis-cli reads a reply or wakes up: it only sends (a
+            // process is stopped when its SHUTDOWN arrives).
+            Event::Manager(ManagerEvent::Reply { .. } | ManagerEvent::Wake { .. }) => {
+                Touches::Nothing
+            }
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
             // The others change only the clients and their connections.
             Event::Client(

@@ -193,6 +193,8 @@ enum Step {
     Move(Move),
     /// `sleep(1)`.
     Sleep,
+    /// Fix this open slot (after the `COUNTKEYSINSLOT`s before it).
+    FixSlot(u16),
     /// `clusterManagerWaitForClusterJoin`: poll every second.
     WaitJoin(Vec<u32>),
 }
@@ -205,8 +207,8 @@ struct Job {
     /// The node redis-cli is pointed at.
     entry: u32,
     steps: VecDeque<Step>,
-    /// The node IDs redis-cli loaded, by process.
-    ids: Vec<(u32, NodeId)>,
+    /// The nodes redis-cli loaded.
+    loaded: Vec<CmNode>,
 }
 
 /// The cluster manager's state.
@@ -276,7 +278,7 @@ impl World {
             action,
             entry,
             steps: VecDeque::new(),
-            ids: Vec::new(),
+            loaded: Vec::new(),
         };
         self.manager.queue.push_back(job);
         if self.manager.job.is_none() {
@@ -418,6 +420,18 @@ impl World {
                     }
                 }
                 Step::Sleep => return self.manager_sleep(now, queue),
+                Step::FixSlot(slot) => {
+                    let nodes = self.manager.job.as_ref().expect("a job").loaded.clone();
+                    match self.fix_open_slot(&nodes, slot) {
+                        Ok(steps) => {
+                            let job = self.manager.job.as_mut().expect("a job");
+                            for s in steps.into_iter().rev() {
+                                job.steps.push_front(s);
+                            }
+                        }
+                        Err(msg) => return self.manager_fail(now, msg, queue),
+                    }
+                }
                 Step::WaitJoin(procs) => {
                     if !self.consistent(&procs) {
                         let job = self.manager.job.as_mut().expect("a job");
@@ -454,7 +468,7 @@ impl World {
             .manager
             .job
             .as_ref()
-            .and_then(|j| j.ids.iter().find(|(q, _)| *q == p).map(|(_, id)| *id));
+            .and_then(|j| j.loaded.iter().find(|n| n.proc == p).map(|n| n.id));
         loaded
             .or_else(|| self.node(p).map(|n| n.my_id()))
             .unwrap_or_default()
@@ -1040,8 +1054,7 @@ impl World {
             ));
         }
         let masters: Vec<u32> = nodes.iter().filter(|n| n.master).map(|n| n.proc).collect();
-        self.manager.job.as_mut().expect("a job").ids =
-            nodes.iter().map(|n| (n.proc, n.id)).collect();
+        self.manager.job.as_mut().expect("a job").loaded = nodes.clone();
         let addr = |p: u32| self.procs[p as usize].addr;
         let find = |p: usize| nodes.iter().find(|n| n.proc == p as u32);
         let mut steps: Vec<Step> = Vec::new();
@@ -1239,7 +1252,16 @@ impl World {
                 }
                 for slot in open {
                     self.manager_log(now, format!(">>> Fixing open slot {slot}"));
-                    steps.extend(self.fix_open_slot(&nodes, slot)?);
+                    // redis-cli asks each master how many keys of the slot
+                    // it holds, then decides.
+                    for n in nodes.iter().filter(|n| n.master) {
+                        steps.push(Step::Cmd(
+                            n.proc,
+                            AdminCmd::CountKeysInSlot(slot),
+                            OnReply::Check,
+                        ));
+                    }
+                    steps.push(Step::FixSlot(slot));
                 }
             }
             _ => unreachable!("not a cluster manager action"),
@@ -1253,8 +1275,8 @@ impl World {
 
     /// `clusterManagerFixOpenSlot` for `slot`: its owners (by
     /// configuration or by keys), the migrating and importing nodes, and
-    /// the case that applies. Key counts are read from the nodes now
-    /// (redis-cli asks `COUNTKEYSINSLOT` just before deciding).
+    /// the case that applies. The key counts and open slots are read from
+    /// the nodes as the last `COUNTKEYSINSLOT` left them.
     fn fix_open_slot(&mut self, nodes: &[CmNode], slot: u16) -> Result<Vec<Step>, String> {
         let count = |p: u32| self.node(p).map_or(0, |n| n.count_keys_in_slot(slot));
         let masters: Vec<&CmNode> = nodes.iter().filter(|n| n.master).collect();
