@@ -391,6 +391,16 @@ fn query(v: ViewArgs, readonly: bool, asking: bool, command: Vec<String>) -> Exi
                 ClientReply::Blocked => println!(
                     "(blocked: writes are paused by a manual failover; the command is processed again when the pause ends)"
                 ),
+                ClientReply::Wait(w) => println!(
+                    "(blocked: fewer than {} replicas acknowledged offset {}; WAIT replies when {} do, or {} with the number that did)",
+                    w.numreplicas,
+                    w.offset,
+                    w.numreplicas,
+                    match w.timeout_ms {
+                        0 => "never".to_string(),
+                        t => format!("after {t} ms"),
+                    }
+                ),
             }
             if command_table::find_command(argv[0]).is_none() {
                 let names: Vec<String> = command_table::COMMANDS

@@ -575,6 +575,18 @@ impl Simulation {
                 "unavailable_ms_by_shard": t.unavailable.iter().map(|u| u / 1000).collect::<Vec<_>>(),
             },
             "invariants": self.checks.json(&self.world),
+            "anomalies": {
+                "split_brain": self.checks.split_brain().iter().map(|w| {
+                    let to = w.to.unwrap_or(self.stats.now);
+                    json!({
+                        "from_ms": w.from / 1000,
+                        "to_ms": to / 1000,
+                        "duration_ms": (to - w.from) / 1000,
+                        "slots": w.slots,
+                        "nodes": w.procs.iter().map(|&p| self.name(p as usize)).collect::<Vec<_>>(),
+                    })
+                }).collect::<Vec<_>>(),
+            },
             "expectations": expectations,
             "detections": self.detections(),
             "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),

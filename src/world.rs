@@ -46,8 +46,11 @@ use crate::client::Req;
 use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
 use crate::node::bus::{BusMsg, NodeId};
+use crate::node::persistence::{AofFile, DiskData, PersistEffect};
 use crate::node::render::ClusterCommand;
-use crate::node::replication::{ReplEffect, ReplInput, ReplMsg, ReplNote, ReplTimer};
+use crate::node::replication::{
+    DropReason, RdbSnapshot, ReplEffect, ReplInput, ReplMsg, ReplNote, ReplTimer,
+};
 use crate::node::{Effect, Input, LinkId, Node, NodeSetup, Note, CRON_PERIOD, INBOUND_LINK_BIT};
 use crate::scenario::{FaultAction, Scenario};
 
@@ -200,6 +203,10 @@ pub struct Disk {
     pub nodes_conf: Option<String>,
     /// The last one fsynced: what survives a host crash.
     pub nodes_conf_fsynced: Option<String>,
+    /// `dump.rdb`: the last RDB saved (always fsynced before its rename).
+    pub rdb: Option<Rc<RdbSnapshot>>,
+    /// The append only file, once the process wrote one.
+    pub aof: Option<AofFile>,
 }
 
 /// One Redis process.
@@ -215,6 +222,8 @@ pub struct Proc {
     /// Client writes a manual failover's pause blocked: (connection,
     /// request), in arrival order.
     blocked: Vec<(u32, Req)>,
+    /// Clients blocked in `WAIT`.
+    waiting: Vec<clients::WaitingClient>,
     cron_missed: bool,
     /// Stalled in `fork()` until then: inputs wait in `inbox`.
     stalled_until: SimTime,
@@ -234,6 +243,50 @@ pub enum HistoryKind {
     Created,
     /// The cluster manager finished the operation of fault `index`.
     AdminDone { index: u32 },
+    /// Replication or persistence at the process (`proc`).
+    Data(DataEvent),
+}
+
+/// What replication and persistence did, for reports and checks. `replica`
+/// is the process at the other end of a master's replication link.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataEvent {
+    /// Master: a full sync of `replica` starts (`+FULLRESYNC`), its stream
+    /// after `offset`.
+    FullSyncStarted { replica: Option<u32>, offset: i64 },
+    /// Master: `+CONTINUE` to `replica`, `bytes` of backlog follow.
+    PartialResync { replica: Option<u32>, bytes: i64 },
+    /// Master: `replica` is online (its RDB sent, or its stream resumed).
+    ReplicaOnline { replica: Option<u32> },
+    /// Master: `replica` was dropped (output buffer limit, timeout).
+    ReplicaDropped {
+        replica: Option<u32>,
+        reason: DropReason,
+    },
+    /// Master: `fork()` for a BGSAVE (`for_replication`, or a save point).
+    Fork {
+        for_replication: bool,
+        fork_us: SimTime,
+        used_memory: u64,
+    },
+    /// Replica: the RDB is in; it loads for `load_us`.
+    RdbLoadStarted { rdb_bytes: u64, load_us: SimTime },
+    /// Replica: the full sync is over (`MASTER <-> REPLICA sync: Finished
+    /// with success`), at `offset`.
+    FullSyncFinished { offset: i64 },
+    /// Replica: the master accepted a partial resync at `offset`.
+    PartialResyncAccepted { offset: i64 },
+    /// Replica: the link with its master went down.
+    MasterLinkDown,
+    /// `dump.rdb` was written (a save point, a disk sync, or a replica's
+    /// received RDB), with `keys`.
+    RdbSaved { keys: u64 },
+    /// The process loads its data from disk (the AOF or `dump.rdb`).
+    LoadingFromDisk {
+        from_aof: bool,
+        keys: u64,
+        load_us: SimTime,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -379,6 +432,7 @@ impl World {
                 inc: 0,
                 inbox: Vec::new(),
                 blocked: Vec::new(),
+                waiting: Vec::new(),
                 cron_missed: false,
                 stalled_until: 0,
                 disk: Disk::default(),
@@ -429,11 +483,20 @@ impl World {
             None => Node::new(proc.setup.clone(), rng, now),
         };
         node.set_cron_iteration(tick);
+        let data = if proc.setup.config.appendonly {
+            proc.disk.aof.as_ref().map(|aof| DiskData::Aof(aof.load()))
+        } else {
+            proc.disk.rdb.clone().map(DiskData::Rdb)
+        };
+        if let Some(data) = data {
+            node.load_data_from_disk(data, &mut self.effects);
+        }
         self.id_to_proc.insert(node.my_id(), p);
         proc.node = Some(node);
         proc.state = ProcState::Running;
         proc.inbox.clear();
         proc.blocked.clear();
+        proc.waiting.clear();
         proc.cron_missed = false;
         proc.stalled_until = 0;
         let inc = proc.inc;
@@ -485,6 +548,7 @@ impl World {
                 }
                 Effect::Close { link } => self.close(p, Plane::Bus, link, now, queue),
                 Effect::Repl(e) => self.repl_effect(p, e, now, queue),
+                Effect::Persist(e) => self.persist_effect(p, e, now, queue),
                 Effect::SaveConfig { text, fsync } => {
                     let disk = &mut self.procs[p as usize].disk;
                     if fsync {
@@ -557,14 +621,126 @@ impl World {
                     },
                 );
             }
-            ReplEffect::Note(ReplNote::Fork { fork_us, .. }) => {
-                let proc = &mut self.procs[p as usize];
-                proc.stalled_until = proc.stalled_until.max(now + fork_us);
-                let inc = proc.inc;
-                queue.push(now + fork_us, Event::Unstall { proc: p, inc });
-            }
-            ReplEffect::Note(_) => {}
+            ReplEffect::Note(note) => self.repl_note(p, note, now, queue),
+            // The node turns these into its own effects.
+            ReplEffect::Executed { .. } | ReplEffect::Persist(_) => {}
         }
+    }
+
+    /// A replication note of process `p`: a fork stalls it; the
+    /// synchronizations go into the history.
+    fn repl_note(&mut self, p: u32, note: ReplNote, now: SimTime, queue: &mut EventQueue<Event>) {
+        let replica = |w: &World, link| {
+            let conn = w.conn_of_link.get(&(p, Plane::Repl, link))?;
+            Some(w.conns[*conn as usize].a)
+        };
+        let event = match note {
+            ReplNote::Fork {
+                fork_us,
+                used_memory,
+                ..
+            } => {
+                self.stall(p, now + fork_us, queue);
+                DataEvent::Fork {
+                    for_replication: true,
+                    fork_us,
+                    used_memory,
+                }
+            }
+            ReplNote::FullResync { link, offset } => DataEvent::FullSyncStarted {
+                replica: replica(self, link),
+                offset,
+            },
+            ReplNote::PartialResync { link, bytes, .. } => DataEvent::PartialResync {
+                replica: replica(self, link),
+                bytes,
+            },
+            ReplNote::ReplicaOnline { link } => DataEvent::ReplicaOnline {
+                replica: replica(self, link),
+            },
+            ReplNote::ReplicaDropped { link, reason } => DataEvent::ReplicaDropped {
+                replica: replica(self, link),
+                reason,
+            },
+            ReplNote::LoadStarted { rdb_bytes, load_us } => {
+                DataEvent::RdbLoadStarted { rdb_bytes, load_us }
+            }
+            ReplNote::SyncFinished { offset } => DataEvent::FullSyncFinished { offset },
+            ReplNote::PartialResyncAccepted { offset } => {
+                DataEvent::PartialResyncAccepted { offset }
+            }
+            ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
+            ReplNote::ChildDone { .. } | ReplNote::Applied { .. } => return,
+        };
+        self.data_event(p, now, event);
+    }
+
+    fn data_event(&mut self, p: u32, now: SimTime, event: DataEvent) {
+        self.history.push(HistoryEvent {
+            at: now,
+            proc: Some(p),
+            kind: HistoryKind::Data(event),
+        });
+    }
+
+    /// Process `p` is blocked in `fork()` until `until`: inputs wait.
+    fn stall(&mut self, p: u32, until: SimTime, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        proc.stalled_until = proc.stalled_until.max(until);
+        let inc = proc.inc;
+        queue.push(until, Event::Unstall { proc: p, inc });
+    }
+
+    /// What process `p`'s persistence asked of its disk.
+    fn persist_effect(
+        &mut self,
+        p: u32,
+        e: PersistEffect,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let disk = &mut self.procs[p as usize].disk;
+        let event = match e {
+            PersistEffect::Fork {
+                fork_us,
+                used_memory,
+                ..
+            } => {
+                self.stall(p, now + fork_us, queue);
+                DataEvent::Fork {
+                    for_replication: false,
+                    fork_us,
+                    used_memory,
+                }
+            }
+            PersistEffect::RdbSaved { rdb } => {
+                let keys = rdb.keys();
+                disk.rdb = Some(rdb);
+                DataEvent::RdbSaved { keys }
+            }
+            PersistEffect::AofWrite { commands } => {
+                disk.aof.get_or_insert_default().write(now, &commands);
+                return;
+            }
+            PersistEffect::AofFsync => {
+                disk.aof.get_or_insert_default().fsync();
+                return;
+            }
+            PersistEffect::AofRewritten { rdb } => {
+                disk.aof.get_or_insert_default().rewrite(&rdb.keyspace);
+                return;
+            }
+            PersistEffect::Loading {
+                from_aof,
+                keys,
+                load_us,
+            } => DataEvent::LoadingFromDisk {
+                from_aof,
+                keys,
+                load_us,
+            },
+        };
+        self.data_event(p, now, event);
     }
 
     /// The input that tells a node about link `link` of `plane`.
@@ -785,6 +961,7 @@ impl World {
         proc.node = None;
         proc.inbox.clear();
         proc.blocked.clear();
+        proc.waiting.clear();
         proc.inc += 1;
         self.reset_client_conns(p, host_down, now, queue);
         self.manager_proc_died(p, now, queue);
@@ -833,8 +1010,13 @@ impl World {
                 for p in 0..self.procs.len() as u32 {
                     if self.procs[p as usize].host == host {
                         self.kill(p, true, now, queue);
-                        let disk = &mut self.procs[p as usize].disk;
+                        let proc = &mut self.procs[p as usize];
+                        let policy = proc.setup.config.appendfsync;
+                        let disk = &mut proc.disk;
                         disk.nodes_conf = disk.nodes_conf_fsynced.clone();
+                        if let Some(aof) = &mut disk.aof {
+                            aof.crash(now, policy);
+                        }
                     }
                 }
                 self.host_up[host as usize] = false;
@@ -1101,6 +1283,11 @@ impl World {
     }
 
     /// The node of process `p`, if it is alive.
+    /// The process listening at `ip:port` (client or bus port), if any.
+    pub fn proc_at_addr(&self, ip: [u8; 4], port: u32) -> Option<u32> {
+        self.proc_at.get(&(ip, port)).copied()
+    }
+
     pub fn node(&self, p: u32) -> Option<&Node> {
         self.procs[p as usize].node.as_ref()
     }
@@ -1432,7 +1619,8 @@ impl Touches {
                 | ClientEvent::SynRetry { .. }
                 | ClientEvent::Established { .. }
                 | ClientEvent::Reply { .. }
-                | ClientEvent::Reset { .. },
+                | ClientEvent::Reset { .. }
+                | ClientEvent::WaitTimeout { .. },
             ) => Touches::Nothing,
         }
     }

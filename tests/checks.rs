@@ -211,7 +211,7 @@ fn a_recoverable_cluster_that_does_not_converge_is_a_liveness_violation() {
     );
     assert!(v[0].message.ends_with(" reports cluster_state:fail"));
     let inv = results.last().unwrap();
-    assert_eq!(inv.text, "invariants hold (5 checks)");
+    assert_eq!(inv.text, "invariants hold (6 checks)");
     assert_eq!(inv.ok, Some(false));
     assert!(inv
         .reason
@@ -221,7 +221,7 @@ fn a_recoverable_cluster_that_does_not_converge_is_a_liveness_violation() {
     // The summary: the violation with the history entries before it.
     let json = sim.summary(&results);
     let j = &json["invariants"];
-    assert_eq!(j["checked"], 5);
+    assert_eq!(j["checked"], 6);
     assert_eq!(j["liveness"]["status"], "violated");
     assert_eq!(j["violations"][0]["check"], "liveness");
     assert_eq!(j["violations"][0]["at_ms"], 55002);
@@ -306,7 +306,7 @@ fn the_summary_lists_the_checks() {
     let results = sim.run(&mut ());
     let json = sim.summary(&results);
     let j = &json["invariants"];
-    assert_eq!(j["checked"], 5);
+    assert_eq!(j["checked"], 6);
     assert_eq!(j["names"], serde_json::json!(NAMES));
     assert_eq!(j["violations"], serde_json::json!([]));
     assert_eq!(
@@ -322,10 +322,11 @@ fn the_summary_lists_the_checks() {
   ok    current-epoch-monotonic
   ok    one-vote-per-epoch
   ok    unique-master-config-epochs-when-converged
+  ok    replica-offset-not-ahead
   ok    liveness  (converged 7.882s after kill node-1 at 10.000s; bound 35.002s)
 "
         ),
         "{human}"
     );
-    assert!(human.contains("  ok    invariants hold (5 checks)\n"));
+    assert!(human.contains("  ok    invariants hold (6 checks)\n"));
 }

@@ -370,6 +370,19 @@ fn query_prints_the_reply_of_the_node_at_that_time() {
         err.contains("note: redsim's command table has only GET SET"),
         "{err}"
     );
+    // WAIT: node-2 has one online replica (node-6); a replica refuses it.
+    let (_, out, _) = q("20s", "node-2", &["WAIT", "1", "0"]);
+    assert_eq!(out, "(integer) 1\n");
+    let (code, out, _) = q("20s", "node-2", &["WAIT", "2", "100"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "(blocked: fewer than 2 replicas acknowledged offset 0; WAIT replies when 2 do, or after 100 ms with the number that did)\n"
+    );
+    let (_, out, _) = q("20s", "node-2", &["WAIT", "1", "-1"]);
+    assert_eq!(out, "-ERR timeout is negative\n");
+    let (_, out, _) = q("20s", "node-6", &["WAIT", "1", "0"]);
+    assert!(out.starts_with("-ERR WAIT cannot be used with replica instances."));
     // No answer from a dead or paused node; bad arguments.
     let (code, _, err) = q("20s", "node-1", &["GET", "bar"]);
     assert_eq!(code, 1);

@@ -97,6 +97,7 @@ fn bundled_scenarios_keep_their_recorded_trace_hashes() {
         ("from-dump.toml", "a2111cefd3beb116", 5484),
         ("host-crash.toml", "046f48ac35323d5f", 2764),
         ("master-crash.toml", "2cf3ef45ba0e6b57", 11968),
+        ("master-restart.toml", "041aedffd6904971", 195693),
         ("partition-master.toml", "b5b16c946a4bdf22", 5392),
         ("paused-master.toml", "157196c34b40ca01", 3613),
         ("reshard.toml", "57d9144b0a1dcfd9", 621700),

@@ -340,7 +340,7 @@ fn unknown_top_key_toml() {
 fn unknown_workload_key_toml() {
     assert_eq!(
         err("unknown_workload_key.toml"),
-        "tests/data/malformed/unknown_workload_key.toml:9:1: workload[0].read_ration: unknown key \"read_ration\" (did you mean \"read_ratio\"?) (expected one of: clients, rate, keys, distribution, read_ratio, write, value_size, ttl, timeout, retry_after, start, stop, read_from_replicas, slots, ttl_share, on_miss, trace)"
+        "tests/data/malformed/unknown_workload_key.toml:9:1: workload[0].read_ration: unknown key \"read_ration\" (did you mean \"read_ratio\"?) (expected one of: clients, rate, keys, distribution, read_ratio, write, value_size, ttl, timeout, retry_after, start, stop, read_from_replicas, slots, ttl_share, on_miss, trace, wait)"
     );
 }
 
@@ -438,5 +438,21 @@ fn rebalance_and_fix_options_are_checked() {
     assert_eq!(
         err("fix_bad_flag.toml"),
         "tests/data/malformed/fix_bad_flag.toml:10:11: faults[0].replace: expected true or false, got a string (\"yes\")"
+    );
+}
+
+#[test]
+fn wait_misspelt_key_toml() {
+    assert_eq!(
+        err("wait_misspelt_key.toml"),
+        "tests/data/malformed/wait_misspelt_key.toml:8:10: workload[0].wait.replica: unknown key \"replica\" (did you mean \"replicas\"?) (expected one of: replicas, timeout)"
+    );
+}
+
+#[test]
+fn wait_timeout_not_ms_toml() {
+    assert_eq!(
+        err("wait_timeout_not_ms.toml"),
+        "tests/data/malformed/wait_timeout_not_ms.toml:8:34: workload[0].wait.timeout: expected whole milliseconds (WAIT takes milliseconds; 0 = forever)"
     );
 }

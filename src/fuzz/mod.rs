@@ -201,6 +201,9 @@ pub struct RunReport {
     pub failovers: usize,
     pub lost_writes: u64,
     pub acked_writes: u64,
+    /// Split-brain windows: how many, and the longest.
+    pub split_brains: u64,
+    pub split_brain_max: SimTime,
     /// Where the shrunk scenario was written, if it was.
     pub regression: Option<PathBuf>,
     /// The shrunk case's fault count, if shrunk.
@@ -226,6 +229,8 @@ pub fn run_text(text: &str, seed: u64, planted: Option<Planted>) -> (Outcome, Op
             },
         };
         let totals = sim.client_totals();
+        let windows = sim.checks.split_brain();
+        let end = sim.stats.now;
         Ok::<_, String>((
             outcome,
             Measured {
@@ -234,6 +239,12 @@ pub fn run_text(text: &str, seed: u64, planted: Option<Planted>) -> (Outcome, Op
                 failovers: sim.failovers().len(),
                 lost_writes: totals.lost,
                 acked_writes: totals.writes.acknowledged,
+                split_brains: windows.len() as u64,
+                split_brain_max: windows
+                    .iter()
+                    .map(|w| w.to.unwrap_or(end) - w.from)
+                    .max()
+                    .unwrap_or(0),
             },
         ))
     }));
@@ -259,6 +270,8 @@ pub struct Measured {
     pub failovers: usize,
     pub lost_writes: u64,
     pub acked_writes: u64,
+    pub split_brains: u64,
+    pub split_brain_max: SimTime,
 }
 
 /// The shrinking budget: runs tried while shrinking one failure.
@@ -310,6 +323,8 @@ pub fn fuzz_one(index: u64, opts: &Options, base: Option<&Base>) -> RunReport {
         failovers: 0,
         lost_writes: 0,
         acked_writes: 0,
+        split_brains: 0,
+        split_brain_max: 0,
     });
     let mut report = RunReport {
         index,
@@ -321,6 +336,8 @@ pub fn fuzz_one(index: u64, opts: &Options, base: Option<&Base>) -> RunReport {
         failovers: m.failovers,
         lost_writes: m.lost_writes,
         acked_writes: m.acked_writes,
+        split_brains: m.split_brains,
+        split_brain_max: m.split_brain_max,
         regression: None,
         shrunk_faults: None,
     };
@@ -432,6 +449,9 @@ pub struct Summary {
     pub lost_writes: u64,
     /// Runs that lost at least one acknowledged write.
     pub runs_losing_writes: u64,
+    pub split_brains: u64,
+    pub runs_with_split_brain: u64,
+    pub split_brain_max: SimTime,
 }
 
 impl Summary {
@@ -449,6 +469,9 @@ impl Summary {
             s.acked_writes += r.acked_writes;
             s.lost_writes += r.lost_writes;
             s.runs_losing_writes += u64::from(r.lost_writes > 0);
+            s.split_brains += r.split_brains;
+            s.runs_with_split_brain += u64::from(r.split_brains > 0);
+            s.split_brain_max = s.split_brain_max.max(r.split_brain_max);
         }
         s
     }
@@ -508,6 +531,12 @@ impl Summary {
             "  acknowledged writes lost: {} of {} ({} runs lost some)\n",
             self.lost_writes, self.acked_writes, self.runs_losing_writes
         ));
+        t.push_str(&format!(
+            "  split-brain windows (two nodes accepting writes for a slot): {} in {} runs, longest {}\n",
+            self.split_brains,
+            self.runs_with_split_brain,
+            crate::world::fmt_time(self.split_brain_max)
+        ));
         t
     }
 
@@ -543,6 +572,9 @@ impl Summary {
                 "acknowledged_writes": self.acked_writes,
                 "lost_writes": self.lost_writes,
                 "runs_losing_writes": self.runs_losing_writes,
+                "split_brain_windows": self.split_brains,
+                "runs_with_split_brain": self.runs_with_split_brain,
+                "longest_split_brain_ms": self.split_brain_max / crate::engine::MS,
             },
         })
     }

@@ -8,7 +8,7 @@
 //! Only the commands the data path is meant to execute are here: the
 //! keyspace's string commands, `RESTORE-ASKING` (what `MIGRATE` sends the
 //! target), the connection state commands a cluster
-//! client sends (`ASKING`, `READONLY`, `READWRITE`) and `CLUSTER SLOTS`
+//! client sends (`ASKING`, `READONLY`, `READWRITE`), `WAIT` and `CLUSTER SLOTS`
 //! (the `CLUSTER` container knows no other subcommand on this path: the
 //! cluster manager's commands go through [`super::render::ClusterCommand`]).
 //! The keys are found as `getKeysUsingKeySpecs()` (`src/db.c`) finds them
@@ -76,7 +76,7 @@ const fn keyless(name: &'static str, arity: i32, flags: u64) -> CommandSpec {
 
 /// The table, from the 7.0.15 JSON files (arity, `command_flags`,
 /// `key_specs`).
-pub const COMMANDS: [CommandSpec; 17] = [
+pub const COMMANDS: [CommandSpec; 18] = [
     spec("get", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("set", -3, CMD_WRITE | CMD_DENYOOM, 1, 1),
     spec("incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1),
@@ -100,6 +100,8 @@ pub const COMMANDS: [CommandSpec; 17] = [
     keyless("asking", 1, CMD_FAST),
     keyless("readonly", 1, CMD_FAST | CMD_LOADING | CMD_STALE),
     keyless("readwrite", 1, CMD_FAST | CMD_LOADING | CMD_STALE),
+    // `NOSCRIPT` only: no `loading` flag, so `-LOADING` while loading.
+    keyless("wait", 3, 0),
 ];
 
 /// The `CLUSTER` container command (`cluster.json`: arity -2, no flags).

@@ -352,7 +352,7 @@ impl Node {
     /// The rest of `MIGRATE` once the target's replies (one per
     /// `RESTORE-ASKING`, in order) are read at `now`: each key the target
     /// acknowledged is deleted here, and the deletions go to my replicas
-    /// as one `DEL`. The reply is `+OK`, or the first error of the target.
+    /// (and the AOF) as one `DEL`. The reply is `+OK`, or the first error of the target.
     pub fn migrate_finish(
         &mut self,
         now: crate::engine::SimTime,
@@ -377,9 +377,7 @@ impl Node {
             }
         }
         if del.len() > 1 {
-            self.with_repl(out, |r, now, ctx, o| {
-                r.replication_feed_slaves(now, del, ctx.config, o)
-            });
+            self.propagate(&[del], out);
         }
         self.before_sleep(out);
         match error {
@@ -473,7 +471,7 @@ mod tests {
         let argv: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
         match s.node.client_command(T, &argv, client, &mut Vec::new()) {
             ClientReply::Done(e) => e.reply,
-            ClientReply::Blocked => panic!("blocked"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -565,7 +563,7 @@ mod tests {
             .client_command(T, argv, c, &mut Vec::new())
         {
             ClientReply::Done(e) => e,
-            ClientReply::Blocked => panic!(),
+            other => panic!("{other:?}"),
         };
         // Not importing: B owns the slot.
         assert_eq!(

@@ -21,6 +21,7 @@ mod gossip;
 pub mod keyspace;
 mod load;
 pub mod migrate;
+pub mod persistence;
 pub mod render;
 pub mod replication;
 pub mod route;
@@ -37,6 +38,7 @@ use crate::engine::{Rng, SimTime};
 use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
 use config::Config;
 pub use election::FailoverMode;
+use persistence::{PersistEffect, Persistence};
 use replication::{ReplCtx, ReplEffect, ReplInput, Replication};
 use slots::CLUSTER_SLOTS;
 
@@ -161,6 +163,8 @@ pub enum Effect {
     Note(Note),
     /// Replication: links on the client ports, messages, timers, notes.
     Repl(ReplEffect),
+    /// Persistence: the disk's `dump.rdb` and AOF, forks, loading.
+    Persist(PersistEffect),
 }
 
 /// `server.cluster->todo_before_sleep` bits.
@@ -361,10 +365,13 @@ pub struct Node {
     repl_rng: Rng,
     /// Scratch buffer for what `repl` asks for.
     repl_out: Vec<ReplEffect>,
-    /// Database 0. Nothing is persisted: a new process starts empty.
+    /// Database 0: empty at start unless loaded from disk
+    /// ([`Node::load_data_from_disk`]).
     pub keyspace: keyspace::Keyspace,
     /// The keys of the slot `GETKEYSINSLOT` last listed.
     slot_keys_cache: migrate::SlotKeysCache,
+    /// Save points, the AOF's fsyncs, the load at start.
+    persist: Persistence,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -431,6 +438,7 @@ impl Node {
             repl_out: Vec::new(),
             keyspace: keyspace::Keyspace::new(),
             slot_keys_cache: migrate::SlotKeysCache::default(),
+            persist: Persistence::new(now),
         }
     }
 
@@ -470,11 +478,18 @@ impl Node {
         self.now_ms = mstime(now);
     }
 
-    /// `serverCron`'s part: `replicationCron` (every tenth tick, inside
-    /// the module), then `clusterCron`. While loading an RDB from its
-    /// master the process is blocked in `rdbLoad`: no `serverCron` runs
-    /// (the module only pings the master with newlines).
+    /// `serverCron`'s part: save points, `replicationCron` (every tenth
+    /// tick, inside the module), then `clusterCron`. While loading its data
+    /// from disk, or an RDB from its master, the process is blocked in
+    /// `rdbLoad`: no `serverCron` runs (a replica only pings its master
+    /// with newlines).
     fn server_cron(&mut self, out: &mut Vec<Effect>) {
+        if self.now < self.persist.loading_until() {
+            return;
+        }
+        if !self.repl.replica.loading() {
+            self.persistence_cron(out);
+        }
         let cronloops = self.cron_iteration;
         let mf_paused = self.writes_paused();
         self.with_repl(out, |r, now, ctx, o| {
@@ -488,7 +503,7 @@ impl Node {
                 o,
             )
         });
-        if !self.repl.replica.loading() {
+        if !self.loading() {
             self.cluster_cron(out);
         }
     }
@@ -505,9 +520,19 @@ impl Node {
             config: &self.setup.config,
             keyspace: &mut self.keyspace,
             rng: &mut self.repl_rng,
+            loading: self.now < self.persist.loading_until(),
+            child_busy: self.persist.has_child(),
         };
         f(&mut self.repl, self.now, &mut ctx, &mut effects);
-        out.extend(effects.drain(..).map(Effect::Repl));
+        for e in effects.drain(..) {
+            match e {
+                ReplEffect::Executed { count, commands } => {
+                    self.persist_feed(count, || commands, out)
+                }
+                ReplEffect::Persist(e) => out.push(Effect::Persist(e)),
+                e => out.push(Effect::Repl(e)),
+            }
+        }
         self.repl_out = effects;
     }
 
@@ -523,8 +548,10 @@ impl Node {
         }
     }
 
-    /// `clusterBeforeSleep()`: deferred state update and config save.
+    /// `beforeSleep()`: the AOF's fsync, then `clusterBeforeSleep()`:
+    /// deferred state update and config save.
     fn before_sleep(&mut self, out: &mut Vec<Effect>) {
+        self.aof_flush(out);
         self.before_sleep_failover(out);
         let flags = self.todo;
         self.todo &= todo::HANDLE_FAILOVER | todo::HANDLE_MANUALFAILOVER;

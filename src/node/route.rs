@@ -4,7 +4,8 @@
 //! `getNodeByQuery()` (`src/cluster.c`) who serves its keys and answers
 //! with `clusterRedirectClient()` if that is not this node, refuses writes
 //! without enough good replicas (`min-replicas-to-write`) and commands
-//! while loading the master's RDB, and blocks writes while a manual
+//! while loading (its data from disk, or its master's RDB), and blocks
+//! writes while a manual
 //! failover pauses them.
 //!
 //! [`Node::process_command`] is a query on the node as its last input left
@@ -58,6 +59,9 @@ pub struct ClientFlags {
     /// shot: the caller clears it once the command has been processed.
     pub asking: bool,
     pub kind: ClientKind,
+    /// `client->woff`: the replication offset right after the client's
+    /// last command that propagated something (what `WAIT` waits for).
+    pub woff: i64,
 }
 
 /// A client request as `getNodeByQuery()` sees it.
@@ -196,7 +200,7 @@ impl Node {
             return Err(Verdict::Error(NOREPLICAS_ERR.into()));
         }
         // READONLY and MASTERDOWN would come here.
-        if self.repl.replica.loading() && cmd.flags & CMD_LOADING == 0 {
+        if self.loading() && cmd.flags & CMD_LOADING == 0 {
             return Err(Verdict::Error(LOADING_ERR.into()));
         }
         if client.kind == ClientKind::Replica
@@ -453,11 +457,13 @@ pub(super) mod tests {
         readonly: true,
         asking: false,
         kind: ClientKind::Normal,
+        woff: 0,
     };
     const ASKING: ClientFlags = ClientFlags {
         readonly: false,
         asking: true,
         kind: ClientKind::Normal,
+        woff: 0,
     };
 
     #[test]

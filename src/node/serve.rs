@@ -12,7 +12,8 @@
 
 use super::bus::flags::MYSELF;
 use super::config::EndpointType;
-use super::keyspace::{Caller, Executed, Keyspace, Reply};
+use super::keyspace::{parse_i64, Caller, Executed, Keyspace, Reply};
+use super::replication::{ReplCommand, SlaveReplState};
 use super::route::{ClientFlags, Verdict};
 use super::slots::CLUSTER_SLOTS;
 use super::{ClusterNode, Effect, Node, NO_OWNER};
@@ -28,7 +29,30 @@ pub enum ClientReply {
     /// caller gives the command again once [`Node::writes_paused`] is
     /// false; it is then checked from the start (usually `-MOVED`).
     Blocked,
+    /// `WAIT` with fewer replicas than asked having acknowledged the
+    /// client's last write (`blockClient(c, BLOCKED_WAIT)`): the caller
+    /// replies [`Node::count_acks`] once it reaches `numreplicas`, or at
+    /// the timeout.
+    Wait(WaitRequest),
 }
+
+/// A client blocked in `WAIT` (`c->bpop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitRequest {
+    /// The offset replicas must have acknowledged (the client's `woff`).
+    pub offset: i64,
+    pub numreplicas: i64,
+    /// 0: forever.
+    pub timeout_ms: i64,
+}
+
+/// What a client blocked in `WAIT` gets when its master turns replica
+/// (`disconnectAllBlockedClients`).
+pub const UNBLOCKED_ERR: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
+/// `WAIT` on a replica.
+pub const WAIT_REPLICA_ERR: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 
 impl ClientReply {
     fn reply(reply: Reply) -> ClientReply {
@@ -55,14 +79,41 @@ impl Node {
         let mut keyspace = std::mem::take(&mut self.keyspace);
         let reply = self.serve(&mut keyspace, argv, client);
         self.keyspace = keyspace;
-        if let ClientReply::Done(e) = &reply {
-            for argv in &e.propagate {
+        let offset = self.repl.master_repl_offset();
+        if let ClientReply::Wait(_) = reply {
+            // `replicationRequestAckFromSlaves`, sent in `beforeSleep`
+            // unless clients are paused.
+            if !self.writes_paused() {
                 self.with_repl(out, |r, now, ctx, o| {
-                    r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
+                    r.replication_request_ack_from_slaves(now, ctx.config, o)
                 });
             }
         }
+        if let ClientReply::Done(e) = &reply {
+            self.propagate(&e.propagate, out);
+            if self.repl.master_repl_offset() != offset {
+                client.woff = self.repl.master_repl_offset();
+            }
+        }
         reply
+    }
+
+    /// `propagateNow`: what a command changed goes to my replicas and to
+    /// the AOF, in order.
+    pub(super) fn propagate(&mut self, propagate: &[Vec<Vec<u8>>], out: &mut Vec<Effect>) {
+        for argv in propagate {
+            self.with_repl(out, |r, now, ctx, o| {
+                r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
+            });
+        }
+        let commands = || {
+            propagate
+                .iter()
+                .map(|argv| ReplCommand::new(argv.clone()))
+                .collect()
+        };
+        self.persist_feed(propagate.len(), commands, out);
+        self.aof_flush(out);
     }
 
     /// What [`Node::client_command`] would answer now, changing nothing
@@ -111,6 +162,7 @@ impl Node {
                 let (reply, propagate) = super::migrate::restore(keyspace, argv, now_ms);
                 return ClientReply::Done(Executed { reply, propagate });
             }
+            "wait" => return self.wait_command(argv, *client),
             _ => {
                 client.asking = false;
                 let replica = !self.is_master();
@@ -119,6 +171,41 @@ impl Node {
         };
         client.asking = false;
         ClientReply::reply(reply)
+    }
+
+    /// `waitCommand`: the number of replicas that acknowledged the
+    /// client's last write, at once if they are enough, else a block.
+    fn wait_command(&self, argv: &[&[u8]], client: ClientFlags) -> ClientReply {
+        let err = |e: &str| ClientReply::reply(Reply::Error(e.into()));
+        if self.repl.replica.masterhost().is_some() {
+            return err(WAIT_REPLICA_ERR);
+        }
+        let Some(numreplicas) = parse_i64(argv[1]) else {
+            return err("ERR value is not an integer or out of range");
+        };
+        let timeout_ms = match parse_i64(argv[2]) {
+            None => return err("ERR timeout is not an integer or out of range"),
+            Some(t) if t < 0 => return err("ERR timeout is negative"),
+            Some(t) => t,
+        };
+        let acks = self.count_acks(client.woff);
+        if acks >= numreplicas {
+            return ClientReply::reply(Reply::Int(acks));
+        }
+        ClientReply::Wait(WaitRequest {
+            offset: client.woff,
+            numreplicas,
+            timeout_ms,
+        })
+    }
+
+    /// `replicationCountAcksByOffset`: online replicas that acknowledged
+    /// `offset`.
+    pub fn count_acks(&self, offset: i64) -> i64 {
+        self.repl
+            .slaves()
+            .filter(|s| s.state == SlaveReplState::Online && s.ack_offset >= offset)
+            .count() as i64
     }
 
     /// `CLUSTER SLOTS` (`clusterReplyMultiBulkSlots()`): one entry per
@@ -242,7 +329,7 @@ mod tests {
     fn reply(s: &mut Sim, cmd: &str) -> Reply {
         match run(s, cmd, &mut ClientFlags::default()) {
             ClientReply::Done(e) => e.reply,
-            ClientReply::Blocked => panic!("{cmd}: blocked"),
+            other => panic!("{cmd}: {other:?}"),
         }
     }
 

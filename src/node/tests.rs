@@ -179,7 +179,7 @@ impl Net {
                     }
                 }
                 // This harness carries the bus only.
-                Effect::Repl(_) => {}
+                Effect::Repl(_) | Effect::Persist(_) => {}
                 Effect::Close { link } => {
                     self.pending_connects
                         .retain(|p| !(p.0 == from && p.1 == link));

@@ -180,6 +180,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         );
     }
     checks_section(&mut s, sim);
+    anomalies_section(&mut s, sim);
     if !expectations.is_empty() {
         let _ = writeln!(s, "\nexpectations");
         for e in expectations {
@@ -253,6 +254,33 @@ fn checks_section(s: &mut String, sim: &Simulation) {
                 let _ = writeln!(s, "            {:>10}  {what}", fmt_time(h.at));
             }
         }
+    }
+}
+
+/// The "anomalies" section: what Redis does by design and the run
+/// measured (only when there is something to say).
+fn anomalies_section(s: &mut String, sim: &Simulation) {
+    let windows = sim.checks.split_brain();
+    if windows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nanomalies (Redis's by design, not violations)");
+    for w in windows {
+        let to = w.to.unwrap_or(sim.stats.now);
+        let names: Vec<&str> = w
+            .procs
+            .iter()
+            .map(|&p| sim.world.procs[p as usize].name.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  split brain  {:>10} to {:>10}  {:>9}  {} slots accepted writes on {}",
+            fmt_time(w.from),
+            fmt_time(to),
+            fmt_time(to - w.from),
+            w.slots,
+            names.join(" and ")
+        );
     }
 }
 

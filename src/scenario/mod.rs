@@ -180,6 +180,17 @@ pub struct Workload {
     pub on_miss: OnMiss,
     /// Operation trace to replay, resolved against the scenario's folder.
     pub trace: Option<PathBuf>,
+    /// `WAIT <replicas> <timeout>` after every write (redsim's addition).
+    pub wait: Option<WaitSpec>,
+}
+
+/// A workload's `wait = { replicas, timeout }`: every write is followed on
+/// its connection by `WAIT <replicas> <timeout in ms>` (0 = forever), and
+/// is acknowledged when the `WAIT` replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitSpec {
+    pub replicas: u32,
+    pub timeout: SimTime,
 }
 
 impl Default for Workload {
@@ -202,6 +213,7 @@ impl Default for Workload {
             ttl_share: 1.0,
             on_miss: OnMiss::None,
             trace: None,
+            wait: None,
         }
     }
 }

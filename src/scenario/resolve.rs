@@ -789,6 +789,7 @@ const WORKLOAD_KEYS: &[&str] = &[
     "ttl_share",
     "on_miss",
     "trace",
+    "wait",
 ];
 
 fn workload(cx: &Cx, n: &Node, path: &str, duration: SimTime) -> R<Workload> {
@@ -894,6 +895,25 @@ fn workload(cx: &Cx, n: &Node, path: &str, duration: SimTime) -> R<Workload> {
                     ));
                 }
                 w.trace = Some(full);
+            }
+            "wait" => {
+                let wt = Tbl::new(cx, v, &p)?;
+                wt.allow(cx, &["replicas", "timeout"])?;
+                let r = wt.required(cx, "replicas", "a number of replicas")?;
+                let replicas = get_uint(cx, r, &wt.p("replicas"), 0, 1_000)? as u32;
+                let timeout = match wt.get("timeout") {
+                    Some(t) => get_duration(cx, t, &wt.p("timeout"))?,
+                    None => 0,
+                };
+                if timeout % MS != 0 {
+                    let at = wt.get("timeout").expect("a remainder needs a value");
+                    return Err(cx.at(
+                        at,
+                        &wt.p("timeout"),
+                        "expected whole milliseconds (WAIT takes milliseconds; 0 = forever)",
+                    ));
+                }
+                w.wait = Some(crate::scenario::WaitSpec { replicas, timeout });
             }
             _ => unreachable!("keys checked by allow()"),
         }

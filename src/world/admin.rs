@@ -671,7 +671,11 @@ impl World {
             let mut flags = ClientFlags::default();
             match node.client_command(now, &argv, &mut flags, &mut self.effects) {
                 ClientReply::Done(e) => replies.push(e.reply),
-                ClientReply::Blocked => replies.push(Reply::Error("blocked".into())),
+                // A manual failover's pause holds the write: in Redis the
+                // source's MIGRATE would wait for it, and time out.
+                ClientReply::Blocked | ClientReply::Wait(_) => {
+                    replies.push(Reply::Error("IOERR the target paused writes".into()))
+                }
             }
         }
         self.flush_effects(target, now, queue);

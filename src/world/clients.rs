@@ -26,10 +26,11 @@ use crate::client::{
     parse_reply, AddrBook, Answer, Argv, ClientEffect, ClientInput, ErrorTexts, OpRecord,
     Population, Redirection, Req, TimerKind,
 };
-use crate::engine::{actor_rng, Actor, EventQueue, Rng, SimTime, SEC};
+use crate::engine::{actor_rng, Actor, EventQueue, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Pipe};
+use crate::node::keyspace::Reply;
 use crate::node::route::ClientFlags;
-use crate::node::serve::{request_len, resp_len, ClientReply};
+use crate::node::serve::{request_len, resp_len, ClientReply, WaitRequest, UNBLOCKED_ERR};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 
@@ -62,6 +63,21 @@ pub enum ClientEvent {
     /// The connection is gone: its SYN refused or unanswered (`refused`),
     /// or reset by the node's process dying.
     Reset { conn: u32, refused: bool },
+    /// The timeout of a `WAIT` of connection `conn` blocked on incarnation
+    /// `inc` of process `node`.
+    WaitTimeout { node: u32, inc: u32, conn: u32 },
+}
+
+/// A client blocked in the `WAIT` that follows its write.
+#[derive(Clone, Debug)]
+pub(super) struct WaitingClient {
+    conn: u32,
+    try_id: u32,
+    /// The write's reply, and the bytes of the replies before `WAIT`'s.
+    answer: Answer,
+    bytes: u64,
+    wait: WaitRequest,
+    deadline: Option<SimTime>,
 }
 
 /// One client's connection to one node.
@@ -437,6 +453,7 @@ impl World {
             .with(|argv| node.client_command(now, argv, &mut c.flags, &mut self.effects));
         let executed = match reply {
             ClientReply::Done(executed) => executed,
+            ClientReply::Wait(_) => unreachable!("workloads send WAIT after a write"),
             ClientReply::Blocked => {
                 let req = Req {
                     asking: false,
@@ -448,15 +465,62 @@ impl World {
         };
         bytes += resp_len(&executed.reply);
         let answer = parse_reply(&executed.reply, &cl.book, &mut cl.errors);
-        let (pop, gone) = (c.pop, c.client_gone);
+        let wait = self.scenario.workloads[c.pop as usize]
+            .wait
+            .filter(|_| req.cmd.is_write() && !matches!(executed.reply, Reply::Error(_)));
+        if let Some(w) = wait {
+            // The workload's `WAIT` follows the write on the connection.
+            let (n, t) = (w.replicas.to_string(), (w.timeout / MS).to_string());
+            let argv = [&b"WAIT"[..], n.as_bytes(), t.as_bytes()];
+            match node.client_command(now, &argv, &mut c.flags, &mut self.effects) {
+                ClientReply::Done(e) => bytes += resp_len(&e.reply),
+                ClientReply::Wait(wait) => {
+                    let deadline =
+                        (wait.timeout_ms > 0).then(|| now + wait.timeout_ms as SimTime * MS);
+                    let inc = proc.inc;
+                    proc.waiting.push(WaitingClient {
+                        conn,
+                        try_id: req.try_id,
+                        answer,
+                        bytes,
+                        wait,
+                        deadline,
+                    });
+                    self.flush_effects(p, now, queue);
+                    if let Some(at) = deadline {
+                        let ev = ClientEvent::WaitTimeout { node: p, inc, conn };
+                        queue.push(at, Event::Client(ev));
+                    }
+                    return;
+                }
+                ClientReply::Blocked => unreachable!("WAIT is not a write"),
+            }
+        }
         // What the command fed to the replication stream goes out.
         self.flush_effects(p, now, queue);
+        self.send_reply(p, conn, req.try_id, answer, bytes, now, queue);
+    }
+
+    /// Send the reply of try `try_id` (`bytes` of RESP) on connection
+    /// `conn` from process `p`, unless the client is gone.
+    #[allow(clippy::too_many_arguments)]
+    fn send_reply(
+        &mut self,
+        p: u32,
+        conn: u32,
+        try_id: u32,
+        answer: Answer,
+        bytes: u64,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) {
+        let c = &self.clients.conns[conn as usize];
+        let (pop, gone) = (c.pop, c.client_gone);
         if gone || !self.client_reachable(pop, p, false) {
             return;
         }
         let t = self.client_transit(pop, p, false, bytes);
         let at = self.clients.conns[conn as usize].down.send(now, t);
-        let try_id = req.try_id;
         queue.push(
             at,
             Event::Client(ClientEvent::Reply {
@@ -467,9 +531,46 @@ impl World {
         );
     }
 
+    /// Clients of process `p` blocked in `WAIT` whose replicas acknowledged
+    /// enough (`processClientsWaitingReplicas`), or whose timeout passed
+    /// (`replyToBlockedClientTimedOut`), get the number of replicas that
+    /// did; if it turned replica meanwhile, `-UNBLOCKED`.
+    fn unblock_waiting(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        let Some(node) = proc.node.as_ref() else {
+            return;
+        };
+        let demoted = node.replication().replica.masterhost().is_some();
+        let mut done = Vec::new();
+        proc.waiting.retain(|w| {
+            let acks = node.count_acks(w.wait.offset);
+            let over =
+                demoted || acks >= w.wait.numreplicas || w.deadline.is_some_and(|d| d <= now);
+            if over {
+                done.push((w.clone(), acks));
+            }
+            !over
+        });
+        for (w, acks) in done {
+            let (answer, reply) = if demoted {
+                let reply = Reply::Error(UNBLOCKED_ERR.into());
+                let cl = &mut self.clients;
+                (parse_reply(&reply, &cl.book, &mut cl.errors), reply)
+            } else {
+                (w.answer, Reply::Int(acks))
+            };
+            let bytes = w.bytes + resp_len(&reply);
+            self.send_reply(p, w.conn, w.try_id, answer, bytes, now, queue);
+        }
+    }
+
     /// Give the writes a manual failover's pause blocked on process `p`
     /// again, once the pause is over.
     pub(super) fn unblock(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        let proc = &mut self.procs[p as usize];
+        if !proc.waiting.is_empty() {
+            self.unblock_waiting(p, now, queue);
+        }
         let proc = &mut self.procs[p as usize];
         let paused = proc.node.as_ref().is_none_or(|n| n.writes_paused());
         if proc.blocked.is_empty() || paused {
@@ -660,6 +761,13 @@ impl World {
             ClientEvent::Reset { conn, refused } => {
                 self.client_conn_failed(conn, refused, now, queue);
                 (17 << 56) | (u64::from(refused) << 40) | u64::from(conn)
+            }
+            ClientEvent::WaitTimeout { node, inc, conn } => {
+                // A paused or stalled process answers once it runs again.
+                if self.alive(node, inc) && !self.holds_input(node, now) {
+                    self.unblock_waiting(node, now, queue);
+                }
+                (19 << 56) | (u64::from(node) << 32) | u64::from(conn)
             }
         }
     }

@@ -7,7 +7,7 @@ use redsim::engine::{SimTime, SEC};
 use redsim::node::Note;
 use redsim::scenario::{parse, Format, Scenario};
 use redsim::sim::Simulation;
-use redsim::world::HistoryKind;
+use redsim::world::{DataEvent, HistoryKind};
 
 pub fn scenario(toml: &str) -> Scenario {
     parse(toml, Format::Toml, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
@@ -130,4 +130,16 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// The history entries of process `p` about replication and persistence.
+pub fn data_events(sim: &Simulation, p: u32) -> Vec<(SimTime, DataEvent)> {
+    sim.world
+        .history
+        .iter()
+        .filter_map(|h| match &h.kind {
+            HistoryKind::Data(e) if h.proc == Some(p) => Some((h.at, e.clone())),
+            _ => None,
+        })
+        .collect()
 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use crate::engine::SimTime;
 use crate::node::config::Config;
+use crate::node::persistence::PersistEffect;
 use crate::node::LinkId;
 
 use super::backlog::BufRef;
@@ -171,6 +172,10 @@ impl ReplMaster {
         self.repl_good_slaves_count
     }
 
+    pub(super) fn child_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Copy-on-write so far of the running child, if any.
     pub fn current_cow_size(&self) -> Option<u64> {
         self.child
@@ -290,7 +295,9 @@ impl Replication {
         if !c.authenticated && !matches!(msg, ReplMsg::Auth { .. }) {
             return Self::reply(link, ReplMsg::Error(NOAUTH_ERR.into()), out);
         }
-        if loading && matches!(msg, ReplMsg::Ping | ReplMsg::Psync { .. } | ReplMsg::Sync) {
+        if (loading || ctx.loading)
+            && matches!(msg, ReplMsg::Ping | ReplMsg::Psync { .. } | ReplMsg::Sync)
+        {
             return Self::reply(link, ReplMsg::Error(LOADING_ERR.into()), out);
         }
         match msg {
@@ -370,6 +377,10 @@ impl Replication {
         let Some(c) = self.master.clients.remove(&link) else {
             return;
         };
+        if let (Some(reason), Some(_)) = (reason, &c.slave) {
+            // Before the close, while the link still names the replica.
+            out.push(ReplEffect::Note(ReplNote::ReplicaDropped { link, reason }));
+        }
         if close {
             out.push(ReplEffect::Close { link });
         }
@@ -414,9 +425,6 @@ impl Replication {
             self.master.repl_no_slaves_since_s = self.unixtime();
         }
         self.refresh_good_slaves_count(cfg);
-        if let Some(reason) = reason {
-            out.push(ReplEffect::Note(ReplNote::ReplicaDropped { link, reason }));
-        }
     }
 
     /// `disconnectSlaves`.
@@ -511,6 +519,7 @@ impl Replication {
                 }
             }
             Some(true) => {} // a diskless child: wait for the next BGSAVE
+            None if ctx.child_busy => {} // a save point's child: wait for it
             None => {
                 let cfg = ctx.config;
                 let delayed = cfg.repl_diskless_sync
@@ -622,7 +631,7 @@ impl Replication {
         let ks = &*ctx.keyspace;
         let used_memory = ks.used_memory();
         let offset = self.buf.master_repl_offset;
-        let rdb = RdbSnapshot::take(ks, self.unixtime(), &self.replid, offset);
+        let rdb = RdbSnapshot::take(ks, self.unixtime(), Some((self.replid, offset)));
         let fork_us = rdb::fork_us(used_memory);
         let started = self.now + fork_us;
         let save_us = rdb::rdb_save_us(used_memory);
@@ -752,6 +761,11 @@ impl Replication {
         // A child is only killed once no replica waits for it (`freeClient`,
         // `rdbPipeReadHandler`): then there is no replica to update.
         if ok {
+            if !child.diskless {
+                // A disk BGSAVE writes `dump.rdb`.
+                let rdb = child.rdb.clone();
+                out.push(ReplEffect::Persist(PersistEffect::RdbSaved { rdb }));
+            }
             self.update_slaves_waiting_bgsave(&child, ctx.config, out);
         }
         self.replication_start_pending_fork(ctx, out);
@@ -834,7 +848,7 @@ impl Replication {
     /// waiting for a BGSAVE get one once no child runs and, diskless, the
     /// oldest waited `repl-diskless-sync-delay` (or enough of them wait).
     fn replication_start_pending_fork(&mut self, ctx: &mut ReplCtx, out: &mut Vec<ReplEffect>) {
-        if self.master.child.is_some() {
+        if self.master.child.is_some() || ctx.child_busy {
             return;
         }
         let now = self.unixtime();
@@ -858,6 +872,13 @@ impl Replication {
         }
     }
 
+    /// `checkChildrenDone` after another child (a save point's) exited:
+    /// the fork replicas wait for may start now.
+    pub fn child_exited(&mut self, now: SimTime, ctx: &mut ReplCtx, out: &mut Vec<ReplEffect>) {
+        self.set_time(now);
+        self.replication_start_pending_fork(ctx, out);
+    }
+
     // ----- the stream -------------------------------------------------------
 
     /// `replicationFeedSlaves` for a command executed on this master
@@ -876,6 +897,20 @@ impl Replication {
             child.writes += 1;
         }
         self.feed_slaves(argv, true, cfg, out);
+    }
+
+    /// `replicationRequestAckFromSlaves` as `beforeSleep` carries it out:
+    /// `REPLCONF GETACK *` into the stream (with the current database: no
+    /// `SELECT`); each replica answers with `REPLCONF ACK`.
+    pub fn replication_request_ack_from_slaves(
+        &mut self,
+        now: SimTime,
+        cfg: &Config,
+        out: &mut Vec<ReplEffect>,
+    ) {
+        self.set_time(now);
+        let argv = [&b"REPLCONF"[..], b"GETACK", b"*"];
+        self.feed_slaves(argv.map(<[u8]>::to_vec).to_vec(), false, cfg, out);
     }
 
     /// `replicationFeedSlaves`; `select`: the command touches database 0

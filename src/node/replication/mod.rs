@@ -57,7 +57,8 @@ use rand::RngExt;
 use crate::engine::{Rng, SimTime};
 
 use super::config::Config;
-use super::keyspace::Keyspace;
+use super::keyspace::{Caller, Keyspace};
+use super::persistence::PersistEffect;
 use super::{mstime, LinkId};
 use backlog::ReplBuffer;
 pub use backlog::ReplCommand;
@@ -339,14 +340,45 @@ pub enum ReplEffect {
         timer: ReplTimer,
     },
     Note(ReplNote),
+    /// Replica: `count` writes of my master's stream executed on my
+    /// keyspace (for `server.dirty`), and, with `appendonly yes`, the
+    /// commands for the AOF.
+    Executed {
+        count: usize,
+        commands: Vec<Rc<ReplCommand>>,
+    },
+    /// The disk: a replica's received RDB, its AOF after a full sync.
+    Persist(PersistEffect),
 }
 
 /// What the module reads and changes beyond itself: the node's
-/// configuration, its keyspace and its random stream.
+/// configuration, its keyspace and its random stream; and what the rest of
+/// the process is doing: loading its data from disk (`PSYNC` gets
+/// `-LOADING`), or running a save point's BGSAVE child (no second child).
 pub struct ReplCtx<'a> {
     pub config: &'a Config,
     pub keyspace: &'a mut Keyspace,
     pub rng: &'a mut Rng,
+    pub loading: bool,
+    pub child_busy: bool,
+}
+
+/// Execute one command of a master's stream (or of an AOF) on `keyspace`
+/// at `now_ms`, as a replica does. `SELECT 0` (database 0 is the only one),
+/// the master's `PING`s and `REPLCONF GETACK` change nothing but the
+/// offset; whether the command was a write.
+pub fn apply_replicated(cmd: &ReplCommand, keyspace: &mut Keyspace, now_ms: i64) -> bool {
+    let Some(name) = cmd.argv.first() else {
+        return false;
+    };
+    if [&b"SELECT"[..], b"PING", b"REPLCONF"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+    {
+        return false;
+    }
+    keyspace.execute(&cmd.argv, now_ms, true, Caller::Master);
+    true
 }
 
 /// `INFO stats` counters of replication.
@@ -512,6 +544,44 @@ impl Replication {
     /// is a backlog.
     pub fn repl_backlog(&self) -> Option<(i64, i64)> {
         self.buf.backlog_range()
+    }
+
+    /// A replication BGSAVE child is running.
+    pub fn has_child(&self) -> bool {
+        self.master.child_running()
+    }
+
+    /// `rdbPopulateSaveInfo`: the replication ID and offset an RDB saved
+    /// now carries: a master's once it has a backlog, a replica's once it
+    /// has (or had) a master client; else none.
+    pub fn rdb_save_info(&self) -> Option<(ReplId, i64)> {
+        let r = &self.replica;
+        let valid = match r.masterhost {
+            None => self.buf.has_backlog(),
+            Some(_) => r.master.is_some() || r.cached_master.is_some(),
+        };
+        valid.then_some((self.replid, self.buf.master_repl_offset))
+    }
+
+    /// `loadDataFromDisk` with an RDB carrying replication info `rsi`: a
+    /// replica takes it as its own history and caches a master from it; a
+    /// master keeps it as its second ID (valid up to the offset) with an
+    /// empty backlog starting after it, so its replicas may `PSYNC`.
+    pub fn restore_save_info(&mut self, now: SimTime, is_master: bool, rsi: (ReplId, i64)) {
+        self.set_time(now);
+        let (replid, offset) = rsi;
+        self.buf.master_repl_offset = offset;
+        if is_master {
+            self.replid2 = replid;
+            self.second_replid_offset = offset + 1;
+            if !self.buf.has_backlog() {
+                self.buf.create_backlog();
+            }
+            self.master.repl_no_slaves_since_s = self.unixtime();
+        } else {
+            self.replid = replid;
+            self.replication_cache_master_using_myself();
+        }
     }
 
     /// `replicationGetSlaveOffset()`: what this replica processed of its

@@ -83,15 +83,20 @@ fn mul_div(a: u64, b: u64, c: u64) -> u64 {
 pub struct RdbSnapshot {
     pub keyspace: Keyspace,
     pub rdb_bytes: u64,
+    /// The replication aux fields (`repl-id`, `repl-offset`) when
+    /// `rdbPopulateSaveInfo` gave any: what a restart restores.
+    pub rsi: Option<(ReplId, i64)>,
 }
 
 impl RdbSnapshot {
     /// What the child of a fork at Unix time `ctime_s` writes, with the
-    /// replication aux fields of `replid` / `offset` (`rdbPopulateSaveInfo`).
-    pub fn take(keyspace: &Keyspace, ctime_s: i64, replid: &ReplId, offset: i64) -> Rc<Self> {
+    /// replication aux fields `rsi` (replication ID and offset) when
+    /// `rdbPopulateSaveInfo` gives them.
+    pub fn take(keyspace: &Keyspace, ctime_s: i64, rsi: Option<(ReplId, i64)>) -> Rc<Self> {
         Rc::new(RdbSnapshot {
-            rdb_bytes: rdb_size(keyspace, ctime_s, replid, offset),
+            rdb_bytes: rdb_size(keyspace, ctime_s, rsi.as_ref()),
             keyspace: keyspace.clone(),
+            rsi,
         })
     }
 
@@ -166,17 +171,20 @@ fn aux_size(key: &str, value: &[u8]) -> u64 {
 
 /// Size of the RDB `rdbSaveRio` writes for `keyspace` (database 0): magic
 /// `REDIS0010`, the aux fields, `SELECTDB`, `RESIZEDB`, every key (expired
-/// ones included), `EOF` and the CRC64.
-pub fn rdb_size(keyspace: &Keyspace, ctime_s: i64, replid: &ReplId, offset: i64) -> u64 {
+/// ones included), `EOF` and the CRC64. The replication aux fields are
+/// there when `rsi` is (`rdbSaveInfoAuxFields`).
+pub fn rdb_size(keyspace: &Keyspace, ctime_s: i64, rsi: Option<&(ReplId, i64)>) -> u64 {
     let int = |v: i64| v.to_string().into_bytes();
     let mut n = 9;
     n += aux_size("redis-ver", b"7.0.15");
     n += aux_size("redis-bits", b"64");
     n += aux_size("ctime", &int(ctime_s));
     n += aux_size("used-mem", &int(keyspace.used_memory() as i64));
-    n += aux_size("repl-stream-db", b"0");
-    n += aux_size("repl-id", replid.as_str().as_bytes());
-    n += aux_size("repl-offset", &int(offset));
+    if let Some((replid, offset)) = rsi {
+        n += aux_size("repl-stream-db", b"0");
+        n += aux_size("repl-id", replid.as_str().as_bytes());
+        n += aux_size("repl-offset", &int(*offset));
+    }
     n += aux_size("aof-base", b"0");
     if !keyspace.is_empty() {
         n += 2 + 1 + len_size(keyspace.len() as u64) + len_size(keyspace.volatile_len() as u64);
@@ -225,7 +233,9 @@ mod tests {
         let id = ReplId::ZERO;
         // magic 9, redis-ver 18, redis-bits 14, ctime 12, used-mem 12,
         // repl-stream-db 18, repl-id 50, repl-offset 15, aof-base 12, EOF+CRC 9.
-        assert_eq!(rdb_size(&ks, 1_700_000_000, &id, 0), 169);
+        assert_eq!(rdb_size(&ks, 1_700_000_000, Some(&(id, 0))), 169);
+        // Without replication info: no repl-stream-db, repl-id, repl-offset.
+        assert_eq!(rdb_size(&ks, 1_700_000_000, None), 169 - 18 - 50 - 15);
     }
 
     #[test]

@@ -8,11 +8,13 @@ use std::rc::Rc;
 
 use crate::engine::{Rng, SimTime};
 use crate::node::config::Config;
-use crate::node::keyspace::Caller;
 use crate::node::LinkId;
 
 use super::rdb::RdbSnapshot;
-use super::{ReplCommand, ReplCtx, ReplEffect, ReplId, ReplMsg, ReplNote, ReplTimer, Replication};
+use super::{
+    apply_replicated, ReplCtx, ReplEffect, ReplId, ReplMsg, ReplNote, ReplTimer, Replication,
+};
+use crate::node::persistence::PersistEffect;
 
 /// `server.repl_state` (the transient `SEND_HANDSHAKE` and `SEND_PSYNC`
 /// states, and `RECEIVE_IP_REPLY`, unused without `replica-announce-ip`,
@@ -161,20 +163,6 @@ impl ReplReplica {
     }
 }
 
-/// Apply one command of the master's stream.
-fn apply(cmd: &ReplCommand, ctx: &mut ReplCtx, now_ms: i64) {
-    let Some(name) = cmd.argv.first() else {
-        return;
-    };
-    // `SELECT 0` (database 0 is the only one) and the master's `PING`s
-    // change nothing but the offset.
-    if name.eq_ignore_ascii_case(b"SELECT") || name.eq_ignore_ascii_case(b"PING") {
-        return;
-    }
-    ctx.keyspace
-        .execute(&cmd.argv, now_ms, true, Caller::Master);
-}
-
 impl Replication {
     // ----- role changes -----------------------------------------------------
 
@@ -229,7 +217,7 @@ impl Replication {
     }
 
     /// `replicationCacheMasterUsingMyself`.
-    fn replication_cache_master_using_myself(&mut self) {
+    pub(super) fn replication_cache_master_using_myself(&mut self) {
         self.replica.master_initial_offset = self.buf.master_repl_offset;
         self.replica.cached_master = Some(MasterClient {
             link: None,
@@ -546,6 +534,11 @@ impl Replication {
         self.disconnect_slaves(ctx.config, out);
         self.buf.free_backlog();
         ctx.keyspace.clear();
+        // `repl-diskless-load disabled`: the payload was written to a temp
+        // file, fsynced and renamed to `dump.rdb` before being loaded.
+        out.push(ReplEffect::Persist(PersistEffect::RdbSaved {
+            rdb: rdb.clone(),
+        }));
         self.send_newline_to_master(out);
         let load_us = rdb.load_us();
         let rdb_bytes = rdb.rdb_bytes;
@@ -585,6 +578,10 @@ impl Replication {
             .take()
             .and_then(|t| t.loading)
             .expect("checked above");
+        if ctx.config.appendonly {
+            let rdb = loading.rdb.clone();
+            out.push(ReplEffect::Persist(PersistEffect::AofRewritten { rdb }));
+        }
         *ctx.keyspace = match Rc::try_unwrap(loading.rdb) {
             Ok(snapshot) => snapshot.keyspace,
             Err(shared) => shared.keyspace.clone(),
@@ -637,11 +634,41 @@ impl Replication {
             // Not the byte we expect next: a protocol error.
             return self.free_master(true, true, out);
         }
+        // The writes, counted; kept for the AOF only when there is one.
+        let (mut count, mut written) = (0, Vec::new());
+        let aof = ctx.config.appendonly;
+        let mut getack = None;
+        let mut cmd_offset = m.reploff;
         for cmd in &commands {
-            apply(cmd, ctx, now_ms);
+            if apply_replicated(cmd, ctx.keyspace, now_ms) {
+                count += 1;
+                if aof {
+                    written.push(Rc::clone(cmd));
+                }
+            } else if cmd
+                .argv
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"GETACK"))
+            {
+                // `REPLCONF GETACK`: ACK what was processed before it.
+                getack = Some(cmd_offset);
+            }
+            cmd_offset += cmd.size as i64;
+        }
+        if count > 0 {
+            out.push(ReplEffect::Executed {
+                count,
+                commands: written,
+            });
         }
         m.reploff += bytes as i64;
         let reploff = m.reploff;
+        if let (Some(offset), Some(link)) = (getack, m.link) {
+            out.push(ReplEffect::Send {
+                link,
+                msg: ReplMsg::ReplconfAck { offset },
+            });
+        }
         self.feed_stream_from_master(&commands, bytes, ctx.config, out);
         out.push(ReplEffect::Note(ReplNote::Applied {
             reploff,

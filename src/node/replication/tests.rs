@@ -20,6 +20,8 @@ struct Proc {
     port: u16,
     cronloops: u64,
     next_inbound: LinkId,
+    /// A save point's BGSAVE child runs (`ReplCtx::child_busy`).
+    child_busy: bool,
 }
 
 struct Conn {
@@ -92,6 +94,7 @@ impl Harness {
                     port: 7000 + i as u16,
                     cronloops: 0,
                     next_inbound: INBOUND_LINK_BIT | 1,
+                    child_busy: false,
                 }
             })
             .collect();
@@ -120,6 +123,8 @@ impl Harness {
             config: &pr.cfg,
             keyspace: &mut pr.ks,
             rng: &mut pr.rng,
+            loading: false,
+            child_busy: pr.child_busy,
         };
         pr.repl.handle(self.now, input, &mut ctx, &mut out);
         self.effects(p, out);
@@ -135,6 +140,8 @@ impl Harness {
                     self.queue.push(at, Ev::Input(p, ReplInput::Timer(timer)));
                 }
                 ReplEffect::Note(n) => self.notes.push((self.now, p, n)),
+                // No disk in this harness.
+                ReplEffect::Executed { .. } | ReplEffect::Persist(_) => {}
             }
         }
         for s in self.procs[p].repl.slaves() {
@@ -803,6 +810,39 @@ fn output_buffer_soft_limit_needs_the_seconds_over_it() {
         over > 10 * SEC && over <= 12 * SEC,
         "{over} µs over the soft limit"
     );
+}
+
+/// One child at a time: while a save point's BGSAVE runs, a replica's full
+/// sync waits; when it exits (`checkChildrenDone`) the fork starts.
+#[test]
+fn a_full_sync_waits_for_a_save_child() {
+    let mut h = Harness::new(2, GBIT, |_| Config {
+        repl_diskless_sync_delay_s: 0,
+        ..Config::default()
+    });
+    h.write(0, &["SET", "k", "v"]).unwrap();
+    h.procs[0].child_busy = true;
+    h.set_master(1, 0);
+    h.run_for(3 * SEC);
+    let fork = |n: &ReplNote| matches!(n, ReplNote::Fork { .. });
+    assert_eq!(h.first_note(0, fork), None, "no fork beside the save child");
+    // No `+FULLRESYNC` before the fork: the replica waits for its reply.
+    assert_eq!(h.repl(1).replica.repl_state(), ReplState::ReceivePsyncReply);
+    h.procs[0].child_busy = false;
+    let mut out = Vec::new();
+    let pr = &mut h.procs[0];
+    let mut ctx = ReplCtx {
+        config: &pr.cfg,
+        keyspace: &mut pr.ks,
+        rng: &mut pr.rng,
+        loading: false,
+        child_busy: false,
+    };
+    pr.repl.child_exited(h.now, &mut ctx, &mut out);
+    h.effects(0, out);
+    assert_eq!(h.first_note(0, fork), Some(h.now));
+    h.run_for(SEC);
+    h.assert_in_sync(0, 1);
 }
 
 #[test]
