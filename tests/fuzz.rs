@@ -157,9 +157,9 @@ fn the_cli_runs_shows_and_refuses_bad_options() {
     let out = redsim(&[
         "fuzz",
         "--runs",
-        "6",
+        "20",
         "--plant",
-        "promote-without-epoch-bump",
+        "forget-current-epoch",
         "--no-shrink",
     ]);
     assert_eq!(out.status.code(), Some(1));

@@ -28,7 +28,32 @@ pub struct Setup {
     pub validity_factor: u32,
     pub migration_barrier: u32,
     pub require_full_coverage: bool,
+    pub persistence: Persistence,
     pub workload: Option<Workload>,
+}
+
+/// What the nodes keep on disk for a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// Redis's defaults: RDB save points, no AOF.
+    Default,
+    /// `save ""`: nothing (a restarted master comes back empty).
+    None,
+    /// `appendonly yes` with `appendfsync everysec`.
+    AofEverysec,
+    /// `appendonly yes` with `appendfsync always`.
+    AofAlways,
+}
+
+impl Persistence {
+    fn config(self) -> &'static str {
+        match self {
+            Persistence::Default => "",
+            Persistence::None => "save = \"\"\n",
+            Persistence::AofEverysec => "appendonly = \"yes\"\nappendfsync = \"everysec\"\n",
+            Persistence::AofAlways => "appendonly = \"yes\"\nappendfsync = \"always\"\n",
+        }
+    }
 }
 
 /// One client population.
@@ -100,18 +125,27 @@ fn setup() -> impl Strategy<Value = Setup> {
         prop::sample::select(vec![10u32, 0, 1]),
         prop::sample::select(vec![1u32, 0, 2]),
         any::<bool>(),
+        prop::sample::select(vec![
+            Persistence::Default,
+            Persistence::None,
+            Persistence::AofEverysec,
+            Persistence::AofAlways,
+        ]),
         prop::option::weighted(0.5, workload()),
     )
         .prop_map(
-            |(masters, replicas, shared_hosts, nt, vf, barrier, partial, workload)| Setup {
-                masters,
-                replicas,
-                shared_hosts,
-                node_timeout_ms: nt,
-                validity_factor: vf,
-                migration_barrier: barrier,
-                require_full_coverage: !partial,
-                workload,
+            |(masters, replicas, shared_hosts, nt, vf, barrier, partial, persistence, workload)| {
+                Setup {
+                    masters,
+                    replicas,
+                    shared_hosts,
+                    node_timeout_ms: nt,
+                    validity_factor: vf,
+                    migration_barrier: barrier,
+                    require_full_coverage: !partial,
+                    persistence,
+                    workload,
+                }
             },
         )
 }
@@ -198,6 +232,7 @@ impl Setup {
                 "no"
             }
         );
+        t.push_str(self.persistence.config());
         if let Some(w) = &self.workload {
             let _ = writeln!(t, "\n[[workload]]");
             let _ = writeln!(t, "clients = {}", w.clients);

@@ -284,6 +284,42 @@ fn anomalies_section(s: &mut String, sim: &Simulation) {
     }
 }
 
+/// A group of endpoints: `node-1,node-2,clients`.
+fn endpoints(world: &World, g: &[crate::net::Endpoint]) -> String {
+    use crate::net::Endpoint;
+    let names: Vec<String> = g
+        .iter()
+        .map(|e| match e {
+            Endpoint::Node(i) => world.procs[*i as usize].name.clone(),
+            Endpoint::Clients(_) => "clients".to_string(),
+        })
+        .collect();
+    names.join(",")
+}
+
+fn pair(
+    world: &World,
+    between: &Option<(Vec<crate::net::Endpoint>, Vec<crate::net::Endpoint>)>,
+) -> String {
+    match between {
+        Some((a, b)) => format!(
+            " between {} and {}",
+            endpoints(world, a),
+            endpoints(world, b)
+        ),
+        None => String::new(),
+    }
+}
+
+fn latency(l: &crate::net::LatencySpec) -> String {
+    use crate::net::LatencySpec::*;
+    match *l {
+        Fixed(t) => fmt_time(t),
+        Uniform { min, max } => format!("{}..{}", fmt_time(min), fmt_time(max)),
+        Normal { mean, jitter } => format!("{}±{}", fmt_time(mean), fmt_time(jitter)),
+    }
+}
+
 /// A fault in a few words: `kill node-1`, `heal`.
 pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String {
     use crate::scenario::FaultAction::*;
@@ -297,6 +333,17 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         Isolate { node } => format!("isolate {}", name(node)),
         Heal => "heal".into(),
         Failover { node, mode } => format!("{} to {}", mode.command(), name(node)),
+        Partition { groups } => {
+            let g: Vec<String> = groups.iter().map(|g| endpoints(world, g)).collect();
+            format!("partition {}", g.join(" | "))
+        }
+        OneWay { from, to } => format!(
+            "one-way {} -> {}",
+            endpoints(world, from),
+            endpoints(world, to)
+        ),
+        Latency { value, between } => format!("latency {}{}", latency(value), pair(world, between)),
+        Loss { value, between } => format!("loss {value}{}", pair(world, between)),
         Reshard { slots, from, to } => {
             let mut ranges = String::new();
             crate::node::render::write_slot_ranges(
