@@ -82,3 +82,20 @@ start = "2s"
             divan::black_box((results, sim.stats.hash.value()))
         });
 }
+
+/// `scenarios/reshard.toml`: a master and a replica join, then 1000 slots
+/// (about 24 keys each) move to the new master under 4000 requests/s;
+/// 40 simulated seconds.
+#[divan::bench(sample_count = 5)]
+fn reshard_1000_slots_under_load(bencher: Bencher) {
+    let scenario = load(Path::new("scenarios/reshard.toml")).expect("bundled scenario");
+    bencher
+        .with_inputs(|| scenario.clone())
+        .bench_local_values(|s| {
+            let seed = s.seed;
+            let mut sim = Simulation::new(s, seed).expect("runnable");
+            let results = sim.run(&mut ());
+            assert!(sim.world.manager.log.iter().any(|(_, l)| l == "[OK] done"));
+            divan::black_box((results, sim.stats.hash.value()))
+        });
+}

@@ -85,9 +85,6 @@ pub fn not_implemented(s: &Scenario) -> Vec<String> {
     for f in &s.faults {
         use crate::scenario::FaultAction::*;
         let what = match &f.action {
-            Reshard { .. } => "reshard",
-            AddNode { .. } => "add-node",
-            DelNode { .. } => "del-node",
             ConfigSet { .. } => "config-set",
             _ => continue,
         };
@@ -116,6 +113,9 @@ pub struct ClientTotals {
     pub lost: u64,
     /// Per shard (the masters' slot ranges at creation, in slot order).
     pub unavailable: Vec<SimTime>,
+    /// Redirections the clients got: `-MOVED`, `-ASK`.
+    pub moved: u64,
+    pub ask: u64,
 }
 
 /// Refuse what cannot run at all.
@@ -424,11 +424,14 @@ impl Simulation {
             self.world.shards,
             created.unwrap_or(0),
         );
+        let ask = c.redirections.iter().filter(|r| r.ask).count() as u64;
         ClientTotals {
             ops,
             writes,
             lost,
             unavailable,
+            moved: c.redirections.len() as u64 - ask,
+            ask,
         }
     }
 
@@ -620,6 +623,8 @@ impl Simulation {
             "writes": {
                 "acknowledged": t.writes.acknowledged, "lost": t.lost, "failed": t.writes.failed
             },
+            "redirections": { "moved": t.moved, "ask": t.ask },
+            "admin": self.world.manager.log.iter().map(|(at, line)| json!({ "at_ms": at / 1000, "line": line })).collect::<Vec<_>>(),
             "availability": {
                 "max_unavailable_ms": t.unavailable.iter().max().copied().unwrap_or(0) / 1000,
                 "unavailable_ms_by_shard": t.unavailable.iter().map(|u| u / 1000).collect::<Vec<_>>(),

@@ -32,6 +32,7 @@
 //! Client populations ([`crate::client`]) talk to the nodes over
 //! connections of their own, with the same rules ([`clients`]).
 
+mod admin;
 mod clients;
 
 use std::collections::BTreeMap;
@@ -94,8 +95,11 @@ pub enum Event {
     Admin,
     /// Client traffic.
     Client(ClientEvent),
+    /// The cluster manager's commands after creation.
+    Manager(ManagerEvent),
 }
 
+pub use admin::{rebalance_plan, AdminCmd, AdminReply, Manager, ManagerEvent};
 pub use clients::{ClientEvent, Clients};
 
 /// What a connection carries: the cluster bus's messages, or replication's.
@@ -139,7 +143,19 @@ enum LinkEvent {
 #[derive(Debug)]
 enum Pending {
     Bus(Input),
-    Client { conn: u32, req: Req, readonly: bool },
+    Client {
+        conn: u32,
+        req: Req,
+        readonly: bool,
+    },
+    /// The cluster manager's command in flight.
+    Admin {
+        token: u32,
+    },
+    /// The `RESTORE-ASKING`s of a `MIGRATE`.
+    Restore(admin::Migration),
+    /// The target's replies to this process's `MIGRATE`.
+    Restored(admin::Migration, Option<Vec<crate::node::keyspace::Reply>>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +241,8 @@ pub enum HistoryKind {
     Fault { index: u32, masters_hit: Vec<u32> },
     /// The cluster manager finished creating the cluster.
     Created,
+    /// The cluster manager finished the operation of fault `index`.
+    AdminDone { index: u32 },
     /// Replication or persistence at the process (`proc`).
     Data(DataEvent),
 }
@@ -316,6 +334,8 @@ pub struct World {
     /// comes from a `nodes_file` dump).
     allocation: Option<Allocation>,
     admin: AdminPhase,
+    /// The cluster manager's operations after creation.
+    pub manager: Manager,
     pub history: Vec<HistoryEvent>,
     pub warnings: Vec<Warning>,
     effects: Vec<Effect>,
@@ -392,6 +412,7 @@ impl World {
                 AdminPhase::Done
             },
             allocation,
+            manager: Manager::new(seed),
             history: Vec::new(),
             warnings: Vec::new(),
             effects: Vec::new(),
@@ -467,7 +488,7 @@ impl World {
         };
         node.set_cron_iteration(tick);
         let data = if proc.setup.config.appendonly {
-            proc.disk.aof.as_ref().map(|aof| DiskData::Aof(aof.load()))
+            proc.disk.aof.as_ref().map(|aof| DiskData::Aof(Box::new(aof.load())))
         } else {
             proc.disk.rdb.clone().map(DiskData::Rdb)
         };
@@ -982,6 +1003,7 @@ impl World {
         proc.waiting.clear();
         proc.inc += 1;
         self.reset_client_conns(p, host_down, now, queue);
+        self.manager_proc_died(p, now, queue);
         for conn in 0..self.conns.len() as u32 {
             let c = &self.conns[conn as usize];
             if c.state == ConnState::Closed || (c.a != p && c.b != Some(p)) {
@@ -1095,6 +1117,11 @@ impl World {
                     ));
                 }
             }
+            action @ (FaultAction::Reshard { .. }
+            | FaultAction::AddNode { .. }
+            | FaultAction::DelNode { .. }
+            | FaultAction::Rebalance { .. }
+            | FaultAction::Fix { .. }) => self.manager_start(i, action, now, queue),
             other => self.warnings.push(format!(
                 "fault {i} at {}: action {:?} is not implemented yet; it was skipped",
                 fmt_time(now),
@@ -1125,6 +1152,16 @@ impl World {
             return;
         }
         proc.state = ProcState::Running;
+        // The replies to its MIGRATE end its wait first.
+        if let Some(i) = proc
+            .inbox
+            .iter()
+            .position(|x| matches!(x, Pending::Restored(..)))
+        {
+            if let Pending::Restored(m, replies) = proc.inbox.remove(i) {
+                return self.migrate_done(m, replies, now, queue);
+            }
+        }
         self.drain_inbox(p, now, queue);
     }
 
@@ -1153,6 +1190,13 @@ impl World {
                     self.serve_request(p, conn, req, readonly, now, queue);
                     self.unblock(p, now, queue);
                 }
+                Pending::Admin { token } => {
+                    if token == self.manager.token {
+                        self.manager_execute(p, now, queue);
+                    }
+                }
+                Pending::Restore(m) => self.restore_at(m, now, queue),
+                Pending::Restored(m, replies) => self.migrate_done(m, replies, now, queue),
             }
         }
         if missed {
@@ -1540,6 +1584,7 @@ impl Model for World {
                 10 << 56
             }
             Event::Client(e) => self.client_event(now, e, queue),
+            Event::Manager(e) => self.manager_event(now, e, queue),
         }
     }
 }
@@ -1596,6 +1641,14 @@ impl Touches {
             Event::Drained { conn, to_b } => Touches::ConnEnd(*conn, !*to_b),
             Event::ReplTimer { proc, .. } | Event::Unstall { proc, .. } => Touches::Proc(*proc),
             Event::Fault(_) | Event::Admin => Touches::Any,
+            Event::Manager(ManagerEvent::Arrive { proc, .. }) => Touches::Proc(*proc),
+            Event::Manager(ManagerEvent::Restore { m, .. }) => Touches::Proc(m.target()),
+            Event::Manager(ManagerEvent::Restored { m, .. }) => Touches::Proc(m.source()),
+            // redis-cli reads a reply or wakes up: it only sends (a
+            // process is stopped when its SHUTDOWN arrives).
+            Event::Manager(ManagerEvent::Reply { .. } | ManagerEvent::Wake { .. }) => {
+                Touches::Nothing
+            }
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
             // The others change only the clients and their connections.
             Event::Client(

@@ -24,6 +24,8 @@ const PORTED: &[&str] = &[
     "10-manual-failover-part2.toml",
     "10-manual-failover-part3.toml",
     "11-manual-takeover.toml",
+    "12-replica-migration-2.toml",
+    "12.1-replica-migration-3.toml",
     "13-no-failover-option.toml",
     "28-cluster-shards.toml",
 ];

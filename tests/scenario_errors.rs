@@ -316,7 +316,7 @@ fn trace_missing_toml() {
 fn unknown_action_toml() {
     assert_eq!(
         err("unknown_action.toml"),
-        "tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\" (expected one of: kill, restart, pause, resume, crash-host, partition, isolate, one-way, heal, latency, loss, failover, reshard, add-node, del-node, config-set)"
+        "tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\" (expected one of: kill, restart, pause, resume, crash-host, partition, isolate, one-way, heal, latency, loss, failover, reshard, add-node, del-node, rebalance, fix, config-set)"
     );
 }
 
@@ -423,6 +423,22 @@ proptest! {
         let text = if key.starts_with('[') { format!("{text}{key} = {value}\n") } else { format!("{key} = {value}\n{text}") };
         let _ = scenario::parse(&text, Format::Toml, "v.toml", base());
     }
+}
+
+#[test]
+fn rebalance_and_fix_options_are_checked() {
+    assert_eq!(
+        err("rebalance_bad_weight.toml"),
+        "tests/data/malformed/rebalance_bad_weight.toml:10:24: faults[0].weights.node-1: expected a weight >= 0, got -1"
+    );
+    assert_eq!(
+        err("rebalance_unknown_weight_node.toml"),
+        "tests/data/malformed/rebalance_unknown_weight_node.toml:10:13: faults[0].weights.node-9: unknown node \"node-9\" (this scenario has node-1 ... node-6)"
+    );
+    assert_eq!(
+        err("fix_bad_flag.toml"),
+        "tests/data/malformed/fix_bad_flag.toml:10:11: faults[0].replace: expected true or false, got a string (\"yes\")"
+    );
 }
 
 #[test]

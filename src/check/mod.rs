@@ -399,6 +399,14 @@ impl Checks {
                 HistoryKind::Created => {
                     cause = Some(format!("the cluster's creation at {}", fmt_time(h.at)));
                 }
+                HistoryKind::AdminDone { index } => {
+                    let action = &world.scenario.faults[*index as usize].action;
+                    cause = Some(format!(
+                        "the end of {} at {}",
+                        crate::report::describe_fault(world, action),
+                        fmt_time(h.at)
+                    ));
+                }
                 HistoryKind::Note { .. } | HistoryKind::Data(_) => {}
             }
         }
@@ -744,6 +752,10 @@ pub fn describe_history(world: &World, h: &HistoryEvent) -> String {
     let name = |p: u32| world.procs[p as usize].name.as_str();
     match &h.kind {
         HistoryKind::Created => "the cluster is created (redis-cli --cluster create)".into(),
+        HistoryKind::AdminDone { index } => format!(
+            "redis-cli finished: {}",
+            crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)
+        ),
         HistoryKind::Data(e) => format!("{} {}", h.proc.map_or("?", name), describe_data(e, name)),
         HistoryKind::Fault { index, .. } => format!(
             "fault: {}",

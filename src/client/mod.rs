@@ -444,6 +444,23 @@ pub enum ClientEffect {
         kind: TimerKind,
     },
     Record(OpRecord),
+    /// A redirection the client got (followed or not).
+    Redirected(Redirection),
+}
+
+/// One `-MOVED` or `-ASK` reply a client got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Redirection {
+    pub at: SimTime,
+    /// The client, numbered across populations.
+    pub client: u32,
+    pub slot: u16,
+    /// The process that replied.
+    pub from: u32,
+    /// The process named (`None` if the address is no process's).
+    pub to: Option<u32>,
+    /// `-ASK` (else `-MOVED`).
+    pub ask: bool,
 }
 
 /// The population's settings, from its `[[workload]]`.
@@ -1008,6 +1025,15 @@ impl Population {
         target: Option<u32>,
         out: &mut Vec<ClientEffect>,
     ) {
+        let op = self.clients[c as usize].op.expect("a redirected request");
+        out.push(ClientEffect::Redirected(Redirection {
+            at: now,
+            client: self.first_client + c,
+            slot: moved.unwrap_or(op.slot),
+            from: f.node,
+            to: target,
+            ask: moved.is_none(),
+        }));
         let t = self.clients[c as usize]
             .op_try
             .as_mut()

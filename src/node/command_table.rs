@@ -6,7 +6,8 @@
 //! routing then reads the keys and the flags.
 //!
 //! Only the commands the data path is meant to execute are here: the
-//! keyspace's string commands, the connection state commands a cluster
+//! keyspace's string commands, `RESTORE-ASKING` (what `MIGRATE` sends the
+//! target), the connection state commands a cluster
 //! client sends (`ASKING`, `READONLY`, `READWRITE`), `WAIT` and `CLUSTER SLOTS`
 //! (the `CLUSTER` container knows no other subcommand on this path: the
 //! cluster manager's commands go through [`super::render::ClusterCommand`]).
@@ -75,7 +76,7 @@ const fn keyless(name: &'static str, arity: i32, flags: u64) -> CommandSpec {
 
 /// The table, from the 7.0.15 JSON files (arity, `command_flags`,
 /// `key_specs`).
-pub const COMMANDS: [CommandSpec; 18] = [
+pub const COMMANDS: [CommandSpec; 19] = [
     spec("get", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("set", -3, CMD_WRITE | CMD_DENYOOM, 1, 1),
     spec("incr", 2, CMD_WRITE | CMD_DENYOOM | CMD_FAST, 1, 1),
@@ -89,6 +90,13 @@ pub const COMMANDS: [CommandSpec; 18] = [
     spec("pttl", 2, CMD_READONLY | CMD_FAST, 1, 1),
     spec("mset", -3, CMD_WRITE | CMD_DENYOOM, -1, 2),
     spec("mget", -2, CMD_READONLY | CMD_FAST, -1, 1),
+    spec(
+        "restore-asking",
+        -4,
+        CMD_WRITE | CMD_DENYOOM | CMD_ASKING,
+        1,
+        1,
+    ),
     keyless("asking", 1, CMD_FAST),
     keyless("readonly", 1, CMD_FAST | CMD_LOADING | CMD_STALE),
     keyless("readwrite", 1, CMD_FAST | CMD_LOADING | CMD_STALE),

@@ -65,7 +65,7 @@ impl Value {
 
     /// `tryObjectEncoding`: strings of at most 20 bytes that are canonical
     /// integers are stored as integers.
-    fn encode(bytes: &[u8]) -> Value {
+    pub fn encode(bytes: &[u8]) -> Value {
         match parse_i64(bytes) {
             Some(i) if bytes.len() <= 20 => Value::Int(i),
             _ => Value::Str(bytes.to_vec()),
@@ -143,6 +143,9 @@ pub struct Keyspace {
     /// sizes them (see [`Keyspace::used_memory`]).
     buckets: usize,
     expires_buckets: usize,
+    /// Keys per hash slot (`slots_to_keys` counts), for `CLUSTER
+    /// COUNTKEYSINSLOT` and `GETKEYSINSLOT`; empty until the first key.
+    slot_keys: Vec<u32>,
     pub stats: KeyspaceStats,
     /// How accesses age keys and how eviction picks them.
     policy: MemoryPolicy,
@@ -272,6 +275,7 @@ impl Keyspace {
     /// RDB), keeping this keyspace's statistics, settings and random stream.
     pub fn load(&mut self, loaded: Keyspace) {
         self.dict = loaded.dict;
+        self.slot_keys = loaded.slot_keys;
         self.volatile = loaded.volatile;
         self.key_memory = loaded.key_memory;
         // `rdbLoad` sizes the tables for the keys (`RESIZEDB`).
@@ -305,6 +309,14 @@ impl Keyspace {
     /// anything (`lookupKeyReadWithFlags` with `LOOKUP_NOEXPIRE`).
     pub fn exists_at(&self, key: &[u8], now_ms: i64) -> bool {
         self.dict.get(key).is_some_and(|e| !e.expired(now_ms))
+    }
+
+    /// Keys in hash slot `slot` (`countKeysInSlot`), expired ones not yet
+    /// removed included.
+    pub fn count_keys_in_slot(&self, slot: u16) -> usize {
+        self.slot_keys
+            .get(usize::from(slot))
+            .map_or(0, |&n| n as usize)
     }
 
     /// The key at position `i` of the dictionary (for sampling).
@@ -354,6 +366,7 @@ impl Keyspace {
     /// Remove every key (`FLUSHALL`, or a replica loading an RDB).
     pub fn clear(&mut self) {
         self.dict.clear();
+        self.slot_keys.clear();
         self.volatile = 0;
         self.key_memory = 0;
         self.buckets = 0;
@@ -379,6 +392,10 @@ impl Keyspace {
             }
             None => {
                 self.dict.insert(key.to_vec(), entry);
+                if self.slot_keys.is_empty() {
+                    self.slot_keys = vec![0; super::slots::CLUSTER_SLOTS];
+                }
+                self.slot_keys[usize::from(super::slots::key_hash_slot(key))] += 1;
             }
         }
         self.expand_if_needed();
@@ -388,6 +405,7 @@ impl Keyspace {
     pub fn remove(&mut self, key: &[u8]) -> bool {
         match self.dict.swap_remove(key) {
             Some(old) => {
+                self.slot_keys[usize::from(super::slots::key_hash_slot(key))] -= 1;
                 self.forget(key.len(), &old);
                 true
             }

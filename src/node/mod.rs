@@ -21,6 +21,7 @@ mod gossip;
 pub mod keyspace;
 mod load;
 mod memory;
+pub mod migrate;
 pub mod persistence;
 pub mod render;
 pub mod replication;
@@ -373,6 +374,8 @@ pub struct Node {
     /// What the host has free for a `fork()` child under
     /// `vm.overcommit_memory` 0, as the world last said (`None`: no limit).
     host_memory_free: Option<u64>,
+    /// The keys of the slot `GETKEYSINSLOT` last listed.
+    slot_keys_cache: migrate::SlotKeysCache,
     /// Save points, the AOF's fsyncs, the load at start.
     persist: Persistence,
 }
@@ -448,6 +451,7 @@ impl Node {
             keyspace,
             used_memory_peak: 0,
             host_memory_free: None,
+            slot_keys_cache: migrate::SlotKeysCache::default(),
             persist: Persistence::new(now),
         }
     }

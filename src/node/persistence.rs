@@ -187,7 +187,7 @@ impl AofFile {
 /// What a process finds on its disk at start, as `loadDataFromDisk` reads
 /// it: the AOF when `appendonly yes`, else `dump.rdb`.
 pub enum DiskData {
-    Aof(Keyspace),
+    Aof(Box<Keyspace>),
     Rdb(Rc<RdbSnapshot>),
 }
 
@@ -205,7 +205,7 @@ impl Node {
     /// The process is busy loading for the load time from the dataset.
     pub fn load_data_from_disk(&mut self, data: DiskData, out: &mut Vec<Effect>) {
         let (keyspace, rsi, from_aof) = match data {
-            DiskData::Aof(ks) => (ks, None, true),
+            DiskData::Aof(ks) => (*ks, None, true),
             DiskData::Rdb(rdb) => (rdb.keyspace.clone(), rdb.rsi, false),
         };
         let unixtime = self.now_ms / 1000;

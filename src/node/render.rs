@@ -1,10 +1,11 @@
 //! Text exactly as Redis prints it: `CLUSTER NODES` (`clusterGenNodeDescription`),
 //! `CLUSTER INFO`, `nodes.conf`; and the `CLUSTER` subcommands the cluster
-//! manager uses (MEET, ADDSLOTS, SET-CONFIG-EPOCH, REPLICATE, ...).
+//! manager uses (MEET, ADDSLOTS, SET-CONFIG-EPOCH, REPLICATE, ...; those of
+//! slot migration are in `migrate.rs`).
 
 use std::fmt::Write;
 
-use super::bus::{flags::*, MsgType, NodeId, SlotBitmap};
+use super::bus::{flags::*, MsgType, NodeId};
 use super::slots::CLUSTER_SLOTS;
 use super::{todo, ClusterNode, Effect, Node};
 
@@ -99,6 +100,10 @@ pub enum ClusterCommand {
         cport: Option<u32>,
     },
     AddSlots(Vec<u16>),
+    DelSlots(Vec<u16>),
+    SetSlot(u16, super::migrate::SetSlot),
+    Forget(NodeId),
+    BumpEpoch,
     SetConfigEpoch(u64),
     Replicate(NodeId),
     Nodes,
@@ -276,38 +281,11 @@ impl Node {
                 self.start_handshake(ip, port, cport);
                 Ok("OK".into())
             }
-            ClusterCommand::AddSlots(slots) => {
-                // Redis parses every argument before checking any slot.
-                if slots.iter().any(|&s| usize::from(s) >= CLUSTER_SLOTS) {
-                    return Err("ERR Invalid or out of range slot".into());
-                }
-                let mut seen = SlotBitmap::default();
-                for &s in &slots {
-                    let s = usize::from(s);
-                    if self.slot_owner(s).is_some() {
-                        return Err(format!("ERR Slot {s} is already busy"));
-                    }
-                    if seen.get(s) {
-                        return Err(format!("ERR Slot {s} specified multiple times"));
-                    }
-                    seen.set(s);
-                }
-                // `clusterAddSlot` for each, a word of the bitmap at a time:
-                // every slot is free, so the order does not matter.
-                let me = self.myself;
-                for (w, &mask) in seen.0.iter().enumerate() {
-                    if mask != 0 {
-                        self.move_slots(w, mask, me);
-                    }
-                }
-                if !self.importing_slots_from.is_empty() {
-                    for s in slots {
-                        self.importing_slots_from.remove(&s);
-                    }
-                }
-                self.todo |= todo::SAVE_CONFIG | todo::UPDATE_STATE;
-                Ok("OK".into())
-            }
+            ClusterCommand::AddSlots(slots) => self.cluster_update_slots(&slots, false),
+            ClusterCommand::DelSlots(slots) => self.cluster_update_slots(&slots, true),
+            ClusterCommand::SetSlot(slot, action) => self.cluster_setslot(slot, action, out),
+            ClusterCommand::Forget(id) => self.cluster_forget(&id, out),
+            ClusterCommand::BumpEpoch => Ok(self.cluster_bumpepoch()),
             ClusterCommand::SetConfigEpoch(epoch) => {
                 if self.live.len() > 1 {
                     Err("ERR The user can assign a config epoch only when the node does not know any other node.".into())

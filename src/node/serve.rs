@@ -197,6 +197,11 @@ impl Node {
             }
             "cluster|slots" => self.cluster_slots(),
             "info" => Reply::Bulk(self.info(keyspace, &argv[1..]).into_bytes()),
+            "restore-asking" => {
+                client.asking = false;
+                let (reply, propagate) = super::migrate::restore(keyspace, argv, now_ms);
+                return ClientReply::Done(Executed { reply, propagate });
+            }
             "wait" => return self.wait_command(argv, *client),
             _ => {
                 client.asking = false;

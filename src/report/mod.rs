@@ -68,6 +68,17 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             }
         }
     }
+    if !w.manager.log.is_empty() {
+        let _ = writeln!(s, "\nredis-cli --cluster");
+        for (at, line) in &w.manager.log {
+            let _ = writeln!(
+                s,
+                "  {:>10}  {}",
+                fmt_time(*at),
+                line.replace('\n', "\n              ")
+            );
+        }
+    }
     let failovers = sim.failovers();
     if !failovers.is_empty() {
         let _ = writeln!(s, "\nfailovers");
@@ -119,6 +130,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             "  writes  {} acknowledged, {} failed, {} lost",
             t.writes.acknowledged, t.writes.failed, t.lost
         );
+        let _ = writeln!(s, "  redirections  {} MOVED, {} ASK", t.moved, t.ask);
         let _ = writeln!(s, "  longest time writes kept failing, per shard");
         for (i, u) in t.unavailable.iter().enumerate() {
             let _ = writeln!(
@@ -381,6 +393,21 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         ),
         Latency { value, between } => format!("latency {}{}", latency(value), pair(world, between)),
         Loss { value, between } => format!("loss {value}{}", pair(world, between)),
+        Reshard { slots, from, to } => {
+            let mut ranges = String::new();
+            crate::node::render::write_slot_ranges(
+                &mut ranges,
+                slots.iter().map(|&(a, b)| (usize::from(a), usize::from(b))),
+            );
+            format!("reshard{ranges} from {} to {}", name(from), name(to))
+        }
+        AddNode { node, replica_of } => match replica_of {
+            Some(m) => format!("add-node {} as a replica of {}", name(node), name(m)),
+            None => format!("add-node {}", name(node)),
+        },
+        DelNode { node } => format!("del-node {}", name(node)),
+        Rebalance { .. } => "rebalance".into(),
+        Fix { .. } => "fix".into(),
         other => format!("{other:?}"),
     }
 }

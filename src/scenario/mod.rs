@@ -284,6 +284,19 @@ pub enum FaultAction {
     DelNode {
         node: usize,
     },
+    /// `redis-cli --cluster rebalance`: `--cluster-weight` per node,
+    /// `--cluster-threshold` (percent), `--cluster-use-empty-masters`.
+    Rebalance {
+        weights: Vec<(usize, f64)>,
+        threshold: f64,
+        use_empty_masters: bool,
+    },
+    /// `redis-cli --cluster fix [--cluster-fix-with-unreachable-masters]
+    /// [--cluster-replace]`.
+    Fix {
+        with_unreachable_masters: bool,
+        replace: bool,
+    },
     /// `node: None` = all nodes. `directive` is the canonical name (aliases resolved).
     ConfigSet {
         node: Option<usize>,

@@ -963,6 +963,8 @@ const ACTIONS: &[&str] = &[
     "reshard",
     "add-node",
     "del-node",
+    "rebalance",
+    "fix",
     "config-set",
 ];
 
@@ -979,6 +981,8 @@ fn action_keys(action: &str) -> &'static [&'static str] {
         "failover" => &["at", "action", "node", "mode"],
         "reshard" => &["at", "action", "slots", "from", "to"],
         "add-node" => &["at", "action", "node", "replica_of"],
+        "rebalance" => &["at", "action", "weights", "threshold", "use_empty_masters"],
+        "fix" => &["at", "action", "with_unreachable_masters", "replace"],
         "config-set" => &["at", "action", "node", "directive", "value"],
         _ => &[],
     }
@@ -1187,6 +1191,63 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
             cluster_only(fc)?;
             FaultAction::DelNode {
                 node: node_req(fc, "node", false)?,
+            }
+        }
+        "rebalance" => {
+            cluster_only(fc)?;
+            let mut weights = Vec::new();
+            if let Some(v) = t.get("weights") {
+                let wt = Tbl::new(cx, v, &t.p("weights"))?;
+                for e in wt.entries {
+                    let wp = wt.p(&e.key);
+                    let i = fc
+                        .names
+                        .node_name(&e.key, false)
+                        .map_err(|m| cx.err(e.key_at, &wp, m))?;
+                    let w = get_f64(cx, &e.node, &wp)?;
+                    if w < 0.0 {
+                        return Err(cx.at(
+                            &e.node,
+                            &wp,
+                            format!("expected a weight >= 0, got {w}"),
+                        ));
+                    }
+                    weights.push((i, w));
+                }
+            }
+            let threshold = match t.get("threshold") {
+                Some(v) => {
+                    let f = get_f64(cx, v, &t.p("threshold"))?;
+                    if f < 0.0 {
+                        return Err(cx.at(
+                            v,
+                            &t.p("threshold"),
+                            format!("expected a percentage >= 0, got {f}"),
+                        ));
+                    }
+                    f
+                }
+                None => 2.0,
+            };
+            let use_empty_masters = match t.get("use_empty_masters") {
+                Some(v) => get_bool(cx, v, &t.p("use_empty_masters"))?,
+                None => false,
+            };
+            FaultAction::Rebalance {
+                weights,
+                threshold,
+                use_empty_masters,
+            }
+        }
+        "fix" => {
+            cluster_only(fc)?;
+            let flag = |k: &str| match t.get(k) {
+                Some(v) => get_bool(cx, v, &t.p(k)),
+                None => Ok(false),
+            };
+            FaultAction::Fix {
+                with_unreachable_masters: flag("with_unreachable_masters")?,
+                replace: flag("replace")?,
             }
         }
         "config-set" => {

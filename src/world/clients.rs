@@ -24,7 +24,7 @@ use super::{Event, Pending, ProcState, World, SYN_RETRY_AT_S};
 use crate::client::keys::KeyNames;
 use crate::client::{
     parse_reply, AddrBook, Answer, Argv, ClientEffect, ClientInput, ErrorTexts, OpRecord,
-    Population, Req, TimerKind,
+    Population, Redirection, Req, TimerKind,
 };
 use crate::engine::{actor_rng, Actor, EventQueue, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Pipe};
@@ -114,6 +114,8 @@ pub struct Clients {
     pub errors: ErrorTexts,
     /// Every finished try, in the order they ended.
     pub ops: Vec<OpRecord>,
+    /// Every `-MOVED` and `-ASK` the clients got, in order.
+    pub redirections: Vec<Redirection>,
     conns: Vec<Conn>,
     by_client: FxHashMap<(u32, u32), u32>,
     rng: Rng,
@@ -181,6 +183,7 @@ impl Clients {
             book: AddrBook::new(scenario.nodes.iter().map(|n| n.addr).collect()),
             errors: ErrorTexts::default(),
             ops: Vec::new(),
+            redirections: Vec::new(),
             conns: Vec::new(),
             by_client: FxHashMap::default(),
             rng: actor_rng(seed, Actor::ClientNetwork),
@@ -247,6 +250,7 @@ impl World {
                     self.set_timer(pop, lane, (at, client, token), queue);
                 }
                 ClientEffect::Record(r) => self.clients.ops.push(r),
+                ClientEffect::Redirected(r) => self.clients.redirections.push(r),
             }
         }
         self.clients.effects = effects;
