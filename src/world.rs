@@ -488,7 +488,10 @@ impl World {
         };
         node.set_cron_iteration(tick);
         let data = if proc.setup.config.appendonly {
-            proc.disk.aof.as_ref().map(|aof| DiskData::Aof(Box::new(aof.load())))
+            proc.disk
+                .aof
+                .as_ref()
+                .map(|aof| DiskData::Aof(Box::new(aof.load())))
         } else {
             proc.disk.rdb.clone().map(DiskData::Rdb)
         };

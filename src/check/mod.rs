@@ -492,10 +492,12 @@ impl Checks {
             .iter()
             .enumerate()
             .filter_map(|(p, proc)| {
-                let me = proc.node.as_ref()?.myself();
+                let node = proc.node.as_ref()?;
+                let me = node.myself();
                 (me.is_master() && me.numslots > 0).then(|| Claim {
                     proc: p as u32,
                     config_epoch: me.config_epoch,
+                    unilateral: node.config_epoch_unilateral(),
                     slots: &me.slots,
                 })
             })

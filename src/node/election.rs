@@ -162,6 +162,7 @@ impl Node {
         if mine == 0 || mine != max_epoch {
             self.current_epoch += 1;
             self.nm(me).config_epoch = self.current_epoch;
+            self.config_epoch_unilateral = true;
             self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
             true
         } else {
@@ -554,6 +555,7 @@ impl Node {
                 }
             } else if self.n(me).config_epoch < self.election.failover_auth_epoch {
                 self.nm(me).config_epoch = self.election.failover_auth_epoch;
+                self.config_epoch_unilateral = false;
             }
             self.failover_replace_your_master(out);
         }

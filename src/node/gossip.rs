@@ -617,6 +617,7 @@ impl Node {
         }
         self.current_epoch += 1;
         self.nm(me).config_epoch = self.current_epoch;
+        self.config_epoch_unilateral = true;
         self.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
     }
 

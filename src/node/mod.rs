@@ -378,6 +378,10 @@ pub struct Node {
     slot_keys_cache: migrate::SlotKeysCache,
     /// Save points, the AOF's fsyncs, the load at start.
     persist: Persistence,
+    /// (redsim's bookkeeping, for the checks) My config epoch was taken
+    /// without a majority's agreement: `CLUSTER FAILOVER TAKEOVER`, the
+    /// bump that closes a slot import, or a config epoch collision.
+    config_epoch_unilateral: bool,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;
@@ -453,7 +457,15 @@ impl Node {
             host_memory_free: None,
             slot_keys_cache: migrate::SlotKeysCache::default(),
             persist: Persistence::new(now),
+            config_epoch_unilateral: false,
         }
+    }
+
+    /// Whether my config epoch was taken without a majority's agreement
+    /// (`CLUSTER FAILOVER TAKEOVER`, a slot import's bump, a config epoch
+    /// collision) rather than won in an election or set at creation.
+    pub fn config_epoch_unilateral(&self) -> bool {
+        self.config_epoch_unilateral
     }
 
     /// Handle one input at time `now`; effects are appended to `out`.
