@@ -21,7 +21,14 @@ pub struct Simulation {
     pub stats: RunStats,
     /// The invariant checks, observing every event.
     pub checks: Checks,
+    /// [`Simulation::lost_writes`] as computed at the end of [`Simulation::run`]
+    /// (at that time), so that the summary does not compute it again.
+    lost_at_end: Option<(SimTime, Vec<LostWrite>)>,
 }
+
+/// A lost write: the process that acknowledged it, when it was sent and
+/// when acknowledged.
+pub type LostWrite = (u32, SimTime, SimTime);
 
 /// The outcome of one expectation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -143,6 +150,7 @@ impl Simulation {
             world,
             queue,
             stats: RunStats::default(),
+            lost_at_end: None,
         })
     }
 
@@ -186,7 +194,9 @@ impl Simulation {
         self.run_until(end, hooks);
         self.checks.finish(self.stats.now, &self.world);
         let lost = self.lost_writes();
-        self.checks.judge_lost_writes(&self.world, lost.into_iter());
+        self.checks
+            .judge_lost_writes(&self.world, lost.iter().copied());
+        self.lost_at_end = Some((self.stats.now, lost));
         let mut results: Vec<ExpectResult> = results.into_iter().flatten().flatten().collect();
         results.extend(self.invariants_result());
         results
@@ -438,7 +448,12 @@ impl Simulation {
     /// The acknowledged writes missing at the end (see
     /// [`accounting::lost_writes`]): the process that acknowledged each,
     /// when it was sent and when acknowledged.
-    pub fn lost_writes(&self) -> Vec<(u32, SimTime, SimTime)> {
+    pub fn lost_writes(&self) -> Vec<LostWrite> {
+        if let Some((at, lost)) = &self.lost_at_end {
+            if *at == self.stats.now {
+                return lost.clone();
+            }
+        }
         let c = &self.world.clients;
         let now = self.stats.now;
         let now_ms = crate::node::mstime(now);
@@ -456,8 +471,10 @@ impl Simulation {
             name.clear();
             c.names.write(key, &mut name);
             let slot = usize::from(crate::node::slots::key_hash_slot(&name));
-            let owner = *owners[slot].get_or_insert_with(|| self.owner_seen_by_majority(slot));
-            let Some(node) = owner.and_then(|o| self.world.procs[o].node.as_ref()) else {
+            // No owner that most live nodes agree on (the cluster split
+            // and never converged): the key's fate cannot be known.
+            let owner = (*owners[slot].get_or_insert_with(|| self.owner_seen_by_majority(slot)))?;
+            let Some(node) = self.world.procs[owner].node.as_ref() else {
                 return Some(None);
             };
             match node.keyspace.peek(&name).filter(|e| !e.expired(now_ms)) {

@@ -17,7 +17,9 @@
 //!
 //! A key's final value is read from the keyspace of the master that most
 //! live nodes see as the owner of its slot (none if it is not running),
-//! expired keys counting as missing. A try that got an error reply or was
+//! expired keys counting as missing. When no owner has a majority of the
+//! live nodes (a cluster that split and never converged), or the owner has
+//! evicted keys and the key is missing, the key's writes are not judged. A try that got an error reply or was
 //! refused did not happen; one that timed out, whose connection was reset,
 //! or still waiting for its reply at the end may have happened, at any
 //! time after it was sent.

@@ -133,10 +133,15 @@ pub struct KeyspaceStats {
     pub evicted_keys: u64,
 }
 
+/// A key as the keyspace stores it: up to 16 bytes inline, so that a
+/// lookup compares it inside the table's entry instead of chasing a pointer
+/// to the heap (most workload keys, `key:<n>`, fit).
+type Key = smallvec::SmallVec<[u8; 16]>;
+
 /// Database 0 of one node.
 #[derive(Clone, Debug, Default)]
 pub struct Keyspace {
-    dict: IndexMap<Vec<u8>, Entry, FxBuildHasher>,
+    dict: IndexMap<Key, Entry, FxBuildHasher>,
     volatile: usize,
     key_memory: u64,
     /// Bucket arrays of the main and `expires` dictionaries, as Redis
@@ -391,7 +396,7 @@ impl Keyspace {
                 self.forget(key.len(), &old);
             }
             None => {
-                self.dict.insert(key.to_vec(), entry);
+                self.dict.insert(Key::from_slice(key), entry);
                 if self.slot_keys.is_empty() {
                     self.slot_keys = vec![0; super::slots::CLUSTER_SLOTS];
                 }

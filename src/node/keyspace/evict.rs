@@ -218,7 +218,7 @@ impl Keyspace {
             while let Some(e) = self.pool.pop() {
                 let live = self
                     .dict
-                    .get(&e.key)
+                    .get(e.key.as_slice())
                     .is_some_and(|v| self.policy.allkeys() || v.expire_at_ms.is_some());
                 if live {
                     return Some(e.key);
@@ -251,7 +251,7 @@ impl Keyspace {
             }
             let entry = PoolEntry {
                 idle,
-                key: key.clone(),
+                key: key.to_vec(),
             };
             if pool.len() < EVPOOL_SIZE {
                 pool.insert(k, entry);
@@ -266,7 +266,7 @@ impl Keyspace {
     /// `dictGetRandomKey` of the main dictionary or of the keys with a TTL.
     fn random_key(&mut self) -> Option<Vec<u8>> {
         let pos = *self.sample_positions(1).first()?;
-        self.dict.get_index(pos).map(|(k, _)| k.clone())
+        self.dict.get_index(pos).map(|(k, _)| k.to_vec())
     }
 
     /// Up to `count` random positions of keys the policy may evict.

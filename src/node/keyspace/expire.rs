@@ -77,7 +77,7 @@ impl Keyspace {
                     let key = key.clone();
                     self.remove(&key);
                     self.stats.expired_keys += 1;
-                    propagate.push(vec![b"DEL".to_vec(), key]);
+                    propagate.push(vec![b"DEL".to_vec(), key.to_vec()]);
                     expired += 1;
                 } else {
                     self.expire.cursor = pos + 1;
