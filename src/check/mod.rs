@@ -239,6 +239,11 @@ impl Seen {
 pub struct Checks {
     names: Vec<String>,
     seen: Vec<Seen>,
+    /// A process died, started, paused, resumed or changed role since the
+    /// last evaluation (what can make a waiting liveness obligation lapse).
+    roles_changed: bool,
+    /// The processed replication offset of each process when last compared.
+    offsets_seen: Vec<i64>,
     /// History entries already read.
     history_len: usize,
     started: bool,
@@ -288,6 +293,8 @@ impl Checks {
         Checks {
             names: world.procs.iter().map(|p| p.name.clone()).collect(),
             seen: vec![Seen::default(); world.procs.len()],
+            roles_changed: false,
+            offsets_seen: vec![-1; world.procs.len()],
             history_len: 0,
             started: false,
             next_deadline: SimTime::MAX,
@@ -424,6 +431,8 @@ impl Checks {
     #[inline(never)]
     fn proc_changed(&mut self, now: SimTime, p: u32, seen: Seen, world: &World) {
         let before = std::mem::replace(&mut self.seen[p as usize], seen);
+        self.roles_changed |= (before.alive, before.running, before.master)
+            != (seen.alive, seen.running, seen.master);
         if seen.alive {
             let v = self.epochs.running(
                 now,
@@ -449,6 +458,12 @@ impl Checks {
         if !repl.replica.master_link_up() {
             return;
         }
+        // The master's offset only grows: only a replica that processed
+        // more since last time can have passed it.
+        let offset = repl.slave_repl_offset();
+        if std::mem::replace(&mut self.offsets_seen[p as usize], offset) == offset {
+            return;
+        }
         let Some((ip, port)) = repl.replica.masterhost() else {
             return;
         };
@@ -468,7 +483,7 @@ impl Checks {
             now,
             p,
             &self.names[p as usize],
-            repl.slave_repl_offset(),
+            offset,
             &self.names[m as usize],
             master.replication().master_repl_offset(),
         );
@@ -478,6 +493,7 @@ impl Checks {
     /// The checks that read claims and slot maps, after something changed.
     #[inline(never)]
     fn evaluate(&mut self, now: SimTime, world: &World, cause: Option<String>) {
+        let roles_changed = std::mem::take(&mut self.roles_changed);
         self.split_brain.update(
             now,
             world.procs.iter().enumerate().filter_map(|(p, proc)| {
@@ -527,7 +543,7 @@ impl Checks {
             let bound = liveness::recoverable(&s)
                 .map(|()| liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency));
             self.liveness.start(now, cause, bound);
-        } else if self.liveness.pending() {
+        } else if self.liveness.pending() && roles_changed {
             let since = self.liveness.since();
             if let Err(reason) = liveness::recoverable(&situation(world, self.lossy, since)) {
                 self.liveness.lapse(reason);
