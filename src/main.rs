@@ -72,41 +72,7 @@ enum Command {
     /// Run many drawn scenarios (cluster, configuration, workload, fault
     /// schedule), check each, and shrink every failure to a small scenario
     /// written to the output directory.
-    Fuzz {
-        /// A base scenario: keep its cluster, configuration and workloads;
-        /// draw only the faults.
-        file: Option<PathBuf>,
-        /// Number of runs in the campaign.
-        #[arg(long, default_value_t = 100)]
-        runs: u64,
-        /// Runs at a time (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// The campaign's seed; run i draws from a seed derived from it and i.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Take only runs whose index is I modulo N (e.g. 0/4), to spread a
-        /// campaign over machines.
-        #[arg(long, value_name = "I/N")]
-        shard: Option<String>,
-        /// Where shrunk failures are written.
-        #[arg(long, default_value = "tests/regressions", value_name = "DIR")]
-        out: PathBuf,
-        /// Report failures without shrinking them (nothing is written).
-        #[arg(long)]
-        no_shrink: bool,
-        /// Print the scenario file run INDEX draws (every option it drew)
-        /// and exit without running it.
-        #[arg(long, value_name = "INDEX")]
-        show: Option<u64>,
-        /// Print the campaign's result as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Break one Redis rule on every node (to see the checks fail):
-        /// keep-fail, forget-current-epoch, promote-without-epoch-bump.
-        #[arg(long, hide = true)]
-        plant: Option<String>,
-    },
+    Fuzz(FuzzArgs),
     /// Print the slot allocation `redis-cli --cluster create` would make.
     Create {
         /// Node addresses as ip:port, in the order given to redis-cli.
@@ -173,29 +139,7 @@ fn main() -> ExitCode {
             trace,
             check_determinism,
         } => run(file, seed, json, trace, check_determinism),
-        Command::Fuzz {
-            file,
-            runs,
-            jobs,
-            seed,
-            shard,
-            out,
-            no_shrink,
-            show,
-            json,
-            plant,
-        } => fuzz(FuzzArgs {
-            file,
-            runs,
-            jobs,
-            seed,
-            shard,
-            out,
-            no_shrink,
-            show,
-            json,
-            plant,
-        }),
+        Command::Fuzz(args) => fuzz(args),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
                 outln!(
@@ -497,16 +441,40 @@ fn create(addrs: Vec<String>, replicas: usize, seed: u64) -> ExitCode {
     }
 }
 
+#[derive(clap::Args)]
 struct FuzzArgs {
+    /// A base scenario: keep its cluster, configuration and workloads;
+    /// draw only the faults.
     file: Option<PathBuf>,
+    /// Number of runs in the campaign.
+    #[arg(long, default_value_t = 100)]
     runs: u64,
+    /// Runs at a time (default: the number of cores).
+    #[arg(long)]
     jobs: Option<usize>,
+    /// The campaign's seed; run i draws from a seed derived from it and i.
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Take only runs whose index is I modulo N (e.g. 0/4), to spread a
+    /// campaign over machines.
+    #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Where shrunk failures are written.
+    #[arg(long, default_value = "tests/regressions", value_name = "DIR")]
     out: PathBuf,
+    /// Report failures without shrinking them (nothing is written).
+    #[arg(long)]
     no_shrink: bool,
+    /// Print the scenario file run INDEX draws (every option it drew)
+    /// and exit without running it.
+    #[arg(long, value_name = "INDEX")]
     show: Option<u64>,
+    /// Print the campaign's result as one JSON object.
+    #[arg(long)]
     json: bool,
+    /// Break one Redis rule on every node (to see the checks fail):
+    /// keep-fail, forget-current-epoch, promote-without-epoch-bump.
+    #[arg(long, hide = true)]
     plant: Option<String>,
 }
 

@@ -284,12 +284,7 @@ impl Hooks<World> for Checks {
 impl Checks {
     pub fn new(world: &World) -> Checks {
         let s = &world.scenario;
-        let node_timeout_ms = s
-            .nodes
-            .iter()
-            .map(|n| n.config.cluster_node_timeout_ms)
-            .max()
-            .unwrap_or(0);
+        let node_timeout_ms = s.max_node_timeout_ms();
         Checks {
             names: world.procs.iter().map(|p| p.name.clone()).collect(),
             seen: vec![Seen::default(); world.procs.len()],

@@ -67,12 +67,7 @@ impl Base {
         for k in ["name", "seed", "duration", "faults", "expect"] {
             table.remove(k);
         }
-        let node_timeout_ms = s
-            .nodes
-            .iter()
-            .map(|n| n.config.cluster_node_timeout_ms)
-            .max()
-            .unwrap_or(15000);
+        let node_timeout_ms = s.max_node_timeout_ms();
         let shape = Shape {
             nodes: s.nodes.len() as u32,
             replicas: s.cluster.replicas,
@@ -195,17 +190,9 @@ pub struct RunReport {
     pub index: u64,
     pub seed: u64,
     pub outcome: Outcome,
-    pub events: u64,
-    pub sim_time: SimTime,
     pub faults: usize,
-    pub failovers: usize,
-    pub lost_writes: u64,
-    pub acked_writes: u64,
-    /// Lost writes by window ([`crate::check::lost_writes_explained::WINDOWS`]).
-    pub lost_by_window: [u64; 4],
-    /// Split-brain windows: how many, and the longest.
-    pub split_brains: u64,
-    pub split_brain_max: SimTime,
+    /// What the run measured (zeros if it did not run).
+    pub m: Measured,
     /// Where the shrunk scenario was written, if it was.
     pub regression: Option<PathBuf>,
     /// The shrunk case's fault count, if shrunk.
@@ -266,7 +253,7 @@ pub fn run_text(text: &str, seed: u64, planted: Option<Planted>) -> (Outcome, Op
 }
 
 /// Figures of one run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Measured {
     pub events: u64,
     pub sim_time: SimTime,
@@ -321,29 +308,13 @@ pub fn fuzz_one(index: u64, opts: &Options, base: Option<&Base>) -> RunReport {
     let shape = base.map_or_else(|| case.setup.shape(), |b| b.shape);
     let text = scenario_text(&case, seed, base);
     let (outcome, measured) = run_text(&text, seed, opts.planted);
-    let m = measured.unwrap_or(Measured {
-        events: 0,
-        sim_time: 0,
-        failovers: 0,
-        lost_writes: 0,
-        acked_writes: 0,
-        lost_by_window: [0; 4],
-        split_brains: 0,
-        split_brain_max: 0,
-    });
+    let m = measured.unwrap_or_default();
     let mut report = RunReport {
         index,
         seed,
         outcome: outcome.clone(),
-        events: m.events,
-        sim_time: m.sim_time,
         faults: case.fault_count(&shape),
-        failovers: m.failovers,
-        lost_writes: m.lost_writes,
-        acked_writes: m.acked_writes,
-        lost_by_window: m.lost_by_window,
-        split_brains: m.split_brains,
-        split_brain_max: m.split_brain_max,
+        m,
         regression: None,
         shrunk_faults: None,
     };
@@ -470,18 +441,19 @@ impl Summary {
                 s.failed += 1;
                 *s.by_label.entry(r.outcome.label().to_string()).or_default() += 1;
             }
-            s.events += r.events;
-            s.sim_time += r.sim_time;
-            s.failovers += r.failovers as u64;
-            s.acked_writes += r.acked_writes;
-            s.lost_writes += r.lost_writes;
-            for (a, b) in s.lost_by_window.iter_mut().zip(r.lost_by_window) {
+            let m = &r.m;
+            s.events += m.events;
+            s.sim_time += m.sim_time;
+            s.failovers += m.failovers as u64;
+            s.acked_writes += m.acked_writes;
+            s.lost_writes += m.lost_writes;
+            for (a, b) in s.lost_by_window.iter_mut().zip(m.lost_by_window) {
                 *a += b;
             }
-            s.runs_losing_writes += u64::from(r.lost_writes > 0);
-            s.split_brains += r.split_brains;
-            s.runs_with_split_brain += u64::from(r.split_brains > 0);
-            s.split_brain_max = s.split_brain_max.max(r.split_brain_max);
+            s.runs_losing_writes += u64::from(m.lost_writes > 0);
+            s.split_brains += m.split_brains;
+            s.runs_with_split_brain += u64::from(m.split_brains > 0);
+            s.split_brain_max = s.split_brain_max.max(m.split_brain_max);
         }
         s
     }

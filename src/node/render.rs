@@ -44,18 +44,10 @@ fn write_flags(out: &mut String, flags: u16) {
 
 /// The decimal digits of `v` appended to `out` (what `write!` does, without
 /// the formatting machinery: nodes.conf is rendered on every config save).
-fn push_u64(out: &mut String, mut v: u64) {
+fn push_u64(out: &mut String, v: u64) {
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
+    let digits = crate::client::keys::decimal(v, &mut buf);
+    out.push_str(std::str::from_utf8(digits).expect("ASCII digits"));
 }
 
 /// Slot ranges as `CLUSTER NODES` prints them: ` 0-5460 5462`.

@@ -382,6 +382,17 @@ pub struct Scenario {
     pub source: PathBuf,
 }
 
+impl Scenario {
+    /// The greatest `cluster-node-timeout` of its nodes (0 without nodes).
+    pub fn max_node_timeout_ms(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| n.config.cluster_node_timeout_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// Load a scenario file; the format follows the extension (`.toml`, `.json`).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let label = path.display().to_string();
