@@ -181,8 +181,8 @@ struct Conn {
     queued: Vec<Wire>,
     ab: Pipe,
     ba: Pipe,
-    /// Replication: what the network blocks, per direction (a→b, b→a),
-    /// waiting to go out in order.
+    /// What the network blocks, per direction (a→b, b→a), waiting to go
+    /// out in order (TCP retransmitting).
     held: [Vec<Wire>; 2],
     accepted: bool,
 }
@@ -329,6 +329,11 @@ pub struct World {
     proc_at: BTreeMap<([u8; 4], u32), u32>,
     id_to_proc: BTreeMap<NodeId, u32>,
     host_up: Vec<bool>,
+    /// Per host: the live ends `(conn, to_b)` of connections whose other end
+    /// died with the host. They hear nothing until the host is up again;
+    /// then the next retransmission meets a kernel that knows no such
+    /// connection and gets a reset.
+    orphaned: Vec<Vec<(u32, bool)>>,
     next_inbound: u32,
     /// What `redis-cli --cluster create` allocated (None when the cluster
     /// comes from a `nodes_file` dump).
@@ -405,6 +410,7 @@ impl World {
             proc_at: BTreeMap::new(),
             id_to_proc: BTreeMap::new(),
             host_up: vec![true; host_count],
+            orphaned: vec![Vec::new(); host_count],
             next_inbound: 0,
             admin: if allocation.is_some() {
                 AdminPhase::Start
@@ -868,7 +874,7 @@ impl World {
             ConnState::Open => {
                 let to_b = c.a == p && c.a_link == link;
                 let dir = usize::from(!to_b);
-                if c.plane == Plane::Repl && !c.held[dir].is_empty() {
+                if !c.held[dir].is_empty() {
                     c.held[dir].push(msg);
                 } else {
                     self.transmit(conn, to_b, msg, now, queue);
@@ -878,7 +884,8 @@ impl World {
     }
 
     /// Put `msg` on the wire of open connection `conn` towards `to_b`'s
-    /// end. The network may drop it (bus), or hold it (replication).
+    /// end. Across a partition or one-way rule it waits in `held` (TCP
+    /// retransmitting) until the network lets it through.
     fn transmit(
         &mut self,
         conn: u32,
@@ -894,10 +901,10 @@ impl World {
             (c.b.expect("open"), c.a)
         };
         if !self.reachable(from, to) {
-            let c = &mut self.conns[conn as usize];
-            if c.plane == Plane::Repl {
-                c.held[usize::from(!to_b)].push(msg);
-            }
+            // TCP retransmits what a partition drops: the bytes arrive, in
+            // order, once the network lets them (Linux gives up only after
+            // about 15 minutes, longer than any partition here).
+            self.conns[conn as usize].held[usize::from(!to_b)].push(msg);
             return;
         }
         let bulk = matches!(&msg, Wire::Repl(m) if m.is_bulk());
@@ -912,7 +919,7 @@ impl World {
         }
     }
 
-    /// The network changed: what replication links held goes out where it
+    /// The network changed: what open connections held goes out where it
     /// now can, in order.
     fn release_held(&mut self, now: SimTime, queue: &mut EventQueue<Event>) {
         for conn in 0..self.conns.len() as u32 {
@@ -992,6 +999,22 @@ impl World {
         }
     }
 
+    /// Host `host` is up again: the live ends of connections that died with
+    /// it get a reset one trip later (their next retransmission answered by
+    /// the new kernel's RST).
+    fn reset_orphans(&mut self, host: usize, now: SimTime, queue: &mut EventQueue<Event>) {
+        for (conn, to_b) in std::mem::take(&mut self.orphaned[host]) {
+            let c = &self.conns[conn as usize];
+            let (from, to) = if to_b {
+                (c.a, c.b.expect("an orphan had both ends"))
+            } else {
+                (c.b.expect("an orphan had both ends"), c.a)
+            };
+            let t = self.transit_to(conn, from, to, 60);
+            queue.push(now + 2 * t.total(), Event::Reset { conn, to_b });
+        }
+    }
+
     /// Kill process `p`: its memory and links are lost. With `host_down`
     /// the peers are not told (nothing answers from a dead machine).
     fn kill(&mut self, p: u32, host_down: bool, now: SimTime, queue: &mut EventQueue<Event>) {
@@ -1013,6 +1036,15 @@ impl World {
                 continue;
             }
             if host_down {
+                let host = self.procs[p as usize].host as usize;
+                let c = &mut self.conns[conn as usize];
+                if let Some(b) = c.b.filter(|_| c.state == ConnState::Open) {
+                    // The end that lives on (if any) keeps its socket.
+                    let live_is_b = c.a == p;
+                    if (live_is_b && b != p) || (!live_is_b && c.a != p) {
+                        self.orphaned[host].push((conn, live_is_b));
+                    }
+                }
                 let c = &mut self.conns[conn as usize];
                 c.state = ConnState::Closed;
                 c.held = [Vec::new(), Vec::new()];
@@ -1067,6 +1099,7 @@ impl World {
                 let p = node as u32;
                 let host = self.procs[node].host as usize;
                 self.host_up[host] = true;
+                self.reset_orphans(host, now, queue);
                 self.release_held(now, queue);
                 if self.procs[node].state == ProcState::Dead {
                     self.start_proc(p, now, queue);

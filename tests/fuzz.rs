@@ -98,6 +98,7 @@ fn planted_bugs_are_found_and_shrunk() {
         );
         let file = r.regression.expect("written");
         let text = std::fs::read_to_string(&file).expect("readable");
+        assert_eq!(text.matches("[[faults]]").count(), faults, "{text}");
         let s = redsim::scenario::load(&file).expect("the shrunk file loads");
         let with = fuzz::run_text(&text, s.seed, Some(planted)).0;
         assert_eq!(

@@ -91,6 +91,8 @@ pub struct Shard {
     pub name: String,
     /// The master's process runs (not dead, not paused) with the same ID.
     pub running: bool,
+    /// It runs but does not claim some of the slots the map gives it.
+    pub disowned: bool,
     /// A running master other than it claims all its slots already (a
     /// takeover that the others have not heard of yet).
     pub replaced: bool,
@@ -109,6 +111,10 @@ pub struct Situation {
     pub lossy: bool,
     /// Slots assigned in the slot map most running nodes hold.
     pub assigned_slots: usize,
+    /// Some running node has a slot open (`MIGRATING`/`IMPORTING`): a
+    /// migration in progress, or one interrupted that only `redis-cli
+    /// --cluster fix` closes.
+    pub open_slots: bool,
     /// The masters of that map.
     pub shards: Vec<Shard>,
 }
@@ -120,6 +126,12 @@ pub fn recoverable(s: &Situation) -> Result<(), String> {
     }
     if s.lossy {
         return Err("the network loses messages (loss > 0)".into());
+    }
+    if s.open_slots {
+        return Err(
+            "slots are open (a migration in progress or interrupted; `redis-cli --cluster fix` closes them)"
+                .into(),
+        );
     }
     if s.assigned_slots < CLUSTER_SLOTS {
         return Err(format!(
@@ -133,6 +145,12 @@ pub fn recoverable(s: &Situation) -> Result<(), String> {
         return Err(format!(
             "only {running} of {} masters are running, fewer than the {quorum} needed to fail the others over",
             s.shards.len()
+        ));
+    }
+    if let Some(m) = s.shards.iter().find(|m| m.disowned) {
+        return Err(format!(
+            "{} does not claim all the slots the others give it (`redis-cli --cluster fix` assigns them)",
+            m.name
         ));
     }
     if let Some(m) = s
@@ -311,6 +329,7 @@ mod tests {
         Shard {
             name: name.into(),
             running,
+            disowned: false,
             replaced: false,
             replicas: failover_replicas,
             failover_replicas,
@@ -322,6 +341,7 @@ mod tests {
             partitioned: false,
             lossy: false,
             assigned_slots: CLUSTER_SLOTS,
+            open_slots: false,
             shards: vec![
                 shard("node-1", true, 1),
                 shard("node-2", true, 1),
@@ -368,6 +388,13 @@ mod tests {
         // Replaced masters count towards the majority.
         s.shards[0] = shard("node-1", false, 1);
         assert_eq!(recoverable(&s), Ok(()));
+    }
+
+    #[test]
+    fn not_recoverable_with_open_slots() {
+        let mut s = healthy();
+        s.open_slots = true;
+        assert!(recoverable(&s).unwrap_err().starts_with("slots are open"));
     }
 
     #[test]

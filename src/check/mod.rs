@@ -212,6 +212,7 @@ struct Seen {
     master: bool,
     ok: bool,
     slot_map_version: u64,
+    open_slots: usize,
 }
 
 impl Seen {
@@ -230,6 +231,7 @@ impl Seen {
                 master: n.is_master(),
                 ok: n.state_ok(),
                 slot_map_version: n.slot_map_version(),
+                open_slots: n.open_slot_count(),
             },
         }
     }
@@ -239,8 +241,9 @@ impl Seen {
 pub struct Checks {
     names: Vec<String>,
     seen: Vec<Seen>,
-    /// A process died, started, paused, resumed or changed role since the
-    /// last evaluation (what can make a waiting liveness obligation lapse).
+    /// A process died, started, paused, resumed, changed role or opened or
+    /// closed slots since the last evaluation (what can make a waiting
+    /// liveness obligation lapse).
     roles_changed: bool,
     /// The processed replication offset of each process when last compared.
     offsets_seen: Vec<i64>,
@@ -426,8 +429,12 @@ impl Checks {
     #[inline(never)]
     fn proc_changed(&mut self, now: SimTime, p: u32, seen: Seen, world: &World) {
         let before = std::mem::replace(&mut self.seen[p as usize], seen);
-        self.roles_changed |= (before.alive, before.running, before.master)
-            != (seen.alive, seen.running, seen.master);
+        self.roles_changed |= (
+            before.alive,
+            before.running,
+            before.master,
+            before.open_slots,
+        ) != (seen.alive, seen.running, seen.master, seen.open_slots);
         if seen.alive {
             let v = self.epochs.running(
                 now,
@@ -687,9 +694,23 @@ fn situation(world: &World, lossy: bool, fault: SimTime) -> Situation {
                         .zip(me.slots.0.iter())
                         .all(|(s, m)| s & !m == 0)
             });
+            // A running master that does not claim all it is given (its own
+            // slot map lost them: an interrupted migration on a host that
+            // crashed before fsyncing): nothing claims those slots again
+            // until `redis-cli --cluster fix`.
+            let disowned = runs(world, id).is_some_and(|p| {
+                let own = &world.procs[p as usize]
+                    .node
+                    .as_ref()
+                    .expect("running")
+                    .myself()
+                    .slots;
+                slots.0.iter().zip(own.0.iter()).any(|(s, m)| s & !m != 0)
+            });
             Shard {
                 name: node_name(world, id),
                 running: runs(world, id).is_some(),
+                disowned,
                 replaced,
                 replicas: replicas.len() as u32,
                 failover_replicas: may_fail_over as u32,
@@ -700,6 +721,7 @@ fn situation(world: &World, lossy: bool, fault: SimTime) -> Situation {
         partitioned: world.net.has_rules(),
         lossy,
         assigned_slots: assigned(map) as usize,
+        open_slots: members(world).any(|(_, n)| n.open_slot_count() > 0),
         shards,
     }
 }

@@ -96,6 +96,15 @@ pub enum Kind {
     /// `failover` sent to a replica (`node` counts replicas only), in mode
     /// 0 default, 1 force, 2 takeover. One fault; nothing ends it.
     Failover { node: u32, mode: u8 },
+    /// `reshard` of `count` slots from master `from` to master `to` (both
+    /// count masters only), from `offset` slots into `from`'s range at
+    /// creation. One fault; it ends when the cluster manager is done.
+    Reshard {
+        from: u32,
+        to: u32,
+        offset: u32,
+        count: u32,
+    },
 }
 
 /// One fuzz run's draw.
@@ -163,6 +172,9 @@ fn kind() -> impl Strategy<Value = Kind> {
         1 => (1u32..=200).prop_map(|ms| Kind::Latency { ms }),
         1 => (1u32..=30).prop_map(|percent| Kind::Loss { percent }),
         2 => (0u32..64, 0u8..3).prop_map(|(node, mode)| Kind::Failover { node, mode }),
+        1 => (0u32..64, 1u32..64, 0u32..1000, 1u32..=200).prop_map(|(from, to, offset, count)| {
+            Kind::Reshard { from, to, offset, count }
+        }),
     ]
 }
 
@@ -352,6 +364,33 @@ impl Episode {
                     format!("action = \"loss\"\nvalue = {}", f64::from(percent) / 100.0),
                 );
                 at(end, "action = \"loss\"\nvalue = 0.0".into());
+            }
+            Kind::Reshard {
+                from,
+                to,
+                offset,
+                count,
+            } => {
+                let masters = n / (1 + shape.replicas);
+                if masters < 2 {
+                    return;
+                }
+                // Masters are the first nodes, `redis-cli --cluster create`
+                // giving master i the slots from i·16384/masters on.
+                let from = from % masters;
+                let to = (from + 1 + to % (masters - 1)) % masters;
+                let per = 16384 / masters;
+                let count = count.min(per);
+                let first = from * 16384 / masters + offset % (per - count + 1);
+                at(
+                    start,
+                    format!(
+                        "action = \"reshard\"\nslots = \"{first}-{}\"\nfrom = \"{}\"\nto = \"{}\"",
+                        first + count - 1,
+                        node_name(from),
+                        node_name(to)
+                    ),
+                );
             }
             Kind::Failover { node, mode } => {
                 let masters = n / (1 + shape.replicas);

@@ -320,7 +320,8 @@ pub fn fuzz_one(index: u64, opts: &Options, base: Option<&Base>) -> RunReport {
     };
     if outcome.failed() && opts.shrink {
         let (small, small_outcome) = shrink(tree, seed, base, opts.planted, &outcome);
-        report.shrunk_faults = Some(small.fault_count(&shape));
+        let small_shape = base.map_or_else(|| small.setup.shape(), |b| b.shape);
+        report.shrunk_faults = Some(small.fault_count(&small_shape));
         if let Some(dir) = &opts.out_dir {
             let text = regression_text(&small, seed, base, &small_outcome, opts);
             match write_regression(dir, &small_outcome, seed, &text) {

@@ -461,6 +461,11 @@ impl Node {
         }
     }
 
+    /// How many slots this node has open (`MIGRATING` or `IMPORTING`).
+    pub fn open_slot_count(&self) -> usize {
+        self.migrating_slots_to.len() + self.importing_slots_from.len()
+    }
+
     /// Whether my config epoch was taken without a majority's agreement
     /// (`CLUSTER FAILOVER TAKEOVER`, a slot import's bump, a config epoch
     /// collision) rather than won in an election or set at creation.
