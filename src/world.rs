@@ -1035,6 +1035,12 @@ impl World {
             if c.state == ConnState::Closed || (c.a != p && c.b != Some(p)) {
                 continue;
             }
+            // A connect to the process that dies goes on: its next SYN is
+            // refused (a live host) or unanswered (a dead one), or reaches
+            // the process once it restarts.
+            if c.state == ConnState::Connecting && c.b == Some(p) && c.a != p {
+                continue;
+            }
             if host_down {
                 let host = self.procs[p as usize].host as usize;
                 let c = &mut self.conns[conn as usize];
