@@ -42,6 +42,7 @@ use rustc_hash::FxHashMap;
 
 use crate::admin::create::{allocate, Allocation};
 use crate::client::accounting::NO_SHARD;
+use crate::node::slots::CLUSTER_SLOTS;
 use crate::client::Req;
 use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
@@ -364,8 +365,12 @@ impl World {
             .map(|n| n.addr)
             .collect();
         let mut admin_rng = actor_rng(seed, Actor::Admin);
+        // A standalone node (`cluster-enabled no`) is not part of a
+        // cluster: nothing to create.
+        let standalone = scenario.cluster.mode == crate::scenario::Mode::Standalone;
         let allocation = match scenario.cluster.nodes_file {
             Some(_) => None,
+            None if standalone => None,
             None => Some(allocate(
                 &create_addrs,
                 scenario.cluster.replicas as usize,
@@ -382,10 +387,12 @@ impl World {
                     .map(|n| n.slots.clone())
                     .filter(|s| !s.is_empty())
                     .collect(),
+                // Standalone: the node serves every key.
+                (None, None) if standalone => vec![vec![(0, CLUSTER_SLOTS as u16 - 1)]],
                 (None, None) => Vec::new(),
             };
         shard_ranges.sort();
-        let mut shard_of_slot = vec![NO_SHARD; crate::node::slots::CLUSTER_SLOTS];
+        let mut shard_of_slot = vec![NO_SHARD; CLUSTER_SLOTS];
         for (i, ranges) in shard_ranges.iter().enumerate() {
             for &(a, b) in ranges {
                 shard_of_slot[usize::from(a)..=usize::from(b)].fill(i as u16);

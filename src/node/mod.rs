@@ -398,7 +398,11 @@ impl Node {
         me.cport = u32::from(node.setup.port) + 10000;
         me.ip = node.announce_ip;
         node.myself = node.add_node(me);
-        node.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
+        // `clusterInit()` (which writes nodes.conf) only runs in cluster
+        // mode.
+        if node.setup.config.cluster_enabled {
+            node.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
+        }
         node
     }
 
@@ -507,7 +511,7 @@ impl Node {
 
     /// `serverCron`'s part: `databasesCron` (active expiry), save points,
     /// `replicationCron` (every tenth tick, inside the module), then
-    /// `clusterCron`. While loading its data from disk, or an RDB from its
+    /// `clusterCron` (with `cluster-enabled yes`). While loading its data from disk, or an RDB from its
     /// master, the process is blocked in `rdbLoad`: no `serverCron` runs (a
     /// replica only pings its master with newlines).
     fn server_cron(&mut self, out: &mut Vec<Effect>) {
@@ -534,7 +538,7 @@ impl Node {
                 o,
             )
         });
-        if !self.loading() {
+        if self.setup.config.cluster_enabled && !self.loading() {
             self.cluster_cron(out);
         }
     }
