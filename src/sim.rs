@@ -655,7 +655,9 @@ impl Simulation {
             "nodes": nodes,
         });
         if self.world.scenario.cluster.mode == Mode::Standalone {
-            final_.as_object_mut().map(|f| f.remove("cluster_state"));
+            if let Some(f) = final_.as_object_mut() {
+                f.remove("cluster_state");
+            }
         }
         json!({
             "scenario": self.world.scenario.name,
@@ -798,10 +800,9 @@ impl Simulation {
     /// `CLUSTER NODES` as process `i` sees it now, or why not.
     pub fn cluster_nodes(&self, i: usize) -> Result<String, String> {
         match &self.world.procs[i].node {
-            Some(n) if !n.setup.config.cluster_enabled => Err(format!(
-                "{}: {CLUSTER_DISABLED_ERR}",
-                self.name(i)
-            )),
+            Some(n) if !n.setup.config.cluster_enabled => {
+                Err(format!("{}: {CLUSTER_DISABLED_ERR}", self.name(i)))
+            }
             Some(n) => Ok(n.cluster_nodes()),
             None => Err(format!("{} is not running", self.name(i))),
         }
@@ -809,10 +810,9 @@ impl Simulation {
 
     pub fn cluster_info(&self, i: usize) -> Result<String, String> {
         match &self.world.procs[i].node {
-            Some(n) if !n.setup.config.cluster_enabled => Err(format!(
-                "{}: {CLUSTER_DISABLED_ERR}",
-                self.name(i)
-            )),
+            Some(n) if !n.setup.config.cluster_enabled => {
+                Err(format!("{}: {CLUSTER_DISABLED_ERR}", self.name(i)))
+            }
             Some(n) => Ok(n.cluster_info()),
             None => Err(format!("{} is not running", self.name(i))),
         }

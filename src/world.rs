@@ -42,7 +42,6 @@ use rustc_hash::FxHashMap;
 
 use crate::admin::create::{allocate, Allocation};
 use crate::client::accounting::NO_SHARD;
-use crate::node::slots::CLUSTER_SLOTS;
 use crate::client::Req;
 use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
@@ -52,6 +51,7 @@ use crate::node::render::ClusterCommand;
 use crate::node::replication::{
     DropReason, RdbSnapshot, ReplEffect, ReplInput, ReplMsg, ReplNote, ReplTimer,
 };
+use crate::node::slots::CLUSTER_SLOTS;
 use crate::node::{Effect, Input, LinkId, Node, NodeSetup, Note, CRON_PERIOD, INBOUND_LINK_BIT};
 use crate::scenario::{FaultAction, Scenario};
 

@@ -75,7 +75,10 @@ fn lfu_keeps_the_cache_hotter_than_random() {
     let (random, random_evicted, _) = cache_run(MaxmemoryPolicy::AllkeysRandom);
     // Real Redis 7.0.15: 0.779 and 0.753.
     assert!(lfu > random + 0.01, "lfu {lfu} random {random}");
-    assert!(random_evicted > lfu_evicted, "{random_evicted} {lfu_evicted}");
+    assert!(
+        random_evicted > lfu_evicted,
+        "{random_evicted} {lfu_evicted}"
+    );
 }
 
 #[test]
@@ -116,10 +119,7 @@ fn cluster_commands_are_refused_and_every_key_is_served() {
     assert_eq!(reply(&sim, "SET a 1"), Reply::Ok);
     assert_eq!(reply(&sim, "SET b 1"), Reply::Ok);
     assert_eq!(reply(&sim, "GET nothing"), Reply::Nil);
-    assert_eq!(
-        sim.cluster_nodes(0),
-        Err(format!("node-1: {DISABLED}"))
-    );
+    assert_eq!(sim.cluster_nodes(0), Err(format!("node-1: {DISABLED}")));
     assert!(sim.world.node(0).unwrap().keyspace.len() > 50);
     // No nodes.conf is written.
     assert!(sim.world.procs[0].disk.nodes_conf.is_none());
@@ -145,10 +145,7 @@ fn a_killed_standalone_node_is_not_expected_to_recover() {
          [[faults]]\nat = \"2s\"\naction = \"restart\"\nnode = \"node-1\"",
         1,
     );
-    assert!(matches!(
-        sim.checks.liveness(),
-        Status::Recovered { .. }
-    ));
+    assert!(matches!(sim.checks.liveness(), Status::Recovered { .. }));
 }
 
 #[test]

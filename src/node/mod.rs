@@ -416,6 +416,7 @@ impl Node {
         mem_rng.set_stream(rng.get_stream() | 1 << 62);
         let mut keyspace = keyspace::Keyspace::new();
         keyspace.configure(keyspace::MemoryPolicy::from_config(&setup.config), mem_rng);
+        keyspace.standalone = !setup.config.cluster_enabled;
         let announce_ip = setup
             .config
             .cluster_announce_ip

@@ -397,7 +397,10 @@ pub(super) mod tests {
         pub(in crate::node) fn new(config: Config, me: u8) -> Sim {
             let setup = NodeSetup {
                 port: 7000,
-                config,
+                config: Config {
+                    cluster_enabled: true,
+                    ..config
+                },
                 planted: None,
             };
             let mut node = Node::new(setup, Rng::seed_from_u64(1), 1_000_000_000);

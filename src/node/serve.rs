@@ -186,8 +186,8 @@ impl Node {
         client: &mut ClientFlags,
     ) -> ClientReply {
         let now_ms = self.now_ms;
-        let cluster_command = matches!(name, "asking" | "readonly" | "readwrite")
-            || name.starts_with("cluster|");
+        let cluster_command =
+            matches!(name, "asking" | "readonly" | "readwrite") || name.starts_with("cluster|");
         if cluster_command && !self.setup.config.cluster_enabled {
             client.asking = false;
             return ClientReply::reply(Reply::Error(CLUSTER_DISABLED_ERR.into()));
