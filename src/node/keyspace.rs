@@ -1098,6 +1098,23 @@ mod tests {
     }
 
     #[test]
+    fn a_standalone_nodes_entries_have_no_slot_metadata() {
+        let mut ks = Keyspace::new();
+        ks.standalone = true;
+        reply(&mut ks, 0, "SET key:1 12345");
+        // entry 24 → 32 + key sds 8 + int robj 16, table of 4 buckets.
+        assert_eq!(ks.used_memory(), 32 + 8 + 16 + 32);
+        // Real Redis 7.0.15: MEMORY USAGE of a key with a 1000-byte value
+        // is 1096 in cluster mode, 1080 standalone (the entry counted as
+        // 40 and 24 bytes): 16 less.
+        let v = "x".repeat(1000);
+        reply(&mut ks, 0, &format!("SET key:2 {v}"));
+        let standalone = ks.used_memory();
+        ks.standalone = false;
+        assert_eq!(ks.used_memory() - standalone, 2 * CLUSTER_ENTRY_METADATA);
+    }
+
+    #[test]
     fn hash_tables_grow_when_full_and_shrink_in_the_cron() {
         let mut ks = Keyspace::new();
         let keys = |ks: &Keyspace| ks.used_memory() - ks.key_memory;
