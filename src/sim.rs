@@ -132,7 +132,7 @@ pub fn check_runnable(s: &Scenario) -> Result<(), String> {
         Mode::Standalone => check_standalone(s)?,
         other => {
             return Err(format!(
-                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" runs)",
+                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" and \"standalone\" run)",
                 s.source.display(),
                 format!("{other:?}").to_lowercase()
             ))
