@@ -654,7 +654,7 @@ impl Simulation {
             "current_epoch": current_epoch,
             "nodes": nodes,
         });
-        if self.world.scenario.cluster.mode == Mode::Standalone {
+        if self.world.scenario.standalone() {
             if let Some(f) = final_.as_object_mut() {
                 f.remove("cluster_state");
             }

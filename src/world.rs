@@ -367,7 +367,7 @@ impl World {
         let mut admin_rng = actor_rng(seed, Actor::Admin);
         // A standalone node (`cluster-enabled no`) is not part of a
         // cluster: nothing to create.
-        let standalone = scenario.cluster.mode == crate::scenario::Mode::Standalone;
+        let standalone = scenario.standalone();
         let allocation = match scenario.cluster.nodes_file {
             Some(_) => None,
             None if standalone => None,

@@ -116,10 +116,6 @@ fn node_name(world: &World, id: &NodeId) -> String {
     }
 }
 
-fn standalone(world: &World) -> bool {
-    world.scenario.cluster.mode == crate::scenario::Mode::Standalone
-}
-
 /// The running processes of the cluster (those `--cluster create` was
 /// given, or the dump lists), with their nodes. Paused processes are not
 /// running.
@@ -171,7 +167,7 @@ fn assigned(map: &[(NodeId, &SlotBitmap)]) -> u32 {
 /// A standalone node (`cluster-enabled no`) has no cluster to converge: it
 /// is converged when it runs.
 pub fn converged(world: &World) -> Result<(), NotConverged> {
-    if standalone(world) {
+    if world.scenario.standalone() {
         return members(world)
             .next()
             .map(|_| ())
@@ -574,7 +570,7 @@ impl Checks {
     /// at `fault` ([`liveness::recoverable`]), and the most replicas of a
     /// master. A standalone node recovers from nothing: it must be running.
     fn recoverable(&self, world: &World, fault: SimTime) -> (Result<(), String>, u32) {
-        if standalone(world) {
+        if world.scenario.standalone() {
             let running = members(world).next().map(|_| ()).ok_or_else(|| {
                 "the standalone node is not running (nothing takes over for it)".to_string()
             });

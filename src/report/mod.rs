@@ -20,7 +20,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         sim.stats.hash.hex()
     );
     let created = w.history.iter().find(|h| h.kind == HistoryKind::Created);
-    let standalone = w.scenario.cluster.mode == crate::scenario::Mode::Standalone;
+    let standalone = w.scenario.standalone();
     match created {
         _ if standalone => {
             let _ = writeln!(s, "created   standalone node (cluster-enabled no)");

@@ -382,6 +382,13 @@ pub struct Scenario {
     pub source: PathBuf,
 }
 
+impl Scenario {
+    /// `cluster.mode = "standalone"`: one node with `cluster-enabled no`.
+    pub fn standalone(&self) -> bool {
+        self.cluster.mode == Mode::Standalone
+    }
+}
+
 /// Load a scenario file; the format follows the extension (`.toml`, `.json`).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let label = path.display().to_string();

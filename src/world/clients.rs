@@ -164,7 +164,7 @@ impl Clients {
         }
         let names = std::rc::Rc::new(names);
         let nodes = scenario.nodes.len() as u32;
-        let standalone = scenario.cluster.mode == crate::scenario::Mode::Standalone;
+        let standalone = scenario.standalone();
         let mut pops = Vec::new();
         let mut first = 0u32;
         for (i, (w, trace)) in scenario.workloads.iter().zip(traces).enumerate() {
