@@ -10,7 +10,7 @@ use crate::client::accounting::{self, OpsCount, WritesCount};
 use crate::engine::{self, EventQueue, Hooks, RunStats, SimTime};
 use crate::node::render::write_slot_ranges;
 use crate::node::route::ClientFlags;
-use crate::node::serve::ClientReply;
+use crate::node::serve::{ClientReply, CLUSTER_DISABLED_ERR};
 use crate::scenario::{ClusterStateExpect, Expect, Mode, Role, Scenario};
 use crate::world::{fmt_time, Event, ProcState, World};
 
@@ -129,12 +129,37 @@ pub struct ClientTotals {
 pub fn check_runnable(s: &Scenario) -> Result<(), String> {
     match s.cluster.mode {
         Mode::Cluster => {}
+        Mode::Standalone => check_standalone(s)?,
         other => {
             return Err(format!(
-                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" runs)",
+                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" and \"standalone\" run)",
                 s.source.display(),
                 format!("{other:?}").to_lowercase()
             ))
+        }
+    }
+    Ok(())
+}
+
+/// What a standalone node (`cluster-enabled no`) cannot do beyond what
+/// loading refuses (the cluster's faults): reads from replicas and the
+/// expectations on the cluster's state and slots.
+fn check_standalone(s: &Scenario) -> Result<(), String> {
+    let refuse = |what: String| {
+        Err(format!(
+            "{}: {what} needs cluster mode (cluster.mode = \"standalone\": the node has cluster support disabled)",
+            s.source.display()
+        ))
+    };
+    if let Some(i) = s.workloads.iter().position(|w| w.read_from_replicas) {
+        return refuse(format!("workload[{i}].read_from_replicas"));
+    }
+    for e in &s.expects {
+        if e.cluster_state.is_some() {
+            return refuse("the expectation cluster_state".into());
+        }
+        if !e.master_of.is_empty() {
+            return refuse("the expectation master_of".into());
         }
     }
     Ok(())
@@ -622,6 +647,18 @@ impl Simulation {
             .collect();
         let not_impl = not_implemented(&self.world.scenario);
         let t = self.client_totals();
+        // A standalone node has no cluster state (INFO says
+        // `cluster_enabled:0`): `final.cluster_state` is left out.
+        let mut final_ = json!({
+            "cluster_state": if all_ok { "ok" } else { "fail" },
+            "current_epoch": current_epoch,
+            "nodes": nodes,
+        });
+        if self.world.scenario.standalone() {
+            if let Some(f) = final_.as_object_mut() {
+                f.remove("cluster_state");
+            }
+        }
         json!({
             "scenario": self.world.scenario.name,
             "seed": self.world.seed,
@@ -629,11 +666,7 @@ impl Simulation {
             "sim_time_ms": self.stats.now / 1000,
             "events": self.stats.events,
             "failovers": self.failovers().iter().map(|f| self.failover_json(f)).collect::<Vec<_>>(),
-            "final": {
-                "cluster_state": if all_ok { "ok" } else { "fail" },
-                "current_epoch": current_epoch,
-                "nodes": nodes,
-            },
+            "final": final_,
             "ops": {
                 "sent": t.ops.sent, "ok": t.ops.ok, "errors": t.ops.errors, "timeouts": t.ops.timeouts
             },
@@ -767,6 +800,9 @@ impl Simulation {
     /// `CLUSTER NODES` as process `i` sees it now, or why not.
     pub fn cluster_nodes(&self, i: usize) -> Result<String, String> {
         match &self.world.procs[i].node {
+            Some(n) if !n.setup.config.cluster_enabled => {
+                Err(format!("{}: {CLUSTER_DISABLED_ERR}", self.name(i)))
+            }
             Some(n) => Ok(n.cluster_nodes()),
             None => Err(format!("{} is not running", self.name(i))),
         }
@@ -774,6 +810,9 @@ impl Simulation {
 
     pub fn cluster_info(&self, i: usize) -> Result<String, String> {
         match &self.world.procs[i].node {
+            Some(n) if !n.setup.config.cluster_enabled => {
+                Err(format!("{}: {CLUSTER_DISABLED_ERR}", self.name(i)))
+            }
             Some(n) => Ok(n.cluster_info()),
             None => Err(format!("{} is not running", self.name(i))),
         }

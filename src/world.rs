@@ -51,6 +51,7 @@ use crate::node::render::ClusterCommand;
 use crate::node::replication::{
     DropReason, RdbSnapshot, ReplEffect, ReplInput, ReplMsg, ReplNote, ReplTimer,
 };
+use crate::node::slots::CLUSTER_SLOTS;
 use crate::node::{Effect, Input, LinkId, Node, NodeSetup, Note, CRON_PERIOD, INBOUND_LINK_BIT};
 use crate::scenario::{FaultAction, Scenario};
 
@@ -369,8 +370,12 @@ impl World {
             .map(|n| n.addr)
             .collect();
         let mut admin_rng = actor_rng(seed, Actor::Admin);
+        // A standalone node (`cluster-enabled no`) is not part of a
+        // cluster: nothing to create.
+        let standalone = scenario.standalone();
         let allocation = match scenario.cluster.nodes_file {
             Some(_) => None,
+            None if standalone => None,
             None => Some(allocate(
                 &create_addrs,
                 scenario.cluster.replicas as usize,
@@ -387,10 +392,12 @@ impl World {
                     .map(|n| n.slots.clone())
                     .filter(|s| !s.is_empty())
                     .collect(),
+                // Standalone: the node serves every key.
+                (None, None) if standalone => vec![vec![(0, CLUSTER_SLOTS as u16 - 1)]],
                 (None, None) => Vec::new(),
             };
         shard_ranges.sort();
-        let mut shard_of_slot = vec![NO_SHARD; crate::node::slots::CLUSTER_SLOTS];
+        let mut shard_of_slot = vec![NO_SHARD; CLUSTER_SLOTS];
         for (i, ranges) in shard_ranges.iter().enumerate() {
             for &(a, b) in ranges {
                 shard_of_slot[usize::from(a)..=usize::from(b)].fill(i as u16);

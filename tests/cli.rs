@@ -412,3 +412,32 @@ fn query_prints_the_reply_of_the_node_at_that_time() {
     ]);
     assert_eq!(code, 2, "the command goes after --");
 }
+
+#[test]
+fn a_standalone_node_runs_and_refuses_cluster_views() {
+    let (code, out, err) = redsim(&["run", "scenarios/standalone-cache.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created   standalone node (cluster-enabled no)"));
+    assert!(out.contains("master cluster_enabled:0"));
+    assert!(out.contains("0 MOVED, 0 ASK"));
+    let (code, out, err) = redsim(&["nodes", "scenarios/standalone-cache.toml", "--at", "1s"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        err,
+        "node-1: ERR This instance has cluster support disabled at 1.000s\n"
+    );
+    let (code, out, _) = redsim(&[
+        "query",
+        "scenarios/standalone-cache.toml",
+        "--at",
+        "1s",
+        "--",
+        "CLUSTER",
+        "SLOTS",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("This instance has cluster support disabled"),
+        "{out}"
+    );
+}

@@ -102,6 +102,7 @@ fn bundled_scenarios_keep_their_recorded_trace_hashes() {
         ("partition-master.toml", "b5b16c946a4bdf22", 5392),
         ("paused-master.toml", "157196c34b40ca01", 3613),
         ("reshard.toml", "57d9144b0a1dcfd9", 621700),
+        ("standalone-cache.toml", "90e4023d8d63ca3e", 679690),
     ];
     for (file, hash, events) in recorded {
         let s = redsim::scenario::load(&Path::new("scenarios").join(file)).unwrap();

@@ -54,6 +54,10 @@
 //! second failed election in a row (split votes twice) would exceed it;
 //! Redis gives no hard bound there, and such a run is reported.
 //!
+//! A standalone node (`cluster.mode = "standalone"`) has no cluster: it is
+//! converged when it runs, and an obligation applies only if it runs after
+//! the fault (nothing takes over for a dead or paused one).
+//!
 //! A run that ends before the bound without having converged is `unknown`
 //! (not enough quiet time), not a violation.
 

@@ -163,7 +163,16 @@ fn assigned(map: &[(NodeId, &SlotBitmap)]) -> u32 {
 /// The cluster is converged: no partition or one-way rule in force, every
 /// running node of the cluster reports `cluster_state:ok`, they all see the
 /// same slot → master map, and every slot's master in it is a running master.
+///
+/// A standalone node (`cluster-enabled no`) has no cluster to converge: it
+/// is converged when it runs.
 pub fn converged(world: &World) -> Result<(), NotConverged> {
+    if world.scenario.standalone() {
+        return members(world)
+            .next()
+            .map(|_| ())
+            .ok_or(NotConverged::NoNodeRunning);
+    }
     if world.net.has_rules() {
         return Err(NotConverged::Partitioned);
     }
@@ -540,14 +549,13 @@ impl Checks {
         self.collisions.update(now, collision);
 
         if let Some(cause) = cause {
-            let s = situation(world, self.lossy, now);
-            let replicas = s.shards.iter().map(|m| m.replicas).max().unwrap_or(0);
-            let bound = liveness::recoverable(&s)
+            let (recoverable, replicas) = self.recoverable(world, now);
+            let bound = recoverable
                 .map(|()| liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency));
             self.liveness.start(now, cause, bound);
         } else if self.liveness.pending() && roles_changed {
             let since = self.liveness.since();
-            if let Err(reason) = liveness::recoverable(&situation(world, self.lossy, since)) {
+            if let Err(reason) = self.recoverable(world, since).0 {
                 self.liveness.lapse(reason);
             }
         }
@@ -558,6 +566,21 @@ impl Checks {
             }
         }
         self.next_deadline = self.next_deadline();
+    }
+
+    /// Whether Redis can recover on its own from the state after a fault
+    /// at `fault` ([`liveness::recoverable`]), and the most replicas of a
+    /// master. A standalone node recovers from nothing: it must be running.
+    fn recoverable(&self, world: &World, fault: SimTime) -> (Result<(), String>, u32) {
+        if world.scenario.standalone() {
+            let running = members(world).next().map(|_| ()).ok_or_else(|| {
+                "the standalone node is not running (nothing takes over for it)".to_string()
+            });
+            return (running, 0);
+        }
+        let s = situation(world, self.lossy, fault);
+        let replicas = s.shards.iter().map(|m| m.replicas).max().unwrap_or(0);
+        (liveness::recoverable(&s), replicas)
     }
 
     fn name(&self, p: u32) -> &str {

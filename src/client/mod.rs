@@ -40,6 +40,9 @@
 //! - After any of those failures but `-TRYAGAIN`, the slot map is reloaded
 //!   before the client's next send, unless another connection reloaded it
 //!   since the failure.
+//! - A plain client (standalone mode, [`Population::plain`]: redis-py's
+//!   `Redis` rather than `RedisCluster`) has no slot map: it sends every
+//!   request to the one node, with the same timeouts and retries.
 //! - With `read_from_replicas`, each new connection starts with
 //!   `READONLY` (the world sends it, as redis-py's `on_connect` does) and a
 //!   `GET` goes to a random replica of the slot's master listed in the
@@ -481,6 +484,8 @@ struct Settings {
     stop: SimTime,
     read_from_replicas: bool,
     on_miss_set: bool,
+    /// A plain client of node 0: no slot map.
+    plain: bool,
 }
 
 /// "No node known".
@@ -631,6 +636,7 @@ impl Population {
             stop: w.stop.unwrap_or(SimTime::MAX),
             read_from_replicas: w.read_from_replicas,
             on_miss_set: w.on_miss == OnMiss::Set,
+            plain: false,
         };
         let client = Client {
             done: 0,
@@ -664,6 +670,13 @@ impl Population {
             buf: Vec::new(),
             cfg,
         })
+    }
+
+    /// Make the population plain clients of node 0 (a node with
+    /// `cluster-enabled no`): no `CLUSTER SLOTS`, no slot map.
+    pub fn plain(mut self) -> Population {
+        self.cfg.plain = true;
+        self
     }
 
     /// The tries waiting for their reply at `now`, as records with the
@@ -852,8 +865,12 @@ impl Population {
     }
 
     /// Send the current request where the map says, once there is a map
-    /// and after reloading it if a failure asked for it.
+    /// and after reloading it if a failure asked for it (a plain client:
+    /// to its node).
     fn dispatch(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
+        if self.cfg.plain {
+            return self.send(now, c, 0, false, out);
+        }
         if self.map.loaded_at.is_none() {
             if self.refreshing {
                 self.clients[c as usize].phase = Phase::WaitMap;

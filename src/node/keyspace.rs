@@ -167,6 +167,9 @@ pub struct Keyspace {
     /// A fork child is running: lookups do not touch `lru` (no
     /// copy-on-write for the sake of the ageing algorithm).
     pub child_active: bool,
+    /// The node runs with `cluster-enabled no`: its `dictEntry`s have no
+    /// slot-list metadata (see [`key_memory`]).
+    pub standalone: bool,
 }
 
 /// `string2ll`: a canonical decimal integer (no sign `+`, no leading zeros,
@@ -211,11 +214,18 @@ fn sds_size(len: u64) -> u64 {
 }
 
 /// Memory model of one key, in bytes, after Redis 7.0 in cluster mode:
-/// the `dictEntry` with its 16 bytes of slot-list metadata (40 → 48), the key
+/// the `dictEntry` with its [`CLUSTER_ENTRY_METADATA`] (40 → 48; without
+/// it, on a standalone node, 24 → 32: [`Keyspace::used_memory`] takes the
+/// difference off), the key
 /// as an sds, the value's `robj` (16 bytes; an embedded string of at most 44
 /// bytes shares the `robj`'s allocation; an integer lives in the `robj`),
 /// and an `expires` entry (24) for a key with a TTL. The dictionaries'
 /// bucket arrays are counted by [`Keyspace::used_memory`].
+/// What cluster mode's slot-list metadata (`dictEntryMetadataSize`, two
+/// pointers) adds to every key's `dictEntry` once jemalloc rounds it up:
+/// 48 bytes instead of 32.
+pub const CLUSTER_ENTRY_METADATA: u64 = 16;
+
 pub fn key_memory(key_len: usize, entry: &Entry) -> u64 {
     const DICT_ENTRY: u64 = 48;
     const ROBJ: u64 = 16;
@@ -335,9 +345,15 @@ impl Keyspace {
     /// full (`_dictExpandIfNeeded`); deleting keys does not shrink it, the
     /// cron does once it is less than 10 % full
     /// ([`Keyspace::try_resize_hash_tables`]). Incremental rehashing (two
-    /// tables for a while) is not modelled.
+    /// tables for a while) is not modelled. A standalone node's entries
+    /// have no [`CLUSTER_ENTRY_METADATA`].
     pub fn used_memory(&self) -> u64 {
-        self.key_memory + 8 * (self.buckets + self.expires_buckets) as u64
+        let metadata = if self.standalone {
+            CLUSTER_ENTRY_METADATA * self.dict.len() as u64
+        } else {
+            0
+        };
+        self.key_memory - metadata + 8 * (self.buckets + self.expires_buckets) as u64
     }
 
     /// `_dictExpandIfNeeded` after keys were added.
@@ -1079,6 +1095,23 @@ mod tests {
         assert_eq!(ks.used_memory(), 32 + 32);
         ks.clear();
         assert_eq!(ks.used_memory(), 0);
+    }
+
+    #[test]
+    fn a_standalone_nodes_entries_have_no_slot_metadata() {
+        let mut ks = Keyspace::new();
+        ks.standalone = true;
+        reply(&mut ks, 0, "SET key:1 12345");
+        // entry 24 → 32 + key sds 8 + int robj 16, table of 4 buckets.
+        assert_eq!(ks.used_memory(), 32 + 8 + 16 + 32);
+        // Real Redis 7.0.15: MEMORY USAGE of a key with a 1000-byte value
+        // is 1096 in cluster mode, 1080 standalone (the entry counted as
+        // 40 and 24 bytes): 16 less.
+        let v = "x".repeat(1000);
+        reply(&mut ks, 0, &format!("SET key:2 {v}"));
+        let standalone = ks.used_memory();
+        ks.standalone = false;
+        assert_eq!(ks.used_memory() - standalone, 2 * CLUSTER_ENTRY_METADATA);
     }
 
     #[test]

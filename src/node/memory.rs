@@ -18,8 +18,14 @@ pub const OOM_ERR: &str = "OOM command not allowed when used memory > 'maxmemory
 /// (`total.allocated`; `startup.allocated` was 1 600 088).
 pub const BASE_USED_MEMORY: u64 = 1_663_104;
 
+/// `used_memory` of a standalone node (`cluster-enabled no`) with no key,
+/// measured the same way (`startup.allocated` was 876 416): no cluster
+/// state, no `slots_to_keys`.
+pub const BASE_USED_MEMORY_STANDALONE: u64 = 939_432;
+
 impl Node {
-    /// `used_memory`: [`BASE_USED_MEMORY`], the dataset
+    /// `used_memory`: [`BASE_USED_MEMORY`] (or
+    /// [`BASE_USED_MEMORY_STANDALONE`]), the dataset
     /// ([`Keyspace::used_memory`]) and the replication buffer (the backlog
     /// and what replicas' output buffers still hold).
     pub fn used_memory(&self) -> u64 {
@@ -27,7 +33,12 @@ impl Node {
     }
 
     fn used_memory_with(&self, keyspace: &Keyspace) -> u64 {
-        BASE_USED_MEMORY + keyspace.used_memory() + self.repl.repl_buffer_mem()
+        let base = if self.setup.config.cluster_enabled {
+            BASE_USED_MEMORY
+        } else {
+            BASE_USED_MEMORY_STANDALONE
+        };
+        base + keyspace.used_memory() + self.repl.repl_buffer_mem()
     }
 
     /// `used_memory_peak`.

@@ -398,7 +398,11 @@ impl Node {
         me.cport = u32::from(node.setup.port) + 10000;
         me.ip = node.announce_ip;
         node.myself = node.add_node(me);
-        node.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
+        // `clusterInit()` (which writes nodes.conf) only runs in cluster
+        // mode.
+        if node.setup.config.cluster_enabled {
+            node.todo |= todo::SAVE_CONFIG | todo::FSYNC_CONFIG;
+        }
         node
     }
 
@@ -412,6 +416,7 @@ impl Node {
         mem_rng.set_stream(rng.get_stream() | 1 << 62);
         let mut keyspace = keyspace::Keyspace::new();
         keyspace.configure(keyspace::MemoryPolicy::from_config(&setup.config), mem_rng);
+        keyspace.standalone = !setup.config.cluster_enabled;
         let announce_ip = setup
             .config
             .cluster_announce_ip
@@ -512,7 +517,7 @@ impl Node {
 
     /// `serverCron`'s part: `databasesCron` (active expiry), save points,
     /// `replicationCron` (every tenth tick, inside the module), then
-    /// `clusterCron`. While loading its data from disk, or an RDB from its
+    /// `clusterCron` (with `cluster-enabled yes`). While loading its data from disk, or an RDB from its
     /// master, the process is blocked in `rdbLoad`: no `serverCron` runs (a
     /// replica only pings its master with newlines).
     fn server_cron(&mut self, out: &mut Vec<Effect>) {
@@ -539,7 +544,7 @@ impl Node {
                 o,
             )
         });
-        if !self.loading() {
+        if self.setup.config.cluster_enabled && !self.loading() {
             self.cluster_cron(out);
         }
     }

@@ -163,7 +163,7 @@ pub enum Verdict {
 impl Node {
     /// `processCommand()` up to `call()`, as far as modelled: command
     /// lookup and arity, then the cluster redirection (skipped for my
-    /// master's stream), then refusing a replica's connection access to the
+    /// master's stream, and with `cluster-enabled no`), then refusing a replica's connection access to the
     /// keyspace, then the write pause of a manual failover (as it stands
     /// at my last input; Redis lifts it in `serverCron`). The eviction and
     /// OOM check between the redirection and the rest changes the keyspace
@@ -195,7 +195,8 @@ impl Node {
         key_exists: &dyn Fn(&[u8]) -> bool,
     ) -> Result<&'static CommandSpec, Verdict> {
         let cmd = lookup_command(argv).map_err(Verdict::Error)?;
-        if client.kind != ClientKind::Master {
+        // `server.cluster_enabled`: a standalone node serves every key.
+        if self.setup.config.cluster_enabled && client.kind != ClientKind::Master {
             let req = Request::new(cmd, argv, client);
             if let Err(redir) = self.get_node_by_query(&req, key_exists) {
                 return Err(Verdict::Error(redir.reply()));
@@ -396,7 +397,10 @@ pub(super) mod tests {
         pub(in crate::node) fn new(config: Config, me: u8) -> Sim {
             let setup = NodeSetup {
                 port: 7000,
-                config,
+                config: Config {
+                    cluster_enabled: true,
+                    ..config
+                },
                 planted: None,
             };
             let mut node = Node::new(setup, Rng::seed_from_u64(1), 1_000_000_000);

@@ -53,6 +53,10 @@ pub struct WaitRequest {
 pub const UNBLOCKED_ERR: &str =
     "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
 
+/// `CLUSTER`, `ASKING`, `READONLY` and `READWRITE` on a node with
+/// `cluster-enabled no`.
+pub const CLUSTER_DISABLED_ERR: &str = "ERR This instance has cluster support disabled";
+
 /// `WAIT` on a replica.
 pub const WAIT_REPLICA_ERR: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 
@@ -182,6 +186,12 @@ impl Node {
         client: &mut ClientFlags,
     ) -> ClientReply {
         let now_ms = self.now_ms;
+        let cluster_command =
+            matches!(name, "asking" | "readonly" | "readwrite") || name.starts_with("cluster|");
+        if cluster_command && !self.setup.config.cluster_enabled {
+            client.asking = false;
+            return ClientReply::reply(Reply::Error(CLUSTER_DISABLED_ERR.into()));
+        }
         let reply = match name {
             "asking" => {
                 client.asking = true;

@@ -70,7 +70,10 @@ impl Net {
             .map(|i| {
                 let setup = NodeSetup {
                     port: port_of(i),
-                    config: config.clone(),
+                    config: Config {
+                        cluster_enabled: true,
+                        ..config.clone()
+                    },
                     planted: None,
                 };
                 Node::new(setup, actor_rng(SEED, Actor::Node(i as u32)), 0)
@@ -804,7 +807,10 @@ fn zero_epochs_become_unique() {
 fn gossip_len(n: usize, pfail: usize) -> (usize, usize) {
     let setup = NodeSetup {
         port: 7000,
-        config: Config::default(),
+        config: Config {
+            cluster_enabled: true,
+            ..Config::default()
+        },
         planted: None,
     };
     let mut node = Node::new(setup, actor_rng(SEED, Actor::Node(0)), 0);

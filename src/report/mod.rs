@@ -20,7 +20,11 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         sim.stats.hash.hex()
     );
     let created = w.history.iter().find(|h| h.kind == HistoryKind::Created);
+    let standalone = w.scenario.standalone();
     match created {
+        _ if standalone => {
+            let _ = writeln!(s, "created   standalone node (cluster-enabled no)");
+        }
         _ if w.scenario.cluster.nodes_file.is_some() => {
             let _ = writeln!(
                 s,
@@ -132,6 +136,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         );
         let _ = writeln!(s, "  redirections  {} MOVED, {} ASK", t.moved, t.ask);
         let _ = writeln!(s, "  longest time writes kept failing, per shard");
+        // A standalone node is one shard: every slot.
         for (i, u) in t.unavailable.iter().enumerate() {
             let _ = writeln!(
                 s,
@@ -145,6 +150,8 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     let _ = writeln!(s, "\nfinal state");
     for (i, p) in w.procs.iter().enumerate() {
         let line = match &p.node {
+            // INFO's `cluster_enabled:0`: no epoch, state or slots.
+            Some(_) if standalone => format!("{:<7}cluster_enabled:0", sim.role_of(i)),
             Some(n) => {
                 let mut slots = String::new();
                 crate::node::render::write_slot_ranges(&mut slots, n.myself().slots.ranges());

@@ -391,6 +391,11 @@ impl Scenario {
             .max()
             .unwrap_or(0)
     }
+
+    /// `cluster.mode = "standalone"`: one node with `cluster-enabled no`.
+    pub fn standalone(&self) -> bool {
+        self.cluster.mode == Mode::Standalone
+    }
 }
 
 /// Load a scenario file; the format follows the extension (`.toml`, `.json`).

@@ -164,12 +164,13 @@ impl Clients {
         }
         let names = std::rc::Rc::new(names);
         let nodes = scenario.nodes.len() as u32;
+        let standalone = scenario.standalone();
         let mut pops = Vec::new();
         let mut first = 0u32;
         for (i, (w, trace)) in scenario.workloads.iter().zip(traces).enumerate() {
             let pop = Population::new(i as u32, w, first, seed, nodes, trace, names.clone())
                 .map_err(|e| format!("workload[{i}]: {e}"))?;
-            pops.push(pop);
+            pops.push(if standalone { pop.plain() } else { pop });
             first = first
                 .checked_add(w.clients)
                 .ok_or("too many clients in all")?;

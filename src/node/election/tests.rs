@@ -34,6 +34,7 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, nt: u64, my_id: u8) -> Sim {
         let config = Config {
+            cluster_enabled: true,
             cluster_node_timeout_ms: nt,
             ..Config::default()
         };
