@@ -14,20 +14,10 @@ use redsim::sim::Simulation;
 const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 const DISABLED: &str = "ERR This instance has cluster support disabled";
 
-/// `scenarios/standalone-cache.toml` with `policy`: the node's hit ratio,
-/// its evicted keys, and the simulation.
+/// `scenarios/standalone-cache.toml` with `policy`: node-1's hit ratio, its evicted
+/// keys, and the simulation.
 fn cache_run(policy: MaxmemoryPolicy) -> (f64, u64, Simulation) {
-    let mut s = redsim::scenario::load(std::path::Path::new("scenarios/standalone-cache.toml"))
-        .expect("bundled scenario");
-    s.nodes[0].config.maxmemory_policy = policy;
-    let seed = s.seed;
-    let mut sim = Simulation::new(s, seed).expect("runnable");
-    sim.run(&mut ());
-    let n = sim.world.node(0).expect("node-1 runs");
-    let st = n.keyspace.stats;
-    let ratio = st.keyspace_hits as f64 / (st.keyspace_hits + st.keyspace_misses) as f64;
-    assert!(n.used_memory_peak() <= n.maxmemory() + 4096, "{policy:?}");
-    (ratio, st.evicted_keys, sim)
+    common::cache_run("scenarios/standalone-cache.toml", policy)
 }
 
 fn reply(sim: &Simulation, cmd: &str) -> Reply {

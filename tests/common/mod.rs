@@ -143,3 +143,24 @@ pub fn data_events(sim: &Simulation, p: u32) -> Vec<(SimTime, DataEvent)> {
         })
         .collect()
 }
+
+/// Bundled cache scenario `path` with every node's `maxmemory-policy` set to
+/// `policy`: node-1's hit ratio, its evicted keys, and the simulation. Its
+/// peak memory stays within `maxmemory` (a few KB of rounding allowed).
+pub fn cache_run(
+    path: &str,
+    policy: redsim::node::config::MaxmemoryPolicy,
+) -> (f64, u64, Simulation) {
+    let mut s = redsim::scenario::load(Path::new(path)).expect("bundled scenario");
+    for n in &mut s.nodes {
+        n.config.maxmemory_policy = policy;
+    }
+    let seed = s.seed;
+    let mut sim = Simulation::new(s, seed).expect("runnable");
+    sim.run(&mut ());
+    let n = sim.world.node(0).expect("node-1 runs");
+    let st = n.keyspace.stats;
+    let ratio = st.keyspace_hits as f64 / (st.keyspace_hits + st.keyspace_misses) as f64;
+    assert!(n.used_memory_peak() <= n.maxmemory() + 4096, "{policy:?}");
+    (ratio, st.evicted_keys, sim)
+}
