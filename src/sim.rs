@@ -26,9 +26,9 @@ pub struct Simulation {
     lost_at_end: Option<(SimTime, Vec<LostWrite>)>,
 }
 
-/// A lost write: the process that acknowledged it, when it was sent and
-/// when acknowledged.
-pub type LostWrite = (u32, SimTime, SimTime);
+/// A lost write: the process that acknowledged it, its slot, when it was
+/// sent and when acknowledged.
+pub type LostWrite = (u32, u16, SimTime, SimTime);
 
 /// The outcome of one expectation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -510,7 +510,7 @@ impl Simulation {
             }
         })
         .into_iter()
-        .map(|r| (u32::from(r.node), r.sent, r.done))
+        .map(|r| (u32::from(r.node), r.slot, r.sent, r.done))
         .collect()
     }
 

@@ -20,6 +20,11 @@
 //!   by a partition, isolation or one-way rule in force when it
 //!   acknowledged the write, and the majority replaced it: it kept
 //!   accepting writes until it noticed, about a node timeout;
+//! - **interrupted migration** (`interrupted-migration`): the write's slot
+//!   is still open (`MIGRATING`/`IMPORTING`) at the end on the process that
+//!   acknowledged it: a migration stopped half way, and the key sits on the
+//!   importing node (after `ASK`) while the slot stays with the source,
+//!   until `redis-cli --cluster fix`;
 //! - **split brain** (`split-brain`): the master was replaced while it
 //!   still served and was not cut off (`CLUSTER FAILOVER TAKEOVER` or
 //!   `FORCE` of a replica while its master was alive), or it acknowledged
@@ -42,17 +47,18 @@ use super::Violation;
 pub const NAME: &str = "lost-writes-explained";
 
 /// The windows, in report order.
-pub const WINDOWS: [&str; 4] = [
+pub const WINDOWS: [&str; 5] = [
     "replication-lag-at-crash",
     "lost-on-restart",
     "minority-partition",
     "split-brain",
+    "interrupted-migration",
 ];
 
 /// Lost writes per window (indices of [`WINDOWS`]) and the unexplained.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LostWrites {
-    pub by_window: [u64; 4],
+    pub by_window: [u64; 5],
     pub unexplained: u64,
 }
 
@@ -85,9 +91,17 @@ pub fn explain(
     world: &World,
     split: &[Window],
     node: u32,
+    slot: u16,
     sent: SimTime,
     acked: SimTime,
 ) -> Option<usize> {
+    if world.procs[node as usize]
+        .node
+        .as_ref()
+        .is_some_and(|n| n.slot_open(slot))
+    {
+        return Some(4);
+    }
     let in_split = split
         .iter()
         .any(|w| w.procs.contains(&node) && w.from <= acked && w.to.is_none_or(|to| sent <= to));
@@ -139,17 +153,17 @@ pub fn explain(
     }
 }
 
-/// Judge the lost writes `(node, sent, acknowledged)`; the first
+/// Judge the lost writes `(node, slot, sent, acknowledged)`; the first
 /// unexplained one is the violation.
 pub fn judge(
     world: &World,
     split: &[Window],
-    lost: impl Iterator<Item = (u32, SimTime, SimTime)>,
+    lost: impl Iterator<Item = (u32, u16, SimTime, SimTime)>,
 ) -> (LostWrites, Option<Violation>) {
     let mut counts = LostWrites::default();
     let mut first: Option<(u32, SimTime)> = None;
-    for (node, sent, acked) in lost {
-        match explain(world, split, node, sent, acked) {
+    for (node, slot, sent, acked) in lost {
+        match explain(world, split, node, slot, sent, acked) {
             Some(w) => counts.by_window[w] += 1,
             None => {
                 counts.unexplained += 1;

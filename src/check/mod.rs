@@ -608,11 +608,11 @@ impl Checks {
     }
 
     /// At the end of the run: explain each lost write `(process that
-    /// acknowledged it, sent, acknowledged)` by a window, or report it.
+    /// acknowledged it, slot, sent, acknowledged)` by a window, or report it.
     pub fn judge_lost_writes(
         &mut self,
         world: &World,
-        lost: impl Iterator<Item = (u32, SimTime, SimTime)>,
+        lost: impl Iterator<Item = (u32, u16, SimTime, SimTime)>,
     ) {
         let (counts, v) = lost_writes_explained::judge(world, self.split_brain.windows(), lost);
         self.lost_writes = counts;

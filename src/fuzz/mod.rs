@@ -260,7 +260,7 @@ pub struct Measured {
     pub failovers: usize,
     pub lost_writes: u64,
     pub acked_writes: u64,
-    pub lost_by_window: [u64; 4],
+    pub lost_by_window: [u64; 5],
     pub split_brains: u64,
     pub split_brain_max: SimTime,
 }
@@ -425,7 +425,7 @@ pub struct Summary {
     pub failovers: u64,
     pub acked_writes: u64,
     pub lost_writes: u64,
-    pub lost_by_window: [u64; 4],
+    pub lost_by_window: [u64; 5],
     /// Runs that lost at least one acknowledged write.
     pub runs_losing_writes: u64,
     pub split_brains: u64,

@@ -466,6 +466,11 @@ impl Node {
         }
     }
 
+    /// Whether `slot` is open here (`MIGRATING` or `IMPORTING`).
+    pub fn slot_open(&self, slot: u16) -> bool {
+        self.migrating_slots_to.contains_key(&slot) || self.importing_slots_from.contains_key(&slot)
+    }
+
     /// How many slots this node has open (`MIGRATING` or `IMPORTING`).
     pub fn open_slot_count(&self) -> usize {
         self.migrating_slots_to.len() + self.importing_slots_from.len()
