@@ -1051,14 +1051,11 @@ impl World {
             if host_down {
                 let host = self.procs[p as usize].host as usize;
                 let c = &mut self.conns[conn as usize];
-                if let Some(b) = c.b.filter(|_| c.state == ConnState::Open) {
-                    // The end that lives on (if any) keeps its socket.
-                    let live_is_b = c.a == p;
-                    if (live_is_b && b != p) || (!live_is_b && c.a != p) {
-                        self.orphaned[host].push((conn, live_is_b));
-                    }
+                // The other end (unless it is this process too) keeps its
+                // socket and hears nothing until the host is up again.
+                if c.state == ConnState::Open && c.b.is_some_and(|b| b != c.a) {
+                    self.orphaned[host].push((conn, c.a == p));
                 }
-                let c = &mut self.conns[conn as usize];
                 c.state = ConnState::Closed;
                 c.held = [Vec::new(), Vec::new()];
                 self.conn_of_link.remove(&(c.a, c.plane, c.a_link));

@@ -39,7 +39,7 @@
 use crate::engine::SimTime;
 use crate::node::Note;
 use crate::scenario::FaultAction;
-use crate::world::{fmt_time, HistoryKind, World};
+use crate::world::{fmt_time, HistoryEvent, HistoryKind, World};
 
 use super::split_brain::Window;
 use super::Violation;
@@ -85,10 +85,31 @@ fn cuts(a: &FaultAction) -> bool {
     )
 }
 
+/// The history entries [`explain`] reads (faults and promotions), picked
+/// once for all the lost writes of a run.
+fn relevant(world: &World) -> Vec<&HistoryEvent> {
+    world
+        .history
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.kind,
+                HistoryKind::Fault { .. }
+                    | HistoryKind::Note {
+                        note: Note::Promoted { .. },
+                        ..
+                    }
+            )
+        })
+        .collect()
+}
+
 /// Which window explains a write acknowledged by `node` at `acked`, if any
-/// (an index of [`WINDOWS`]); `split` are the run's split-brain windows.
-pub fn explain(
+/// (an index of [`WINDOWS`]); `split` are the run's split-brain windows,
+/// `events` the run's faults and promotions ([`relevant`]).
+fn explain(
     world: &World,
+    events: &[&HistoryEvent],
     split: &[Window],
     node: u32,
     slot: u16,
@@ -109,7 +130,7 @@ pub fn explain(
     let mut stale = false;
     let mut stopped: Option<SimTime> = None;
     let mut replaced: Option<SimTime> = None;
-    for h in &world.history {
+    for h in events {
         match &h.kind {
             HistoryKind::Fault { index, masters_hit } => {
                 let a = &world.scenario.faults[*index as usize].action;
@@ -162,8 +183,10 @@ pub fn judge(
 ) -> (LostWrites, Option<Violation>) {
     let mut counts = LostWrites::default();
     let mut first: Option<(u32, SimTime)> = None;
+    let mut events = None;
     for (node, slot, sent, acked) in lost {
-        match explain(world, split, node, slot, sent, acked) {
+        let events = events.get_or_insert_with(|| relevant(world));
+        match explain(world, events, split, node, slot, sent, acked) {
             Some(w) => counts.by_window[w] += 1,
             None => {
                 counts.unexplained += 1;

@@ -46,21 +46,7 @@ pub fn write_value(id: u64, size: usize, out: &mut Vec<u8>) {
 /// Append `n` in decimal.
 pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
-    out.extend_from_slice(decimal(n, &mut buf));
-}
-
-/// The decimal digits of `n`, written at the end of `buf`.
-pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
+    out.extend_from_slice(crate::node::render::decimal(n, &mut buf));
 }
 
 /// The write ids of the tokens `value` is made of, in order; it stops at

@@ -46,8 +46,21 @@ fn write_flags(out: &mut String, flags: u16) {
 /// the formatting machinery: nodes.conf is rendered on every config save).
 fn push_u64(out: &mut String, v: u64) {
     let mut buf = [0u8; 20];
-    let digits = crate::client::keys::decimal(v, &mut buf);
-    out.push_str(std::str::from_utf8(digits).expect("ASCII digits"));
+    out.push_str(std::str::from_utf8(decimal(v, &mut buf)).expect("ASCII digits"));
+}
+
+/// The decimal digits of `n`, written at the end of `buf`.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// Slot ranges as `CLUSTER NODES` prints them: ` 0-5460 5462`.
