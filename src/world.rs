@@ -47,7 +47,7 @@ use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
 use crate::node::bus::{BusMsg, NodeId};
 use crate::node::persistence::{AofFile, DiskData, PersistEffect};
-use crate::node::render::ClusterCommand;
+use crate::node::render::{ClusterCommand, ConfFile};
 use crate::node::replication::{
     DropReason, RdbSnapshot, ReplEffect, ReplInput, ReplMsg, ReplNote, ReplTimer,
 };
@@ -201,9 +201,9 @@ pub enum ProcState {
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     /// The last `nodes.conf` written (the OS holds it even if not fsynced).
-    pub nodes_conf: Option<String>,
+    pub nodes_conf: Option<ConfFile>,
     /// The last one fsynced: what survives a host crash.
-    pub nodes_conf_fsynced: Option<String>,
+    pub nodes_conf_fsynced: Option<ConfFile>,
     /// `dump.rdb`: the last RDB saved (always fsynced before its rename).
     pub rdb: Option<Rc<RdbSnapshot>>,
     /// The append only file, once the process wrote one.
@@ -461,7 +461,7 @@ impl World {
             // as `myself`: the cluster as it was when the dump was taken.
             // Nodes only added later (add-node) start empty.
             for (i, proc) in world.procs.iter_mut().enumerate().take(dump.nodes.len()) {
-                proc.disk.nodes_conf = Some(nodes_conf_from_dump(dump, i));
+                proc.disk.nodes_conf = Some(ConfFile::Text(nodes_conf_from_dump(dump, i).into()));
             }
         }
         for i in 0..world.procs.len() as u32 {
@@ -495,7 +495,7 @@ impl World {
         let phase = rand::RngExt::random_range(&mut rng, 0..CRON_PERIOD);
         let tick = rand::RngExt::random_range(&mut rng, 0..10);
         let mut node = match &proc.disk.nodes_conf {
-            Some(text) => Node::load(proc.setup.clone(), rng, now, text)
+            Some(conf) => Node::load(proc.setup.clone(), rng, now, &conf.text())
                 .unwrap_or_else(|e| panic!("{}: own nodes.conf did not load: {e}", proc.name)),
             None => Node::new(proc.setup.clone(), rng, now),
         };
@@ -589,12 +589,13 @@ impl World {
                 Effect::Close { link } => self.close(p, Plane::Bus, link, now, queue),
                 Effect::Repl(e) => self.repl_effect(p, e, now, queue),
                 Effect::Persist(e) => self.persist_effect(p, e, now, queue),
-                Effect::SaveConfig { text, fsync } => {
+                Effect::SaveConfig { conf, fsync } => {
                     let disk = &mut self.procs[p as usize].disk;
+                    let conf = ConfFile::Saved(conf);
                     if fsync {
-                        disk.nodes_conf_fsynced = Some(text.clone());
+                        disk.nodes_conf_fsynced = Some(conf.clone());
                     }
-                    disk.nodes_conf = Some(text);
+                    disk.nodes_conf = Some(conf);
                 }
                 Effect::Note(note) => {
                     let about = match &note {

@@ -8,6 +8,7 @@ use common::*;
 use redsim::check::liveness::{self, Status};
 use redsim::check::NAMES;
 use redsim::engine::{MS, SEC};
+use redsim::node::render::ConfFile;
 use redsim::sim::Simulation;
 
 fn kill(at: &str, node: &str) -> String {
@@ -285,10 +286,12 @@ fn a_restart_below_the_persisted_current_epoch_is_reported() {
     let mut sim = sim_of(&toml, 1);
     sim.run_until(15 * SEC, &mut ());
     let disk = &mut sim.world.procs[0].disk;
-    let text = disk.nodes_conf.clone().unwrap();
+    let text = disk.nodes_conf.as_ref().unwrap().text().into_owned();
     assert!(text.contains("vars currentEpoch 6 "), "{text}");
     let mine = text.lines().find(|l| l.contains("myself")).unwrap();
-    disk.nodes_conf = Some(format!("{mine}\nvars currentEpoch 0 lastVoteEpoch 0\n"));
+    disk.nodes_conf = Some(ConfFile::Text(
+        format!("{mine}\nvars currentEpoch 0 lastVoteEpoch 0\n").into(),
+    ));
     sim.run(&mut ());
     let v = sim.checks.violations();
     assert_eq!(v[0].check, "current-epoch-monotonic", "{v:?}");

@@ -141,6 +141,15 @@ fn slot_map(node: &Node) -> Vec<(NodeId, &SlotBitmap)> {
     m
 }
 
+/// Whether two slot maps are equal. Nodes share the bitmaps they did not
+/// change (`Rc`), so most pairs compare by address.
+fn same_slot_map(a: &[(NodeId, &SlotBitmap)], b: &[(NodeId, &SlotBitmap)]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ia, sa), (ib, sb))| ia == ib && (std::ptr::eq(*sa, *sb) || sa == sb))
+}
+
 /// The process of node `id` if it is running with that ID.
 fn runs(world: &World, id: &NodeId) -> Option<u32> {
     let p = world.proc_of_id(id)?;
@@ -184,7 +193,10 @@ pub fn converged(world: &World) -> Result<(), NotConverged> {
         return Err(NotConverged::NoNodeRunning);
     };
     let map = slot_map(node);
-    if let Some((p, _)) = rest.iter().find(|(_, n)| slot_map(n) != map) {
+    if let Some((p, _)) = rest
+        .iter()
+        .find(|(_, n)| !same_slot_map(&slot_map(n), &map))
+    {
         return Err(NotConverged::Disagree(*first, *p));
     }
     for (id, _) in &map {
@@ -220,7 +232,10 @@ struct Seen {
     config_epoch: u64,
     master: bool,
     ok: bool,
+    /// Its view of who owns which slot: what convergence compares.
     slot_map_version: u64,
+    /// Its own slots: what it claims and accepts writes for.
+    myslots_version: u64,
     open_slots: usize,
 }
 
@@ -240,6 +255,7 @@ impl Seen {
                 master: n.is_master(),
                 ok: n.state_ok(),
                 slot_map_version: n.slot_map_version(),
+                myslots_version: n.myslots_version(),
                 open_slots: n.open_slot_count(),
             },
         }
@@ -254,6 +270,9 @@ pub struct Checks {
     /// closed slots since the last evaluation (what can make a waiting
     /// liveness obligation lapse).
     roles_changed: bool,
+    /// Two running masters had the same config epoch at the last
+    /// evaluation (convergence then decides whether it is a violation).
+    epoch_collision: bool,
     /// The processed replication offset of each process when last compared.
     offsets_seen: Vec<i64>,
     /// History entries already read.
@@ -301,6 +320,7 @@ impl Checks {
             names: world.procs.iter().map(|p| p.name.clone()).collect(),
             seen: vec![Seen::default(); world.procs.len()],
             roles_changed: false,
+            epoch_collision: false,
             offsets_seen: vec![-1; world.procs.len()],
             history_len: 0,
             started: false,
@@ -340,10 +360,22 @@ impl Checks {
         for p in procs {
             self.offsets(now, p, world);
             let seen = Seen::of(&world.procs[p as usize]);
-            if seen != self.seen[p as usize] {
-                self.proc_changed(now, p, seen, world);
-                changed = true;
+            let before = self.seen[p as usize];
+            if seen == before {
+                continue;
             }
+            // A node's view of the others' slots only matters to checks
+            // that wait for convergence.
+            let view_only = Seen {
+                slot_map_version: before.slot_map_version,
+                ..seen
+            } == before;
+            if view_only && !self.liveness.pending() && !self.epoch_collision {
+                self.seen[p as usize] = seen;
+                continue;
+            }
+            self.proc_changed(now, p, seen, world);
+            changed = true;
         }
         if changed {
             self.evaluate(now, world, cause);
@@ -537,7 +569,9 @@ impl Checks {
             .filter(|(_, n)| n.is_master())
             .map(|(p, n)| (p, n.myself().config_epoch))
             .collect();
-        let collision = first_collision(&masters)
+        let collision = first_collision(&masters);
+        self.epoch_collision = collision.is_some();
+        let collision = collision
             .filter(|_| conv.get_or_insert_with(|| converged(world)).is_ok())
             .map(|(a, b, e)| {
                 format!(
@@ -661,9 +695,8 @@ fn persisted_epoch(world: &World, p: usize) -> Option<u64> {
     world.procs[p]
         .disk
         .nodes_conf
-        .as_deref()
-        .and_then(|t| crate::node::conf_file::parse_nodes(t).ok())
-        .and_then(|f| f.current_epoch)
+        .as_ref()
+        .and_then(|conf| conf.current_epoch())
 }
 
 fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
@@ -679,12 +712,21 @@ fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
 /// the master): one that never synced, or lost its master long ago, waits
 /// forever, in Redis as here.
 fn situation(world: &World, lossy: bool, fault: SimTime) -> Situation {
-    let maps: Vec<Vec<(NodeId, &SlotBitmap)>> = members(world).map(|(_, n)| slot_map(n)).collect();
+    // The distinct maps in order of first appearance, with how many hold
+    // each: the first of the most common wins.
+    let mut maps: Vec<(Vec<(NodeId, &SlotBitmap)>, usize)> = Vec::new();
+    for (_, n) in members(world) {
+        let m = slot_map(n);
+        match maps.iter_mut().find(|(o, _)| same_slot_map(o, &m)) {
+            Some((_, count)) => *count += 1,
+            None => maps.push((m, 1)),
+        }
+    }
     let map = maps
         .iter()
         .enumerate()
-        .max_by_key(|&(i, m)| (maps.iter().filter(|o| *o == m).count(), usize::MAX - i))
-        .map(|(_, m)| m.as_slice())
+        .max_by_key(|&(i, (_, count))| (*count, usize::MAX - i))
+        .map(|(_, (m, _))| m.as_slice())
         .unwrap_or_default();
     let shards = map
         .iter()

@@ -38,24 +38,32 @@ pub struct Claim<'a> {
 }
 
 /// Every pair of claims `(a, b)`, `a` before `b` in `claims`, with the same
-/// config epoch and a slot in common, with the first such slot.
+/// config epoch and a slot in common, with the first such slot; in the
+/// order of `claims`. Only claims of equal epochs are compared (sorted by
+/// epoch first: a 500-master cluster has 125 000 pairs, nearly all of
+/// different epochs).
 pub fn conflicts(claims: &[Claim]) -> Vec<(u32, u32, u64, usize)> {
+    let mut order: Vec<usize> = (0..claims.len())
+        .filter(|&i| !claims[i].unilateral)
+        .collect();
+    order.sort_by_key(|&i| (claims[i].config_epoch, i));
     let mut out = Vec::new();
-    for (i, a) in claims.iter().enumerate() {
-        for b in &claims[i + 1..] {
-            if a.config_epoch != b.config_epoch || a.unilateral || b.unilateral {
-                continue;
-            }
-            let common = a.slots.0.iter().zip(b.slots.0.iter()).enumerate();
-            if let Some((w, both)) = common
-                .map(|(w, (x, y))| (w, x & y))
-                .find(|&(_, both)| both != 0)
-            {
-                let slot = w * 64 + both.trailing_zeros() as usize;
-                out.push((a.proc, b.proc, a.config_epoch, slot));
+    for group in order.chunk_by(|&i, &j| claims[i].config_epoch == claims[j].config_epoch) {
+        for (k, &i) in group.iter().enumerate() {
+            let a = &claims[i];
+            for b in group[k + 1..].iter().map(|&j| &claims[j]) {
+                let common = a.slots.0.iter().zip(b.slots.0.iter()).enumerate();
+                if let Some((w, both)) = common
+                    .map(|(w, (x, y))| (w, x & y))
+                    .find(|&(_, both)| both != 0)
+                {
+                    let slot = w * 64 + both.trailing_zeros() as usize;
+                    out.push((a.proc, b.proc, a.config_epoch, slot));
+                }
             }
         }
     }
+    out.sort_by_key(|&(a, b, ..)| (a, b));
     out
 }
 

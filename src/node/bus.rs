@@ -93,6 +93,19 @@ impl Default for SlotBitmap {
     }
 }
 
+thread_local! {
+    static EMPTY_SLOTS: Rc<SlotBitmap> = Rc::new(SlotBitmap::default());
+}
+
+impl SlotBitmap {
+    /// The empty bitmap, shared: a node knows every other node's slots and
+    /// most own none (replicas, handshakes), so each of those points here
+    /// until it gets slots (copy on write) instead of holding 2 KiB of zeros.
+    pub fn empty() -> Rc<SlotBitmap> {
+        EMPTY_SLOTS.with(Rc::clone)
+    }
+}
+
 impl fmt::Debug for SlotBitmap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SlotBitmap({} slots)", self.count())

@@ -420,7 +420,7 @@ impl Node {
         // 3) Update state and save config.
         self.update_state(out);
         out.push(Effect::SaveConfig {
-            text: self.nodes_conf(),
+            conf: Rc::new(self.nodes_conf()),
             fsync: true,
         });
         out.push(Effect::Note(Note::Promoted {

@@ -466,6 +466,12 @@ impl Node {
                 };
                 if self.n(s).is_master() && dirty_slots {
                     self.update_slots_config_with(s, sender_config_epoch, &msg.myslots, out);
+                    // Usually I now see just what it claims: share its
+                    // bitmap rather than keep a copy of my own (a 1000-node
+                    // cluster would hold half a million of them).
+                    if *self.n(s).slots == *msg.myslots {
+                        self.nm(s).slots = Rc::clone(&msg.myslots);
+                    }
                 }
                 if dirty_slots {
                     self.maybe_send_update(s, sender_config_epoch, &msg.myslots, out);

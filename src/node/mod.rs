@@ -40,6 +40,7 @@ use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
 use config::Config;
 pub use election::FailoverMode;
 use persistence::{PersistEffect, Persistence};
+use render::NodesConf;
 use replication::{ReplCtx, ReplEffect, ReplInput, Replication};
 use slots::CLUSTER_SLOTS;
 
@@ -158,7 +159,7 @@ pub enum Effect {
     },
     /// `clusterSaveConfig`: the new `nodes.conf` content.
     SaveConfig {
-        text: String,
+        conf: Rc<NodesConf>,
         fsync: bool,
     },
     Note(Note),
@@ -217,7 +218,7 @@ impl ClusterNode {
             flags,
             ctime: now_ms,
             config_epoch: 0,
-            slots: Rc::new(SlotBitmap::default()),
+            slots: SlotBitmap::empty(),
             numslots: 0,
             slaveof: None,
             slaves: Vec::new(),
@@ -331,12 +332,14 @@ pub struct Node {
     nodes: Vec<Option<ClusterNode>>,
     /// Live entry indices in insertion order: our stand-in for dict order.
     live: Vec<u32>,
-    by_name: BTreeMap<NodeId, u32>,
+    by_name: FxHashMap<NodeId, u32>,
     myself: u32,
     /// Slot → entry index of its owner, `NO_OWNER` if unassigned.
     slot_owner: Vec<u32>,
     /// Bumped at every change of `slot_owner` (see [`Node::slot_map_version`]).
     slot_map_version: u64,
+    /// Bumped at every change of my own slots (see [`Node::myslots_version`]).
+    myslots_version: u64,
     owner_not_claiming_slot: SlotBitmap,
     migrating_slots_to: BTreeMap<u16, u32>,
     importing_slots_from: BTreeMap<u16, u32>,
@@ -431,10 +434,11 @@ impl Node {
             now_ms: mstime(now),
             nodes: Vec::new(),
             live: Vec::new(),
-            by_name: BTreeMap::new(),
+            by_name: FxHashMap::default(),
             myself: 0,
             slot_owner: vec![NO_OWNER; CLUSTER_SLOTS],
             slot_map_version: 0,
+            myslots_version: 0,
             owner_not_claiming_slot: SlotBitmap::default(),
             migrating_slots_to: BTreeMap::new(),
             importing_slots_from: BTreeMap::new(),
@@ -610,7 +614,7 @@ impl Node {
         }
         if flags & todo::SAVE_CONFIG != 0 {
             out.push(Effect::SaveConfig {
-                text: self.nodes_conf(),
+                conf: Rc::new(self.nodes_conf()),
                 fsync: flags & todo::FSYNC_CONFIG != 0,
             });
         }
@@ -722,7 +726,7 @@ impl Node {
             }
         }
         self.slot_owner[slot] = idx;
-        self.slot_map_version += 1;
+        self.slot_map_changed(idx);
         true
     }
 
@@ -738,7 +742,7 @@ impl Node {
             n.numslots -= 1;
         }
         self.slot_owner[slot] = NO_OWNER;
-        self.slot_map_version += 1;
+        self.slot_map_changed(owner);
         true
     }
 
@@ -765,6 +769,9 @@ impl Node {
             let owner = self.slot_owner[w * 64 + rest.trailing_zeros() as usize];
             let same = self.slots_of_owner_in_word(w, rest);
             rest &= !same;
+            if owner == self.myself {
+                self.myslots_version += 1;
+            }
             if owner != NO_OWNER {
                 let n = self.nm(owner);
                 let had = n.slots.0[w] & same;
@@ -794,7 +801,15 @@ impl Node {
                 r &= r - 1;
             }
         }
+        self.slot_map_changed(to);
+    }
+
+    /// After `slot_owner` changed, slots of `owner` among them.
+    fn slot_map_changed(&mut self, owner: u32) {
         self.slot_map_version += 1;
+        if owner == self.myself {
+            self.myslots_version += 1;
+        }
     }
 
     /// `clusterDelNodeSlots`.
@@ -966,6 +981,11 @@ impl Node {
     /// unchanged without reading 16384 slots.
     pub fn slot_map_version(&self) -> u64 {
         self.slot_map_version
+    }
+
+    /// A number that changes whenever my own slots (`myself->slots`) do.
+    pub fn myslots_version(&self) -> u64 {
+        self.myslots_version
     }
 
     /// My master's ID, if I am a replica.

@@ -5,7 +5,9 @@
 
 use std::fmt::Write;
 
-use super::bus::{flags::*, MsgType, NodeId};
+use std::rc::Rc;
+
+use super::bus::{flags::*, MsgType, NodeId, SlotBitmap};
 use super::slots::CLUSTER_SLOTS;
 use super::{todo, ClusterNode, Effect, Node};
 
@@ -119,29 +121,104 @@ pub enum ClusterCommand {
     Failover(super::FailoverMode),
 }
 
-impl Node {
-    /// `clusterGenNodeDescription` for one node.
-    fn node_description(&self, n: &ClusterNode, out: &mut String) {
-        n.name.write_hex(out);
+/// One node's line of `CLUSTER NODES` / `nodes.conf`, as the fields
+/// `clusterGenNodeDescription` prints (slots shared, not copied).
+#[derive(Clone, Debug)]
+struct NodeLine {
+    name: NodeId,
+    ip: Option<[u8; 4]>,
+    port: u16,
+    cport: u32,
+    flags: u16,
+    master: Option<NodeId>,
+    ping_sent: i64,
+    pong_received: i64,
+    config_epoch: u64,
+    connected: bool,
+    /// `None` when the node has no slots.
+    slots: Option<Rc<SlotBitmap>>,
+}
+
+/// What `clusterSaveConfig` wrote, kept as the fields it prints and turned
+/// into text only when read (a restart, a check): a config save is an O(nodes)
+/// copy of small records, not the rendering of every line.
+#[derive(Clone, Debug)]
+pub struct NodesConf {
+    lines: Vec<NodeLine>,
+    /// My open slots: `(slot, node, migrating)` ([`Node::open_slots`]).
+    open: Vec<(u16, NodeId, bool)>,
+    current_epoch: u64,
+    last_vote_epoch: u64,
+}
+
+/// A `nodes.conf` on disk: one a node saved, or text put there before the
+/// node first started (a scenario's `CLUSTER NODES` dump, a test).
+#[derive(Clone, Debug)]
+pub enum ConfFile {
+    Saved(Rc<NodesConf>),
+    Text(Rc<str>),
+}
+
+impl ConfFile {
+    /// The file's text.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            ConfFile::Saved(conf) => conf.text().into(),
+            ConfFile::Text(text) => std::borrow::Cow::Borrowed(text),
+        }
+    }
+
+    /// `currentEpoch` in the `vars` line, if the file loads and has one.
+    pub fn current_epoch(&self) -> Option<u64> {
+        match self {
+            ConfFile::Saved(conf) => Some(conf.current_epoch),
+            ConfFile::Text(text) => super::conf_file::parse_nodes(text)
+                .ok()
+                .and_then(|f| f.current_epoch),
+        }
+    }
+}
+
+impl NodesConf {
+    /// `currentEpoch` in the `vars` line.
+    pub fn current_epoch(&self) -> u64 {
+        self.current_epoch
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> String {
+        let mut s = String::with_capacity(self.lines.len() * 120 + 48);
+        for line in &self.lines {
+            line.write(&self.open, &mut s);
+            s.push('\n');
+        }
+        let _ = writeln!(
+            s,
+            "vars currentEpoch {} lastVoteEpoch {}",
+            self.current_epoch, self.last_vote_epoch
+        );
+        s
+    }
+}
+
+impl NodeLine {
+    /// `clusterGenNodeDescription`; `open` is printed on the `myself` line.
+    fn write(&self, open: &[(u16, NodeId, bool)], out: &mut String) {
+        self.name.write_hex(out);
         out.push(' ');
-        write_ip(out, n.ip);
+        write_ip(out, self.ip);
         out.push(':');
-        push_u64(out, u64::from(n.port));
+        push_u64(out, u64::from(self.port));
         out.push('@');
-        push_u64(out, u64::from(n.cport));
+        push_u64(out, u64::from(self.cport));
         out.push(' ');
-        write_flags(out, n.flags);
+        write_flags(out, self.flags);
         out.push(' ');
-        match n.slaveof {
-            Some(m) => self.n(m).name.write_hex(out),
+        match self.master {
+            Some(m) => m.write_hex(out),
             None => out.push('-'),
         }
-        let epoch = match (n.is_slave(), n.slaveof) {
-            (true, Some(m)) => self.n(m).config_epoch,
-            _ => n.config_epoch,
-        };
-        let connected = n.link.is_some() || n.flags & MYSELF != 0;
-        for v in [n.ping_sent, n.pong_received] {
+        for v in [self.ping_sent, self.pong_received] {
             out.push(' ');
             if v < 0 {
                 out.push('-');
@@ -149,63 +226,74 @@ impl Node {
             push_u64(out, v.unsigned_abs());
         }
         out.push(' ');
-        push_u64(out, epoch);
-        out.push_str(if connected {
+        push_u64(out, self.config_epoch);
+        out.push_str(if self.connected {
             " connected"
         } else {
             " disconnected"
         });
-        if n.numslots > 0 {
-            write_slot_ranges(out, n.slots.ranges());
+        if let Some(slots) = &self.slots {
+            write_slot_ranges(out, slots.ranges());
         }
-        let open_slots =
-            !(self.migrating_slots_to.is_empty() && self.importing_slots_from.is_empty());
-        if n.flags & MYSELF != 0 && open_slots {
-            let mut open: Vec<u16> = self
-                .migrating_slots_to
-                .keys()
-                .chain(self.importing_slots_from.keys())
-                .copied()
-                .collect();
-            open.sort_unstable();
-            open.dedup();
-            for j in open {
-                if let Some(&to) = self.migrating_slots_to.get(&j) {
-                    let _ = write!(out, " [{j}->-{}]", self.n(to).name);
-                } else if let Some(&from) = self.importing_slots_from.get(&j) {
-                    let _ = write!(out, " [{j}-<-{}]", self.n(from).name);
-                }
+        if self.flags & MYSELF != 0 {
+            for &(slot, peer, migrating) in open {
+                let arrow = if migrating { "->-" } else { "-<-" };
+                let _ = write!(out, " [{slot}{arrow}{peer}]");
             }
+        }
+    }
+}
+
+impl Node {
+    /// The fields of `n`'s line.
+    fn node_line(&self, n: &ClusterNode) -> NodeLine {
+        let config_epoch = match (n.is_slave(), n.slaveof) {
+            (true, Some(m)) => self.n(m).config_epoch,
+            _ => n.config_epoch,
+        };
+        NodeLine {
+            name: n.name,
+            ip: n.ip,
+            port: n.port,
+            cport: n.cport,
+            flags: n.flags,
+            master: n.slaveof.map(|m| self.n(m).name),
+            ping_sent: n.ping_sent,
+            pong_received: n.pong_received,
+            config_epoch,
+            connected: n.link.is_some() || n.flags & MYSELF != 0,
+            slots: (n.numslots > 0).then(|| Rc::clone(&n.slots)),
         }
     }
 
     /// `CLUSTER NODES` as this node prints it now.
     pub fn cluster_nodes(&self) -> String {
-        self.nodes_text(false)
-    }
-
-    fn nodes_text(&self, skip_handshake: bool) -> String {
+        let open = self.open_slots();
         let mut s = String::with_capacity(self.live.len() * 120);
         for &i in &self.live {
-            let n = self.n(i);
-            if skip_handshake && n.in_handshake() {
-                continue;
-            }
-            self.node_description(n, &mut s);
+            self.node_line(self.n(i)).write(&open, &mut s);
             s.push('\n');
         }
         s
     }
 
-    /// The `nodes.conf` content (`clusterSaveConfig`).
-    pub fn nodes_conf(&self) -> String {
-        let mut s = self.nodes_text(true);
-        let _ = writeln!(
-            s,
-            "vars currentEpoch {} lastVoteEpoch {}",
-            self.current_epoch, self.last_vote_epoch
+    /// The `nodes.conf` content (`clusterSaveConfig`): every node but those
+    /// in handshake, then the `vars` line.
+    pub fn nodes_conf(&self) -> NodesConf {
+        let mut lines = Vec::with_capacity(self.live.len());
+        lines.extend(
+            self.live
+                .iter()
+                .map(|&i| self.n(i))
+                .filter(|n| !n.in_handshake())
+                .map(|n| self.node_line(n)),
         );
-        s
+        NodesConf {
+            lines,
+            open: self.open_slots(),
+            current_epoch: self.current_epoch,
+            last_vote_epoch: self.last_vote_epoch,
+        }
     }
 
     /// `CLUSTER INFO` as this node prints it now (lines end in CRLF).

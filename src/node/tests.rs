@@ -193,7 +193,7 @@ impl Net {
                         }
                     }
                 }
-                Effect::SaveConfig { text, fsync } => self.saved[from] = Some((text, fsync)),
+                Effect::SaveConfig { conf, fsync } => self.saved[from] = Some((conf.text(), fsync)),
                 Effect::Note(note) => self.events.push(Event {
                     at_ms: self.now_ms(),
                     node: from,
@@ -1069,7 +1069,7 @@ fn nodes_conf_skips_handshake_nodes_and_ends_with_vars() {
     .unwrap();
     assert_eq!(net.nodes[0].cluster_nodes().lines().count(), 2);
     assert!(net.nodes[0].cluster_nodes().contains(" handshake "));
-    let conf = net.nodes[0].nodes_conf();
+    let conf = net.nodes[0].nodes_conf().text();
     assert!(!conf.contains("handshake"));
     assert_eq!(conf.lines().count(), 2);
 

@@ -466,7 +466,7 @@ fn vote_granted_with_fsynced_last_vote_epoch() {
     assert_eq!(s.node.last_vote_epoch, 4);
     assert_eq!(s.node.n(s.idx(0x10)).voted_time, T0_MS);
     let save = out.iter().find_map(|e| match e {
-        Effect::SaveConfig { text, fsync } => Some((text.clone(), *fsync)),
+        Effect::SaveConfig { conf, fsync } => Some((conf.text(), *fsync)),
         _ => None,
     });
     let (text, fsync) = save.expect("config saved");
@@ -638,7 +638,7 @@ fn quorum_counts_only_slot_owning_masters_at_or_after_the_election_epoch() {
     // PONG to everybody, config saved with fsync.
     assert_eq!(sent(&out, MsgType::Pong).len(), 6);
     assert!(out.iter().any(
-        |e| matches!(e, Effect::SaveConfig { fsync: true, text } if text.contains("myself,master"))
+        |e| matches!(e, Effect::SaveConfig { fsync: true, conf } if conf.text().contains("myself,master"))
     ));
 }
 
