@@ -29,12 +29,13 @@ fn master_crash_60s_failover(bencher: Bencher) {
         });
 }
 
-/// Client throughput: a 3+3 cluster, 200 connections asking 200 000
-/// requests per simulated second (half GET, half SET of 100-byte values over
-/// 100 000 keys) for 10 simulated seconds: 2 M requests, no faults.
+/// `scenarios/bench/clients-3x3.toml`: client throughput on a 3+3 cluster,
+/// 200 connections asking 200 000 requests per simulated second (half GET,
+/// half SET of 100-byte values over 100 000 keys) for 10 simulated seconds:
+/// 2 M requests, no faults.
 #[divan::bench(sample_count = 5)]
 fn clients_3x3_2m_requests(bencher: Bencher) {
-    bench_clients(bencher, "");
+    bench_clients(bencher, None);
 }
 
 /// [`clients_3x3_2m_requests`] with `maxmemory 4mb` and `allkeys-lru`: each
@@ -43,36 +44,18 @@ fn clients_3x3_2m_requests(bencher: Bencher) {
 /// 760 000 evictions in all).
 #[divan::bench(sample_count = 5)]
 fn clients_3x3_2m_requests_evicting(bencher: Bencher) {
-    bench_clients(
-        bencher,
-        "maxmemory = \"4mb\"\nmaxmemory-policy = \"allkeys-lru\"\n",
-    );
+    bench_clients(bencher, Some(4 << 20));
 }
 
-fn bench_clients(bencher: Bencher, config: &str) {
-    let toml = format!(
-        r#"
-duration = "12s"
-[cluster]
-nodes = 6
-replicas = 1
-[config]
-cluster-node-timeout = 5000
-{config}
-[[workload]]
-clients = 200
-rate = 200000
-keys = 100000
-start = "2s"
-"#
-    );
-    let scenario = redsim::scenario::parse(
-        &toml,
-        redsim::scenario::Format::Toml,
-        "bench.toml",
-        Path::new("."),
-    )
-    .expect("bench scenario");
+fn bench_clients(bencher: Bencher, maxmemory: Option<u64>) {
+    let mut scenario =
+        load(Path::new("scenarios/bench/clients-3x3.toml")).expect("bundled scenario");
+    if let Some(bytes) = maxmemory {
+        for n in &mut scenario.nodes {
+            n.config.maxmemory_bytes = bytes;
+            n.config.maxmemory_policy = redsim::node::config::MaxmemoryPolicy::AllkeysLru;
+        }
+    }
     bencher
         .counter(divan::counter::ItemsCount::new(2_000_000u64))
         .with_inputs(|| scenario.clone())
@@ -80,6 +63,28 @@ start = "2s"
             let mut sim = Simulation::new(s, 1).expect("runnable");
             let results = sim.run(&mut ());
             divan::black_box((results, sim.stats.hash.value()))
+        });
+}
+
+/// Gossip at scale: 50 masters and 50 replicas created by redis-cli, 20
+/// simulated seconds (each node pings every other at least every
+/// node-timeout/2 with a tenth of the cluster in each message).
+#[divan::bench(sample_count = 3)]
+fn gossip_100_nodes_20s(bencher: Bencher) {
+    let toml = "duration = \"20s\"\n[cluster]\nnodes = 100\nreplicas = 1\n[config]\ncluster-node-timeout = 15000\n";
+    let scenario = redsim::scenario::parse(
+        toml,
+        redsim::scenario::Format::Toml,
+        "gossip.toml",
+        Path::new("."),
+    )
+    .expect("bench scenario");
+    bencher
+        .with_inputs(|| scenario.clone())
+        .bench_local_values(|s| {
+            let mut sim = Simulation::new(s, 1).expect("runnable");
+            sim.run_until(20 * redsim::engine::SEC, &mut ());
+            divan::black_box(sim.stats.hash.value())
         });
 }
 

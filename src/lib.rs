@@ -1,6 +1,7 @@
 //! redsim: a deterministic simulator of Redis Cluster.
 
 pub mod admin;
+pub mod bench;
 pub mod check;
 pub mod client;
 pub mod engine;

@@ -73,6 +73,10 @@ enum Command {
     /// schedule), check each, and shrink every failure to a small scenario
     /// written to the output directory.
     Fuzz(FuzzArgs),
+    /// Measure how fast scenarios run: events, simulated seconds and client
+    /// requests per wall-clock second, and peak memory (each scenario in a
+    /// process of its own).
+    Bench(BenchArgs),
     /// Print the slot allocation `redis-cli --cluster create` would make.
     Create {
         /// Node addresses as ip:port, in the order given to redis-cli.
@@ -85,6 +89,26 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Scenario files (default: scenarios/*.toml and scenarios/bench/*.toml
+    /// under the current directory).
+    files: Vec<PathBuf>,
+    /// Runs of each scenario; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: u32,
+    /// Seed of every run (default: each scenario's `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the measurements as a JSON array.
+    #[arg(long)]
+    json: bool,
+    /// Measure one file in this process and print its measurement as JSON
+    /// (what `bench` runs for each file).
+    #[arg(long, hide = true)]
+    child: bool,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +164,7 @@ fn main() -> ExitCode {
             check_determinism,
         } => run(file, seed, json, trace, check_determinism),
         Command::Fuzz(args) => fuzz(args),
+        Command::Bench(args) => bench(args),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
                 outln!(
@@ -581,4 +606,106 @@ fn fuzz(a: FuzzArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The bundled scenarios `redsim bench` measures when given none.
+fn bundled_scenarios() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["scenarios", "scenarios/bench"] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        }
+    }
+    files
+}
+
+fn bench(a: BenchArgs) -> ExitCode {
+    if a.child {
+        let [file] = a.files.as_slice() else {
+            return bad_input("bench --child takes exactly one file");
+        };
+        let scenario = match load(file) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let seed = a.seed.unwrap_or(scenario.seed);
+        return match redsim::bench::measure(&scenario, seed, a.repeat) {
+            Ok(m) => {
+                outln!("{}", m.to_json());
+                ExitCode::SUCCESS
+            }
+            Err(redsim::bench::BenchError::Unrunnable(e)) => {
+                bad_input(format!("{}: {e}", file.display()))
+            }
+            Err(redsim::bench::BenchError::NotDeterministic(e)) => {
+                eprintln!("error: {}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let files = if a.files.is_empty() {
+        bundled_scenarios()
+    } else {
+        a.files
+    };
+    if files.is_empty() {
+        return bad_input(
+            "no scenario files given and none found under ./scenarios (run from the project's root or name the files)",
+        );
+    }
+    // Check every file before measuring any.
+    for f in &files {
+        if let Err(code) = load(f) {
+            return code;
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return bad_input(format!("cannot find the redsim executable: {e}")),
+    };
+    let mut rows = Vec::new();
+    for f in &files {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["bench", "--child", "--repeat", &a.repeat.to_string()]);
+        if let Some(seed) = a.seed {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        cmd.arg(f).stderr(std::process::Stdio::inherit());
+        let out = match cmd.output() {
+            Ok(o) => o,
+            Err(e) => return bad_input(format!("cannot start {}: {e}", exe.display())),
+        };
+        if !out.status.success() {
+            return ExitCode::from(out.status.code().map_or(1, |c| c as u8));
+        }
+        let m = serde_json::from_slice(&out.stdout)
+            .ok()
+            .and_then(|v| redsim::bench::Measurement::from_json(&v));
+        match m {
+            Some(m) => {
+                if !a.json {
+                    eprintln!("measured {}", f.display());
+                }
+                rows.push(m)
+            }
+            None => {
+                return bad_input(format!(
+                    "{}: the measuring process printed no result",
+                    f.display()
+                ))
+            }
+        }
+    }
+    if a.json {
+        let all: Vec<serde_json::Value> = rows.iter().map(|m| m.to_json()).collect();
+        outln!("{}", serde_json::Value::Array(all));
+    } else {
+        out!("{}", redsim::bench::table(&rows));
+    }
+    ExitCode::SUCCESS
 }

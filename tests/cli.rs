@@ -441,3 +441,42 @@ fn a_standalone_node_runs_and_refuses_cluster_views() {
         "{out}"
     );
 }
+
+#[test]
+fn bench_measures_each_file_in_its_own_process() {
+    let (code, out, err) = redsim(&[
+        "bench",
+        "--repeat",
+        "2",
+        "--json",
+        "scenarios/master-crash.toml",
+        "scenarios/paused-master.toml",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON array");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["scenario"], "master crash");
+    // The same events as `redsim run` reports for the scenario.
+    assert_eq!(rows[0]["events"], 11968);
+    assert_eq!(rows[0]["sim_time_ms"], 60000);
+    assert_eq!(rows[0]["repeat"], 2);
+    assert_eq!(rows[1]["scenario"], "paused master");
+    for r in rows {
+        assert!(r["events_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(r["best_wall_ms"].as_f64() <= r["median_wall_ms"].as_f64());
+        if cfg!(target_os = "linux") {
+            assert!(r["peak_rss_kib"].as_u64().unwrap() > 0);
+        }
+    }
+
+    let (code, out, _) = redsim(&["bench", "--repeat", "1", "scenarios/master-crash.toml"]);
+    assert_eq!(code, 0);
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("scenario "), "{out}");
+    assert!(lines.next().unwrap().starts_with("master crash "), "{out}");
+
+    let (code, _, err) = redsim(&["bench", "tests/data/malformed/nodes_file_missing.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cluster.nodes_file"), "{err}");
+}
