@@ -283,6 +283,10 @@ pub enum DataEvent {
     PartialResyncAccepted { offset: i64 },
     /// Replica: the link with its master went down.
     MasterLinkDown,
+    /// Replica: its master answered the sync with `error` (an
+    /// authentication error, a failed BGSAVE): it reconnects and tries
+    /// again.
+    SyncAborted { error: String },
     /// `dump.rdb` was written (a save point, a disk sync, or a replica's
     /// received RDB), with `keys`.
     RdbSaved { keys: u64 },
@@ -292,6 +296,22 @@ pub enum DataEvent {
         keys: u64,
         load_us: SimTime,
     },
+}
+
+impl DataEvent {
+    /// The line Redis 7.0.15 logs at warning level for this event, verbatim
+    /// (`rdbSaveBackground`, `readSyncBulkPayload`), if it logs one.
+    pub fn redis_log(&self) -> Option<String> {
+        match self {
+            DataEvent::ForkFailed => {
+                Some("Can't save in background: fork: Cannot allocate memory".into())
+            }
+            DataEvent::SyncAborted { error } => {
+                Some(format!("MASTER aborted replication with an error: {error}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -639,6 +659,20 @@ impl World {
             && self.net.reachable(Endpoint::Node(from), Endpoint::Node(to))
     }
 
+    /// Whether what connection `conn` carries towards its listening end
+    /// (`to_b`) or its initiator gets through now: [`World::reachable`],
+    /// and for a bus connection towards the listener, its bus port not
+    /// blocked.
+    fn conn_passes(&self, conn: u32, to_b: bool) -> bool {
+        let c = &self.conns[conn as usize];
+        let Some(b) = c.b else { return false };
+        if to_b {
+            self.reachable(c.a, b) && !(c.plane == Plane::Bus && self.net.bus_port_blocked(b))
+        } else {
+            self.reachable(b, c.a)
+        }
+    }
+
     /// Carry out what process `p`'s replication asked for.
     fn repl_effect(&mut self, p: u32, e: ReplEffect, now: SimTime, queue: &mut EventQueue<Event>) {
         match e {
@@ -710,6 +744,7 @@ impl World {
                 DataEvent::PartialResyncAccepted { offset }
             }
             ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
+            ReplNote::SyncAborted { error } => DataEvent::SyncAborted { error },
             ReplNote::ForkFailed => {
                 let name = &self.procs[p as usize].name;
                 let host = self.procs[p as usize].host + 1;
@@ -847,7 +882,7 @@ impl World {
         let c = &self.conns[conn as usize];
         let (a, b, syn_start) = (c.a, c.b, c.syn_start);
         if let Some(b) = b {
-            if self.reachable(a, b) {
+            if self.conn_passes(conn, true) {
                 let t = self.transit_to(conn, a, b, 60);
                 queue.push(now + t.total(), Event::SynArrive { conn });
             }
@@ -907,7 +942,7 @@ impl World {
         } else {
             (c.b.expect("open"), c.a)
         };
-        if !self.reachable(from, to) {
+        if !self.conn_passes(conn, to_b) {
             // TCP retransmits what a partition drops: the bytes arrive, in
             // order, once the network lets them (Linux gives up only after
             // about 15 minutes, longer than any partition here).
@@ -936,12 +971,7 @@ impl World {
                 if c.held[dir].is_empty() || c.state != ConnState::Open {
                     continue;
                 }
-                let (from, to) = if to_b {
-                    (c.a, c.b)
-                } else {
-                    (c.b.expect("open"), Some(c.a))
-                };
-                if !to.is_some_and(|to| self.reachable(from, to)) {
+                if !self.conn_passes(conn, to_b) {
                     continue;
                 }
                 let held = std::mem::take(&mut self.conns[conn as usize].held[dir]);
@@ -978,7 +1008,7 @@ impl World {
         let (a, b, accepted) = (c.a, c.b, c.accepted);
         // Tell the other end(s).
         if let Some(b) = b {
-            if closer_is_a != Some(false) && accepted && self.reachable(a, b) {
+            if closer_is_a != Some(false) && accepted && self.conn_passes(conn, true) {
                 let t = self.transit_to(conn, a, b, 60);
                 queue.push(now + t.total(), Event::Reset { conn, to_b: true });
             }
@@ -1137,6 +1167,10 @@ impl World {
                 self.release_held(now, queue);
             }
             FaultAction::OneWay { from, to } => self.net.one_way(&from, &to),
+            FaultAction::BlockBusPort { node } => match node {
+                Some(n) => self.net.block_bus_port(n as u32),
+                None => (0..self.procs.len() as u32).for_each(|n| self.net.block_bus_port(n)),
+            },
             FaultAction::Heal => {
                 self.net.heal();
                 self.release_held(now, queue);
@@ -1186,6 +1220,7 @@ impl World {
             FaultAction::CrashHost { host } => self.procs[p as usize].host == *host,
             FaultAction::Partition { groups } => groups.iter().any(|g| g.contains(&me)),
             FaultAction::OneWay { from, to } => from.contains(&me) || to.contains(&me),
+            FaultAction::BlockBusPort { node } => node.is_none_or(|n| n as u32 == p),
             _ => false,
         }
     }
@@ -1270,8 +1305,17 @@ impl World {
                 let create: Vec<u32> = (0..self.procs.len() as u32)
                     .filter(|&p| self.scenario.nodes[p as usize].in_create)
                     .collect();
-                // ADDSLOTS on masters.
                 let alloc = self.allocation.clone().expect("create has an allocation");
+                // The anti-affinity warnings redis-cli printed with its
+                // plan (`clusterManagerOptimizeAntiAffinity`).
+                if let Some(warning) = alloc
+                    .anti_affinity
+                    .verdict()
+                    .filter(|v| v.starts_with("[WARNING]"))
+                {
+                    self.manager_log(now, warning.to_string());
+                }
+                // ADDSLOTS on masters.
                 for m in &alloc.masters {
                     let slots: Vec<u16> = m.slots.iter().flat_map(|&(a, b)| a..=b).collect();
                     self.command(create[m.node], now, ClusterCommand::AddSlots(slots), queue);

@@ -187,6 +187,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         );
     }
     memory_section(&mut s, sim);
+    redis_log_section(&mut s, sim);
     checks_section(&mut s, sim);
     anomalies_section(&mut s, sim);
     if !expectations.is_empty() {
@@ -245,6 +246,27 @@ fn memory_section(s: &mut String, sim: &Simulation) {
         for l in lines {
             let _ = writeln!(s, "{l}");
         }
+    }
+}
+
+/// The "redis log" section: the warnings Redis logged (verbatim), per
+/// node, with how often and when.
+fn redis_log_section(s: &mut String, sim: &Simulation) {
+    let log = sim.redis_log();
+    if log.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nredis log (warnings, verbatim)");
+    for l in log {
+        let when = match l.count {
+            1 => format!("at {}", fmt_time(l.first)),
+            n => format!("{n} times, {} to {}", fmt_time(l.first), fmt_time(l.last)),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<8} {}  ({when})",
+            sim.world.procs[l.proc as usize].name, l.line
+        );
     }
 }
 
@@ -388,6 +410,10 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         CrashHost { host } => format!("crash-host host-{}", host + 1),
         Isolate { node } => format!("isolate {}", name(node)),
         Heal => "heal".into(),
+        BlockBusPort { node } => format!(
+            "block-port bus of {}",
+            node.as_ref().map_or("every node".to_string(), name)
+        ),
         Failover { node, mode } => format!("{} to {}", mode.command(), name(node)),
         Partition { groups } => {
             let g: Vec<String> = groups.iter().map(|g| endpoints(world, g)).collect();

@@ -357,7 +357,7 @@ impl World {
         }
     }
 
-    fn manager_log(&mut self, now: SimTime, line: String) {
+    pub(super) fn manager_log(&mut self, now: SimTime, line: String) {
         self.manager.log.push((now, line));
     }
 

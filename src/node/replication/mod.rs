@@ -323,6 +323,9 @@ pub enum ReplNote {
     Applied { reploff: i64, commands: usize },
     /// Replica: the link with the master went down.
     MasterLinkDown,
+    /// Replica: the master answered the sync with an error (`MASTER
+    /// aborted replication with an error: <error>` in Redis's log).
+    SyncAborted { error: String },
 }
 
 /// What the module asks for.
