@@ -1,0 +1,262 @@
+//! The misconfigurations of `scenarios/misconfig/`: each bundled scenario
+//! shows its symptom, with the text Redis 7.0.15 logs or replies.
+
+mod common;
+
+use std::path::Path;
+
+use common::{data_events, first_fail, run};
+use redsim::client::{Cmd, Outcome};
+use redsim::scenario::{FaultAction, Scenario};
+use redsim::sim::Simulation;
+use redsim::world::{DataEvent, HistoryKind};
+
+fn load(name: &str) -> Scenario {
+    redsim::scenario::load(Path::new(&format!("scenarios/misconfig/{name}.toml")))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run_scenario(s: Scenario) -> Simulation {
+    let seed = s.seed;
+    let mut sim = Simulation::new(s, seed).expect("runnable");
+    let expectations = sim.run(&mut ());
+    assert!(
+        expectations.iter().all(|e| e.ok == Some(true)),
+        "{expectations:?}"
+    );
+    sim
+}
+
+/// How often process `p` logged `line` (Redis's verbatim warning).
+fn logged(sim: &Simulation, p: u32, line: &str) -> u32 {
+    sim.redis_log()
+        .iter()
+        .filter(|l| l.proc == p && l.line == line)
+        .map(|l| l.count)
+        .sum()
+}
+
+fn synced(sim: &Simulation, p: u32) -> bool {
+    data_events(sim, p)
+        .iter()
+        .any(|(_, e)| matches!(e, DataEvent::FullSyncFinished { .. }))
+}
+
+fn all_live_fail(sim: &Simulation) -> bool {
+    sim.world
+        .procs
+        .iter()
+        .filter_map(|p| p.node.as_ref())
+        .all(|n| !n.state_ok())
+}
+
+#[test]
+fn a_replica_without_masterauth_loops_on_noauth_and_its_shard_is_lost() {
+    let sim = run_scenario(load("no-masterauth"));
+    // node-5 (process 4) follows node-1 and is told NOAUTH at every try.
+    let n = logged(
+        &sim,
+        4,
+        "MASTER aborted replication with an error: NOAUTH Authentication required.",
+    );
+    assert!(n > 1000, "{n}");
+    assert!(!synced(&sim, 4));
+    // The replicas with masterauth synced.
+    assert!(synced(&sim, 3) && synced(&sim, 5));
+    assert!(sim.failovers().is_empty());
+    assert!(all_live_fail(&sim));
+
+    // With masterauth, node-5 syncs and takes over.
+    let mut s = load("no-masterauth");
+    s.nodes[4].config.masterauth = Some("s3cret".into());
+    s.expects.clear();
+    let sim = run_scenario(s);
+    assert!(synced(&sim, 4));
+    assert_eq!(sim.failovers()[0].promoted, 4);
+    assert!(sim.redis_log().is_empty());
+}
+
+#[test]
+fn overcommit_0_makes_the_fork_fail_and_the_replica_never_syncs() {
+    let sim = run_scenario(load("overcommit-fork-fails"));
+    let n = logged(
+        &sim,
+        0,
+        "Can't save in background: fork: Cannot allocate memory",
+    );
+    assert!(n >= 2, "{n}");
+    assert!(!synced(&sim, 4));
+    assert!(sim.failovers().is_empty());
+    assert!(all_live_fail(&sim));
+
+    // overcommit_memory 1: the fork succeeds, node-5 syncs and takes over.
+    let mut s = load("overcommit-fork-fails");
+    s.cluster.overcommit_memory = 1;
+    s.expects.clear();
+    let sim = run_scenario(s);
+    assert!(synced(&sim, 4));
+    assert_eq!(sim.failovers()[0].promoted, 4);
+    assert!(sim.redis_log().is_empty());
+}
+
+#[test]
+fn replicas_on_their_masters_host_warn_at_create_and_the_host_crash_loses_the_shard() {
+    let sim = run_scenario(load("replicas-same-host"));
+    assert_eq!(
+        sim.world.manager.log,
+        vec![(
+            0,
+            "[WARNING] Some slaves are in the same host as their master".to_string()
+        )]
+    );
+    let json = sim.summary(&[]);
+    assert_eq!(
+        json["admin"][0]["line"],
+        "[WARNING] Some slaves are in the same host as their master"
+    );
+    // node-1 and its replica are both on host-1.
+    let replica = (0..6)
+        .find(|&p| {
+            sim.world.scenario.nodes[p].host == 0
+                && sim.world.history.iter().any(|h| {
+                    matches!(&h.kind, HistoryKind::Data(DataEvent::FullSyncStarted { replica: Some(r), .. }) if *r == p as u32)
+                        && h.proc == Some(0)
+                })
+        });
+    assert!(replica.is_some(), "node-1's replica is on host-1");
+    assert!(sim.failovers().is_empty());
+    assert!(all_live_fail(&sim));
+
+    // Two nodes a host: perfect anti-affinity, no warning, and the crashed
+    // master's replica takes over.
+    let sim = run(
+        &common::cluster_3x3(
+            5000,
+            "40s",
+            "[[faults]]\nat = \"15s\"\naction = \"crash-host\"\nhost = \"host-1\"\n",
+        )
+        .replace("replicas = 1", "replicas = 1\nhosts = 3"),
+        7,
+    );
+    assert!(sim.world.manager.log.is_empty());
+    assert_eq!(sim.failovers().len(), 1);
+}
+
+#[test]
+fn a_blocked_bus_port_fails_the_cluster_while_clients_get_clusterdown() {
+    let sim = run_scenario(load("blocked-bus-port"));
+    let t = redsim::engine::SEC * 10;
+    // Every node flags the others PFAIL, but no failure report travels:
+    // nobody is ever marked FAIL, and nobody fails over.
+    for p in 0..6 {
+        for q in 0..6 {
+            assert_eq!(first_fail(&sim, p, q), None);
+        }
+    }
+    assert!(sim.failovers().is_empty());
+    assert!(all_live_fail(&sim));
+    // Clients still reach the nodes (and their library's CLUSTER SLOTS
+    // still works): after the detection, every request is answered
+    // "-CLUSTERDOWN The cluster is down".
+    let c = &sim.world.clients;
+    let late: Vec<_> = c
+        .ops
+        .iter()
+        .filter(|r| r.sent > t + 8 * redsim::engine::SEC && r.cmd != Cmd::ClusterSlots)
+        .collect();
+    assert!(late.len() > 200, "{}", late.len());
+    for r in late {
+        assert_eq!(r.outcome, Outcome::Error);
+        assert_eq!(
+            c.errors.text(r.error),
+            Some("CLUSTERDOWN The cluster is down")
+        );
+    }
+
+    // Only node-1's bus port: its own links keep it alive in everyone's
+    // eyes (any message counts), and the cluster stays ok.
+    let mut s = load("blocked-bus-port");
+    s.faults[0].action = FaultAction::BlockBusPort { node: Some(0) };
+    s.expects.clear();
+    let sim = run_scenario(s);
+    assert!(sim
+        .world
+        .procs
+        .iter()
+        .all(|p| p.node.as_ref().unwrap().state_ok()));
+
+    // `heal` opens the port again: the cluster recovers, but not before
+    // the PFAIL flags everyone gathered meet in the first gossip and make
+    // the masters FAIL: their replicas take over, as in Redis.
+    let mut s = load("blocked-bus-port");
+    s.faults.push(redsim::scenario::Fault {
+        at: redsim::engine::SEC * 20,
+        action: FaultAction::Heal,
+    });
+    s.duration = redsim::engine::SEC * 45;
+    s.expects.clear();
+    let sim = run_scenario(s);
+    assert!(sim
+        .world
+        .procs
+        .iter()
+        .all(|p| p.node.as_ref().unwrap().state_ok()));
+    assert!(!sim.failovers().is_empty());
+}
+
+#[test]
+fn a_wrong_announce_ip_keeps_the_cluster_from_joining() {
+    let sim = run_scenario(load("wrong-announce-ip"));
+    assert!(!sim
+        .world
+        .history
+        .iter()
+        .any(|h| h.kind == HistoryKind::Created));
+    let node3 = sim.world.node(2).unwrap();
+    let id3 = node3.my_id().to_string();
+    // node-3 announces the wrong address and knows everyone...
+    let mine = node3.cluster_nodes();
+    assert!(
+        mine.contains("192.168.1.3:6379@16379 myself,master"),
+        "{mine}"
+    );
+    assert_eq!(mine.lines().count(), 6);
+    assert!(node3.state_ok());
+    // ...but nobody knows node-3, and they see its slots unassigned.
+    for p in [0, 1, 3, 4, 5] {
+        let n = sim.world.node(p).unwrap();
+        assert!(!n.cluster_nodes().contains(&id3), "node-{}", p + 1);
+        assert!(!n.state_ok());
+    }
+    assert!(redsim::report::human_summary(&sim, &[])
+        .contains("created   the cluster never finished joining"));
+
+    // The right address: the cluster joins.
+    let mut s = load("wrong-announce-ip");
+    s.nodes[2].config.cluster_announce_ip = Some("10.0.0.3".into());
+    s.expects.clear();
+    let sim = run_scenario(s);
+    assert!(sim
+        .world
+        .history
+        .iter()
+        .any(|h| h.kind == HistoryKind::Created));
+}
+
+#[test]
+fn every_misconfig_scenario_is_deterministic() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("scenarios/misconfig").unwrap() {
+        let path = entry.unwrap().path();
+        let s = redsim::scenario::load(&path).unwrap();
+        let hash = |s: Scenario| {
+            let seed = s.seed;
+            let mut sim = Simulation::new(s, seed).unwrap();
+            sim.run(&mut ());
+            sim.stats.hash.hex()
+        };
+        assert_eq!(hash(s.clone()), hash(s), "{}", path.display());
+        n += 1;
+    }
+    assert_eq!(n, 5);
+}
