@@ -228,8 +228,10 @@ fn a_wrong_announce_ip_keeps_the_cluster_from_joining() {
         assert!(!n.cluster_nodes().contains(&id3), "node-{}", p + 1);
         assert!(!n.state_ok());
     }
-    assert!(redsim::report::human_summary(&sim, &[])
-        .contains("created   the cluster never finished joining"));
+    let summary = redsim::report::human_summary(&sim, &[]);
+    assert!(summary.contains(
+        "created   the cluster never finished joining (redis-cli --cluster create still \"Waiting for the cluster to join\")\n          node-3 is unknown to node-1, node-2, node-4, node-5, node-6\n"
+    ), "{summary}");
 
     // The right address: the cluster joins.
     let mut s = load("wrong-announce-ip");

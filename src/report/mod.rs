@@ -39,7 +39,13 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             );
         }
         None => {
-            let _ = writeln!(s, "created   the cluster never finished joining");
+            let _ = writeln!(
+                s,
+                "created   the cluster never finished joining (redis-cli --cluster create still \"Waiting for the cluster to join\")"
+            );
+            for line in unknown_nodes(w) {
+                let _ = writeln!(s, "          {line}");
+            }
         }
     }
     if !w.scenario.faults.is_empty() {
@@ -247,6 +253,37 @@ fn memory_section(s: &mut String, sim: &Simulation) {
             let _ = writeln!(s, "{l}");
         }
     }
+}
+
+/// For a cluster that never joined: each created node that some other
+/// running created node does not know (`node-3 is unknown to node-1,
+/// node-2`), the usual reason (a wrong `cluster-announce-ip`, a blocked
+/// bus port).
+fn unknown_nodes(w: &World) -> Vec<String> {
+    let created: Vec<usize> = (0..w.procs.len())
+        .filter(|&p| w.scenario.nodes[p].in_create && w.procs[p].node.is_some())
+        .collect();
+    let mut out = Vec::new();
+    for &p in &created {
+        let id = w.procs[p].node.as_ref().expect("running").my_id();
+        let unknown_to: Vec<&str> = created
+            .iter()
+            .filter(|&&q| q != p)
+            .filter(|&&q| {
+                let n = w.procs[q].node.as_ref().expect("running");
+                n.node_by_name(&id).is_none_or(|x| x.in_handshake())
+            })
+            .map(|&q| w.procs[q].name.as_str())
+            .collect();
+        if !unknown_to.is_empty() {
+            out.push(format!(
+                "{} is unknown to {}",
+                w.procs[p].name,
+                unknown_to.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// The "redis log" section: the warnings Redis logged (verbatim), per
