@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{data_events, first_fail, run};
+use common::{all_running_and_ok, data_events, first_fail, run};
 use redsim::client::{Cmd, Outcome};
 use redsim::scenario::{FaultAction, Scenario};
 use redsim::sim::Simulation;
@@ -50,53 +50,62 @@ fn all_live_fail(sim: &Simulation) -> bool {
         .all(|n| !n.state_ok())
 }
 
+/// Bundled scenario `name` changed by `change`, without its expectations.
+fn run_changed(name: &str, change: impl FnOnce(&mut Scenario)) -> Simulation {
+    let mut s = load(name);
+    change(&mut s);
+    s.expects.clear();
+    run_scenario(s)
+}
+
+/// Bundled scenario `name`: process `p` logged `line` more than `min`
+/// times, node-5 never synced, and when its master died nobody took over:
+/// the cluster is down.
+fn replica_never_synced(name: &str, p: u32, line: &str, min: u32) -> Simulation {
+    let sim = run_scenario(load(name));
+    let n = logged(&sim, p, line);
+    assert!(n > min, "{name}: {n}");
+    assert!(!synced(&sim, 4), "{name}");
+    assert!(sim.failovers().is_empty(), "{name}");
+    assert!(all_live_fail(&sim), "{name}");
+    sim
+}
+
+/// Bundled scenario `name` with `fix` applied: node-5 syncs and takes over
+/// from its dead master, and Redis logs no warning.
+fn fixed_takes_over(name: &str, fix: impl FnOnce(&mut Scenario)) {
+    let sim = run_changed(name, fix);
+    assert!(synced(&sim, 4), "{name}");
+    assert_eq!(sim.failovers()[0].promoted, 4, "{name}");
+    assert!(sim.redis_log().is_empty(), "{name}");
+}
+
 #[test]
 fn a_replica_without_masterauth_loops_on_noauth_and_its_shard_is_lost() {
-    let sim = run_scenario(load("no-masterauth"));
     // node-5 (process 4) follows node-1 and is told NOAUTH at every try.
-    let n = logged(
-        &sim,
+    let sim = replica_never_synced(
+        "no-masterauth",
         4,
         "MASTER aborted replication with an error: NOAUTH Authentication required.",
+        1000,
     );
-    assert!(n > 1000, "{n}");
-    assert!(!synced(&sim, 4));
     // The replicas with masterauth synced.
     assert!(synced(&sim, 3) && synced(&sim, 5));
-    assert!(sim.failovers().is_empty());
-    assert!(all_live_fail(&sim));
-
-    // With masterauth, node-5 syncs and takes over.
-    let mut s = load("no-masterauth");
-    s.nodes[4].config.masterauth = Some("s3cret".into());
-    s.expects.clear();
-    let sim = run_scenario(s);
-    assert!(synced(&sim, 4));
-    assert_eq!(sim.failovers()[0].promoted, 4);
-    assert!(sim.redis_log().is_empty());
+    fixed_takes_over("no-masterauth", |s| {
+        s.nodes[4].config.masterauth = Some("s3cret".into())
+    });
 }
 
 #[test]
 fn overcommit_0_makes_the_fork_fail_and_the_replica_never_syncs() {
-    let sim = run_scenario(load("overcommit-fork-fails"));
-    let n = logged(
-        &sim,
+    replica_never_synced(
+        "overcommit-fork-fails",
         0,
         "Can't save in background: fork: Cannot allocate memory",
+        1,
     );
-    assert!(n >= 2, "{n}");
-    assert!(!synced(&sim, 4));
-    assert!(sim.failovers().is_empty());
-    assert!(all_live_fail(&sim));
-
-    // overcommit_memory 1: the fork succeeds, node-5 syncs and takes over.
-    let mut s = load("overcommit-fork-fails");
-    s.cluster.overcommit_memory = 1;
-    s.expects.clear();
-    let sim = run_scenario(s);
-    assert!(synced(&sim, 4));
-    assert_eq!(sim.failovers()[0].promoted, 4);
-    assert!(sim.redis_log().is_empty());
+    // overcommit_memory 1: the fork succeeds.
+    fixed_takes_over("overcommit-fork-fails", |s| s.cluster.overcommit_memory = 1);
 }
 
 #[test]
@@ -175,32 +184,22 @@ fn a_blocked_bus_port_fails_the_cluster_while_clients_get_clusterdown() {
 
     // Only node-1's bus port: its own links keep it alive in everyone's
     // eyes (any message counts), and the cluster stays ok.
-    let mut s = load("blocked-bus-port");
-    s.faults[0].action = FaultAction::BlockBusPort { node: Some(0) };
-    s.expects.clear();
-    let sim = run_scenario(s);
-    assert!(sim
-        .world
-        .procs
-        .iter()
-        .all(|p| p.node.as_ref().unwrap().state_ok()));
+    let sim = run_changed("blocked-bus-port", |s| {
+        s.faults[0].action = FaultAction::BlockBusPort { node: Some(0) }
+    });
+    assert!(all_running_and_ok(&sim));
 
     // `heal` opens the port again: the cluster recovers, but not before
     // the PFAIL flags everyone gathered meet in the first gossip and make
     // the masters FAIL: their replicas take over, as in Redis.
-    let mut s = load("blocked-bus-port");
-    s.faults.push(redsim::scenario::Fault {
-        at: redsim::engine::SEC * 20,
-        action: FaultAction::Heal,
+    let sim = run_changed("blocked-bus-port", |s| {
+        s.faults.push(redsim::scenario::Fault {
+            at: redsim::engine::SEC * 20,
+            action: FaultAction::Heal,
+        });
+        s.duration = redsim::engine::SEC * 45;
     });
-    s.duration = redsim::engine::SEC * 45;
-    s.expects.clear();
-    let sim = run_scenario(s);
-    assert!(sim
-        .world
-        .procs
-        .iter()
-        .all(|p| p.node.as_ref().unwrap().state_ok()));
+    assert!(all_running_and_ok(&sim));
     assert!(!sim.failovers().is_empty());
 }
 
@@ -234,10 +233,9 @@ fn a_wrong_announce_ip_keeps_the_cluster_from_joining() {
     ), "{summary}");
 
     // The right address: the cluster joins.
-    let mut s = load("wrong-announce-ip");
-    s.nodes[2].config.cluster_announce_ip = Some("10.0.0.3".into());
-    s.expects.clear();
-    let sim = run_scenario(s);
+    let sim = run_changed("wrong-announce-ip", |s| {
+        s.nodes[2].config.cluster_announce_ip = Some("10.0.0.3".into())
+    });
     assert!(sim
         .world
         .history
