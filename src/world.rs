@@ -86,6 +86,9 @@ pub enum Event {
     },
     /// A process incarnation's `fork()` is over.
     Unstall { proc: u32, inc: u32 },
+    /// A replication link to close now that its last reply arrived
+    /// ([`ReplEffect::CloseAfterReply`]).
+    CloseAfterReply { proc: u32, inc: u32, link: LinkId },
     /// The other end closed or reset the connection (EOF/RST arrives).
     Reset { conn: u32, to_b: bool },
     /// The connect failed (refused or timed out).
@@ -684,6 +687,23 @@ impl World {
                 self.send(p, Plane::Repl, link, Wire::Repl(Rc::new(msg)), now, queue)
             }
             ReplEffect::Close { link } => self.close(p, Plane::Repl, link, now, queue),
+            ReplEffect::CloseAfterReply { link } => {
+                // When the last message written on the link arrives.
+                let at = match self.conn_of_link.get(&(p, Plane::Repl, link)) {
+                    Some(&c) => {
+                        let c = &self.conns[c as usize];
+                        let pipe = if c.a == p && c.a_link == link {
+                            &c.ab
+                        } else {
+                            &c.ba
+                        };
+                        pipe.last_arrival().max(now)
+                    }
+                    None => now,
+                };
+                let inc = self.procs[p as usize].inc;
+                queue.push(at, Event::CloseAfterReply { proc: p, inc, link });
+            }
             ReplEffect::Timer { at, timer } => {
                 let inc = self.procs[p as usize].inc;
                 queue.push(
@@ -1648,6 +1668,12 @@ impl Model for World {
                 }
                 (21 << 56) | u64::from(proc)
             }
+            Event::CloseAfterReply { proc, inc, link } => {
+                if self.alive(proc, inc) {
+                    self.close(proc, Plane::Repl, link, now, queue);
+                }
+                (27 << 56) | (u64::from(link) << 24) | u64::from(proc)
+            }
             Event::Reset { conn, to_b } => {
                 let c = &self.conns[conn as usize];
                 let (p, inc, link) = if to_b {
@@ -1729,7 +1755,9 @@ impl Touches {
             }
             // The sender: the connecting end when the data went to the other.
             Event::Drained { conn, to_b } => Touches::ConnEnd(*conn, !*to_b),
-            Event::ReplTimer { proc, .. } | Event::Unstall { proc, .. } => Touches::Proc(*proc),
+            Event::ReplTimer { proc, .. }
+            | Event::Unstall { proc, .. }
+            | Event::CloseAfterReply { proc, .. } => Touches::Proc(*proc),
             Event::Fault(_) | Event::Admin => Touches::Any,
             Event::Manager(ManagerEvent::Arrive { proc, .. }) => Touches::Proc(*proc),
             Event::Manager(ManagerEvent::Restore { m, .. }) => Touches::Proc(m.target()),

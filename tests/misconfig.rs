@@ -98,11 +98,19 @@ fn a_replica_without_masterauth_loops_on_noauth_and_its_shard_is_lost() {
 
 #[test]
 fn overcommit_0_makes_the_fork_fail_and_the_replica_never_syncs() {
-    replica_never_synced(
+    let sim = replica_never_synced(
         "overcommit-fork-fails",
         0,
         "Can't save in background: fork: Cannot allocate memory",
         1,
+    );
+    // The replica reads the error its master wrote before closing.
+    assert!(
+        logged(
+            &sim,
+            4,
+            "MASTER aborted replication with an error: ERR BGSAVE failed, replication can't continue"
+        ) > 1
     );
     // overcommit_memory 1: the fork succeeds.
     fixed_takes_over("overcommit-fork-fails", |s| s.cluster.overcommit_memory = 1);

@@ -344,6 +344,12 @@ pub enum ReplEffect {
     Close {
         link: LinkId,
     },
+    /// Close `link` once what was written on it has reached the other end
+    /// (`CLIENT_CLOSE_AFTER_REPLY`): the peer reads the reply, then the
+    /// close.
+    CloseAfterReply {
+        link: LinkId,
+    },
     /// Deliver `ReplInput::Timer(timer)` at `at`.
     Timer {
         at: SimTime,
