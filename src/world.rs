@@ -330,8 +330,11 @@ pub struct HistoryEvent {
 enum AdminPhase {
     /// Send ADDSLOTS, SET-CONFIG-EPOCH and MEET.
     Start,
-    /// Poll until every node reports the same slot configuration.
-    WaitJoin,
+    /// Poll until every node reports the same slot configuration;
+    /// `polls` failed polls since the last link check.
+    WaitJoin {
+        polls: u32,
+    },
     Done,
 }
 
@@ -1355,10 +1358,21 @@ impl World {
                     self.command(p, now, cmd, queue);
                 }
                 // "Give one second for the join to start".
-                self.admin = AdminPhase::WaitJoin;
+                self.admin = AdminPhase::WaitJoin { polls: 0 };
                 queue.push(now + SEC, Event::Admin);
             }
-            AdminPhase::WaitJoin => {
+            AdminPhase::WaitJoin { polls } => {
+                // `clusterManagerWaitForClusterJoin`: after
+                // CLUSTER_JOIN_CHECK_AFTER (20) + 15 % of the nodes failed
+                // polls, say which bus ports seem unreachable.
+                let created = self.scenario.nodes.iter().filter(|n| n.in_create).count();
+                let mut polls = polls;
+                if polls > 20 + (created as f32 * 0.15f32) as u32 {
+                    for line in self.unreachable_bus_ports() {
+                        self.manager_log(now, line);
+                    }
+                    polls = 0;
+                }
                 if self.config_consistent() {
                     let create: Vec<u32> = (0..self.procs.len() as u32)
                         .filter(|&p| self.scenario.nodes[p as usize].in_create)
@@ -1381,6 +1395,7 @@ impl World {
                         kind: HistoryKind::Created,
                     });
                 } else {
+                    self.admin = AdminPhase::WaitJoin { polls: polls + 1 };
                     queue.push(now + SEC, Event::Admin);
                 }
             }
@@ -1405,6 +1420,52 @@ impl World {
         let reply = node.command(now, cmd, &mut self.effects);
         self.flush_effects(p, now, queue);
         Some(reply)
+    }
+
+    /// What `clusterManagerGetLinkStatus` finds and redis-cli prints while
+    /// it waits for the join: the addresses that some created node lists
+    /// as `disconnected` or in `handshake`, each with the nodes that list it
+    /// so (in order of first appearance; redis-cli's dict order is a hash
+    /// order).
+    fn unreachable_bus_ports(&self) -> Vec<String> {
+        let mut status: Vec<(String, Vec<String>)> = Vec::new();
+        for (p, spec) in self.procs.iter().zip(&self.scenario.nodes) {
+            let Some(node) = p.node.as_ref().filter(|_| spec.in_create) else {
+                continue;
+            };
+            for line in node.cluster_nodes().lines() {
+                let f: Vec<&str> = line.split(' ').collect();
+                if f.len() < 8 || f[2].contains("myself") {
+                    continue;
+                }
+                if f[7] == "disconnected" || f[2].contains("handshake") {
+                    let from = p.addr.to_string();
+                    match status.iter_mut().find(|(a, _)| a == f[1]) {
+                        Some((_, list)) => list.push(from),
+                        None => status.push((f[1].to_string(), vec![from])),
+                    }
+                }
+            }
+        }
+        if status.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![format!(
+            "Warning: {} node(s) may be unreachable",
+            status.len()
+        )];
+        for (addr, from) in status {
+            out.push(match addr.split_once('@') {
+                Some((ip_port, bus)) if bus != "0" => {
+                    let ip = ip_port.rsplit_once(':').map_or(ip_port, |(ip, _)| ip);
+                    format!(" - The port {bus} of node {ip} may be unreachable from:")
+                }
+                _ => format!(" - Node {addr} may be unreachable from:"),
+            });
+            out.extend(from.into_iter().map(|a| format!("   {a}")));
+            out.push("Cluster bus ports must be reachable by every node.\nRemember that cluster bus ports are different from standard instance ports.".into());
+        }
+        out
     }
 
     /// `clusterManagerIsConfigConsistent`: every created node reports the

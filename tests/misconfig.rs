@@ -268,3 +268,39 @@ fn every_misconfig_scenario_is_deterministic() {
     }
     assert_eq!(n, 5);
 }
+
+/// node-3's bus port blocked from the start, with a node timeout (hence a
+/// handshake timeout) longer than redis-cli's first link check: node-1
+/// still holds node-3's handshake when `--cluster create` has waited 21
+/// polls, and redis-cli prints its warning.
+#[test]
+fn create_warns_about_an_unreachable_bus_port() {
+    let toml = "duration = \"30s\"\n[cluster]\nnodes = 6\nreplicas = 1\n[config]\ncluster-node-timeout = 30000\n\
+                [[faults]]\nat = \"0s\"\naction = \"block-port\"\nport = \"bus\"\nnode = \"node-3\"\n";
+    let sim = run(toml, 1);
+    let lines: Vec<(u64, &str)> = sim
+        .world
+        .manager
+        .log
+        .iter()
+        .map(|(t, l)| (*t / redsim::engine::MS, l.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (22_000, "Warning: 1 node(s) may be unreachable"),
+            (22_000, " - The port 16379 of node 10.0.0.3 may be unreachable from:"),
+            (22_000, "   10.0.0.1:6379"),
+            (22_000, "Cluster bus ports must be reachable by every node.\nRemember that cluster bus ports are different from standard instance ports."),
+        ]
+    );
+    // With the default timeouts the handshake has expired by then: redis-cli
+    // just keeps waiting, silently.
+    let sim = run(&toml.replace("30000", "5000"), 1);
+    assert!(sim.world.manager.log.is_empty());
+    assert!(!sim
+        .world
+        .history
+        .iter()
+        .any(|h| h.kind == HistoryKind::Created));
+}
