@@ -100,17 +100,6 @@ pub struct RedisLogLine {
 /// run time rather than silently ignored.
 pub fn not_implemented(s: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
-    for f in &s.faults {
-        use crate::scenario::FaultAction::*;
-        let what = match &f.action {
-            ConfigSet { .. } => "config-set",
-            _ => continue,
-        };
-        out.push(format!(
-            "fault '{what}' at {} is not implemented yet; it will be skipped",
-            fmt_time(f.at)
-        ));
-    }
     let default_tenacity = crate::node::config::Config::default().maxmemory_eviction_tenacity;
     if s.nodes
         .iter()

@@ -1220,16 +1220,37 @@ impl World {
                     ));
                 }
             }
+            FaultAction::ConfigSet {
+                node,
+                directive,
+                value,
+            } => {
+                let targets = match node {
+                    Some(n) => n..n + 1,
+                    None => 0..self.procs.len(),
+                };
+                for p in targets {
+                    let proc = &mut self.procs[p];
+                    let problem = match proc.node.as_mut() {
+                        Some(n) if proc.state == ProcState::Running => {
+                            n.config_set(&directive, &value).err()
+                        }
+                        _ => Some("it is not running; the command was lost".to_string()),
+                    };
+                    if let Some(problem) = problem {
+                        self.warnings.push(format!(
+                            "fault {i} at {}: CONFIG SET {directive} to {}: {problem}",
+                            fmt_time(now),
+                            self.procs[p].name
+                        ));
+                    }
+                }
+            }
             action @ (FaultAction::Reshard { .. }
             | FaultAction::AddNode { .. }
             | FaultAction::DelNode { .. }
             | FaultAction::Rebalance { .. }
             | FaultAction::Fix { .. }) => self.manager_start(i, action, now, queue),
-            other => self.warnings.push(format!(
-                "fault {i} at {}: action {:?} is not implemented yet; it was skipped",
-                fmt_time(now),
-                other
-            )),
         }
     }
 

@@ -439,6 +439,7 @@ fn latency(l: &crate::net::LatencySpec) -> String {
 pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String {
     use crate::scenario::FaultAction::*;
     let name = |i: &usize| world.procs[*i].name.clone();
+    let target = |n: &Option<usize>| n.as_ref().map_or("every node".to_string(), name);
     match a {
         Kill { node } => format!("kill {}", name(node)),
         Restart { node } => format!("restart {}", name(node)),
@@ -447,10 +448,7 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         CrashHost { host } => format!("crash-host host-{}", host + 1),
         Isolate { node } => format!("isolate {}", name(node)),
         Heal => "heal".into(),
-        BlockBusPort { node } => format!(
-            "block-port bus of {}",
-            node.as_ref().map_or("every node".to_string(), name)
-        ),
+        BlockBusPort { node } => format!("block-port bus of {}", target(node)),
         Failover { node, mode } => format!("{} to {}", mode.command(), name(node)),
         Partition { groups } => {
             let g: Vec<String> = groups.iter().map(|g| endpoints(world, g)).collect();
@@ -478,6 +476,10 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         DelNode { node } => format!("del-node {}", name(node)),
         Rebalance { .. } => "rebalance".into(),
         Fix { .. } => "fix".into(),
-        other => format!("{other:?}"),
+        ConfigSet {
+            node,
+            directive,
+            value,
+        } => format!("CONFIG SET {directive} {value} on {}", target(node)),
     }
 }
