@@ -705,10 +705,6 @@ impl Simulation {
                 "node": self.name(l.proc as usize), "line": l.line, "count": l.count,
                 "first_ms": l.first / 1000, "last_ms": l.last / 1000,
             })).collect::<Vec<_>>(),
-            "redis_log": self.redis_log().iter().map(|l| json!({
-                "node": self.name(l.proc as usize), "line": l.line, "count": l.count,
-                "first_ms": l.first / 1000, "last_ms": l.last / 1000,
-            })).collect::<Vec<_>>(),
             "admin": self.world.manager.log.iter().map(|(at, line)| json!({ "at_ms": at / 1000, "line": line })).collect::<Vec<_>>(),
             "availability": {
                 "max_unavailable_ms": t.unavailable.iter().max().copied().unwrap_or(0) / 1000,
