@@ -91,6 +91,19 @@ fn a_replica_without_masterauth_loops_on_noauth_and_its_shard_is_lost() {
     );
     // The replicas with masterauth synced.
     assert!(synced(&sim, 3) && synced(&sim, 5));
+    // The summaries show the line verbatim, with how often and when.
+    let l = &sim.redis_log()[0];
+    let json = sim.summary(&[]);
+    let j = &json["redis_log"][0];
+    assert_eq!(j["node"], "node-5");
+    assert_eq!(j["line"], l.line.as_str());
+    assert_eq!(j["count"], l.count);
+    assert_eq!(j["first_ms"], l.first / redsim::engine::MS);
+    let human = redsim::report::human_summary(&sim, &[]);
+    assert!(human.contains(&format!(
+        "redis log (warnings, verbatim)\n  node-5   {}  ({} times, ",
+        l.line, l.count
+    )));
     fixed_takes_over("no-masterauth", |s| {
         s.nodes[4].config.masterauth = Some("s3cret".into())
     });
