@@ -471,4 +471,8 @@ fn block_port_errors_toml() {
         err("block_port_no_port.toml"),
         "tests/data/malformed/block_port_no_port.toml:7:1: faults[0].port: missing required key (expected \"bus\" (the cluster bus port))"
     );
+    assert_eq!(
+        err("block_port_standalone.toml"),
+        "tests/data/malformed/block_port_standalone.toml:8:10: faults[0].action: action \"block-port\" is only available with mode = \"cluster\""
+    );
 }
