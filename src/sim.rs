@@ -85,21 +85,21 @@ pub struct Failover {
     pub config_epoch: u64,
 }
 
+/// A warning Redis logged, and how often ([`Simulation::redis_log`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisLogLine {
+    pub proc: u32,
+    /// Verbatim, as Redis 7.0.15 writes it (without its timestamp prefix).
+    pub line: String,
+    pub count: u32,
+    pub first: SimTime,
+    pub last: SimTime,
+}
+
 /// What the scenario asks for that this version does not do yet, said at
 /// run time rather than silently ignored.
 pub fn not_implemented(s: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
-    for f in &s.faults {
-        use crate::scenario::FaultAction::*;
-        let what = match &f.action {
-            ConfigSet { .. } => "config-set",
-            _ => continue,
-        };
-        out.push(format!(
-            "fault '{what}' at {} is not implemented yet; it will be skipped",
-            fmt_time(f.at)
-        ));
-    }
     let default_tenacity = crate::node::config::Config::default().maxmemory_eviction_tenacity;
     if s.nodes
         .iter()
@@ -637,6 +637,33 @@ impl Simulation {
         out
     }
 
+    /// The warnings Redis logged during the run that redsim records
+    /// ([`crate::world::DataEvent::redis_log`]), one entry per node and
+    /// line, in order of first appearance.
+    pub fn redis_log(&self) -> Vec<RedisLogLine> {
+        let mut out: Vec<RedisLogLine> = Vec::new();
+        for h in &self.world.history {
+            let (crate::world::HistoryKind::Data(e), Some(p)) = (&h.kind, h.proc) else {
+                continue;
+            };
+            let Some(line) = e.redis_log() else { continue };
+            match out.iter_mut().find(|l| l.proc == p && l.line == line) {
+                Some(l) => {
+                    l.count += 1;
+                    l.last = h.at;
+                }
+                None => out.push(RedisLogLine {
+                    proc: p,
+                    line,
+                    count: 1,
+                    first: h.at,
+                    last: h.at,
+                }),
+            }
+        }
+        out
+    }
+
     /// The `--json` summary (scenario-format.md, "The run's summary").
     pub fn summary(&self, expectations: &[ExpectResult]) -> Value {
         let live: Vec<_> = self.live().collect();
@@ -674,6 +701,10 @@ impl Simulation {
                 "acknowledged": t.writes.acknowledged, "lost": t.lost, "failed": t.writes.failed
             },
             "redirections": { "moved": t.moved, "ask": t.ask },
+            "redis_log": self.redis_log().iter().map(|l| json!({
+                "node": self.name(l.proc as usize), "line": l.line, "count": l.count,
+                "first_ms": l.first / 1000, "last_ms": l.last / 1000,
+            })).collect::<Vec<_>>(),
             "admin": self.world.manager.log.iter().map(|(at, line)| json!({ "at_ms": at / 1000, "line": line })).collect::<Vec<_>>(),
             "availability": {
                 "max_unavailable_ms": t.unavailable.iter().max().copied().unwrap_or(0) / 1000,

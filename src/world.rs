@@ -86,6 +86,9 @@ pub enum Event {
     },
     /// A process incarnation's `fork()` is over.
     Unstall { proc: u32, inc: u32 },
+    /// A replication link to close now that its last reply arrived
+    /// ([`ReplEffect::CloseAfterReply`]).
+    CloseAfterReply { proc: u32, inc: u32, link: LinkId },
     /// The other end closed or reset the connection (EOF/RST arrives).
     Reset { conn: u32, to_b: bool },
     /// The connect failed (refused or timed out).
@@ -283,6 +286,10 @@ pub enum DataEvent {
     PartialResyncAccepted { offset: i64 },
     /// Replica: the link with its master went down.
     MasterLinkDown,
+    /// Replica: its master answered the sync with `error` (an
+    /// authentication error, a failed BGSAVE): it reconnects and tries
+    /// again.
+    SyncAborted { error: String },
     /// `dump.rdb` was written (a save point, a disk sync, or a replica's
     /// received RDB), with `keys`.
     RdbSaved { keys: u64 },
@@ -292,6 +299,22 @@ pub enum DataEvent {
         keys: u64,
         load_us: SimTime,
     },
+}
+
+impl DataEvent {
+    /// The line Redis 7.0.15 logs at warning level for this event, verbatim
+    /// (`rdbSaveBackground`, `readSyncBulkPayload`), if it logs one.
+    pub fn redis_log(&self) -> Option<String> {
+        match self {
+            DataEvent::ForkFailed => {
+                Some("Can't save in background: fork: Cannot allocate memory".into())
+            }
+            DataEvent::SyncAborted { error } => {
+                Some(format!("MASTER aborted replication with an error: {error}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -307,8 +330,11 @@ pub struct HistoryEvent {
 enum AdminPhase {
     /// Send ADDSLOTS, SET-CONFIG-EPOCH and MEET.
     Start,
-    /// Poll until every node reports the same slot configuration.
-    WaitJoin,
+    /// Poll until every node reports the same slot configuration;
+    /// `polls` failed polls since the last link check.
+    WaitJoin {
+        polls: u32,
+    },
     Done,
 }
 
@@ -640,6 +666,20 @@ impl World {
             && self.net.reachable(Endpoint::Node(from), Endpoint::Node(to))
     }
 
+    /// Whether what connection `conn` carries towards its listening end
+    /// (`to_b`) or its initiator gets through now: [`World::reachable`],
+    /// and for a bus connection towards the listener, its bus port not
+    /// blocked.
+    fn conn_passes(&self, conn: u32, to_b: bool) -> bool {
+        let c = &self.conns[conn as usize];
+        let Some(b) = c.b else { return false };
+        if to_b {
+            self.reachable(c.a, b) && !(c.plane == Plane::Bus && self.net.bus_port_blocked(b))
+        } else {
+            self.reachable(b, c.a)
+        }
+    }
+
     /// Carry out what process `p`'s replication asked for.
     fn repl_effect(&mut self, p: u32, e: ReplEffect, now: SimTime, queue: &mut EventQueue<Event>) {
         match e {
@@ -651,6 +691,23 @@ impl World {
                 self.send(p, Plane::Repl, link, Wire::Repl(Rc::new(msg)), now, queue)
             }
             ReplEffect::Close { link } => self.close(p, Plane::Repl, link, now, queue),
+            ReplEffect::CloseAfterReply { link } => {
+                // When the last message written on the link arrives.
+                let at = match self.conn_of_link.get(&(p, Plane::Repl, link)) {
+                    Some(&c) => {
+                        let c = &self.conns[c as usize];
+                        let pipe = if c.a == p && c.a_link == link {
+                            &c.ab
+                        } else {
+                            &c.ba
+                        };
+                        pipe.last_arrival().max(now)
+                    }
+                    None => now,
+                };
+                let inc = self.procs[p as usize].inc;
+                queue.push(at, Event::CloseAfterReply { proc: p, inc, link });
+            }
             ReplEffect::Timer { at, timer } => {
                 let inc = self.procs[p as usize].inc;
                 queue.push(
@@ -711,6 +768,7 @@ impl World {
                 DataEvent::PartialResyncAccepted { offset }
             }
             ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
+            ReplNote::SyncAborted { error } => DataEvent::SyncAborted { error },
             ReplNote::ForkFailed => {
                 let name = &self.procs[p as usize].name;
                 let host = self.procs[p as usize].host + 1;
@@ -848,7 +906,7 @@ impl World {
         let c = &self.conns[conn as usize];
         let (a, b, syn_start) = (c.a, c.b, c.syn_start);
         if let Some(b) = b {
-            if self.reachable(a, b) {
+            if self.conn_passes(conn, true) {
                 let t = self.transit_to(conn, a, b, 60);
                 queue.push(now + t.total(), Event::SynArrive { conn });
             }
@@ -908,7 +966,7 @@ impl World {
         } else {
             (c.b.expect("open"), c.a)
         };
-        if !self.reachable(from, to) {
+        if !self.conn_passes(conn, to_b) {
             // TCP retransmits what a partition drops: the bytes arrive, in
             // order, once the network lets them (Linux gives up only after
             // about 15 minutes, longer than any partition here).
@@ -937,12 +995,7 @@ impl World {
                 if c.held[dir].is_empty() || c.state != ConnState::Open {
                     continue;
                 }
-                let (from, to) = if to_b {
-                    (c.a, c.b)
-                } else {
-                    (c.b.expect("open"), Some(c.a))
-                };
-                if !to.is_some_and(|to| self.reachable(from, to)) {
+                if !self.conn_passes(conn, to_b) {
                     continue;
                 }
                 let held = std::mem::take(&mut self.conns[conn as usize].held[dir]);
@@ -979,7 +1032,7 @@ impl World {
         let (a, b, accepted) = (c.a, c.b, c.accepted);
         // Tell the other end(s).
         if let Some(b) = b {
-            if closer_is_a != Some(false) && accepted && self.reachable(a, b) {
+            if closer_is_a != Some(false) && accepted && self.conn_passes(conn, true) {
                 let t = self.transit_to(conn, a, b, 60);
                 queue.push(now + t.total(), Event::Reset { conn, to_b: true });
             }
@@ -1138,6 +1191,10 @@ impl World {
                 self.release_held(now, queue);
             }
             FaultAction::OneWay { from, to } => self.net.one_way(&from, &to),
+            FaultAction::BlockBusPort { node } => match node {
+                Some(n) => self.net.block_bus_port(n as u32),
+                None => (0..self.procs.len() as u32).for_each(|n| self.net.block_bus_port(n)),
+            },
             FaultAction::Heal => {
                 self.net.heal();
                 self.release_held(now, queue);
@@ -1164,16 +1221,37 @@ impl World {
                     ));
                 }
             }
+            FaultAction::ConfigSet {
+                node,
+                directive,
+                value,
+            } => {
+                let targets = match node {
+                    Some(n) => n..n + 1,
+                    None => 0..self.procs.len(),
+                };
+                for p in targets {
+                    let proc = &mut self.procs[p];
+                    let problem = match proc.node.as_mut() {
+                        Some(n) if proc.state == ProcState::Running => {
+                            n.config_set(&directive, &value).err()
+                        }
+                        _ => Some("it is not running; the command was lost".to_string()),
+                    };
+                    if let Some(problem) = problem {
+                        self.warnings.push(format!(
+                            "fault {i} at {}: CONFIG SET {directive} to {}: {problem}",
+                            fmt_time(now),
+                            self.procs[p].name
+                        ));
+                    }
+                }
+            }
             action @ (FaultAction::Reshard { .. }
             | FaultAction::AddNode { .. }
             | FaultAction::DelNode { .. }
             | FaultAction::Rebalance { .. }
             | FaultAction::Fix { .. }) => self.manager_start(i, action, now, queue),
-            other => self.warnings.push(format!(
-                "fault {i} at {}: action {:?} is not implemented yet; it was skipped",
-                fmt_time(now),
-                other
-            )),
         }
     }
 
@@ -1187,6 +1265,7 @@ impl World {
             FaultAction::CrashHost { host } => self.procs[p as usize].host == *host,
             FaultAction::Partition { groups } => groups.iter().any(|g| g.contains(&me)),
             FaultAction::OneWay { from, to } => from.contains(&me) || to.contains(&me),
+            FaultAction::BlockBusPort { node } => node.is_none_or(|n| n as u32 == p),
             _ => false,
         }
     }
@@ -1271,8 +1350,17 @@ impl World {
                 let create: Vec<u32> = (0..self.procs.len() as u32)
                     .filter(|&p| self.scenario.nodes[p as usize].in_create)
                     .collect();
-                // ADDSLOTS on masters.
                 let alloc = self.allocation.clone().expect("create has an allocation");
+                // The anti-affinity warnings redis-cli printed with its
+                // plan (`clusterManagerOptimizeAntiAffinity`).
+                if let Some(warning) = alloc
+                    .anti_affinity
+                    .verdict()
+                    .filter(|v| v.starts_with("[WARNING]"))
+                {
+                    self.manager_log(now, warning.to_string());
+                }
+                // ADDSLOTS on masters.
                 for m in &alloc.masters {
                     let slots: Vec<u16> = m.slots.iter().flat_map(|&(a, b)| a..=b).collect();
                     self.command(create[m.node], now, ClusterCommand::AddSlots(slots), queue);
@@ -1292,10 +1380,21 @@ impl World {
                     self.command(p, now, cmd, queue);
                 }
                 // "Give one second for the join to start".
-                self.admin = AdminPhase::WaitJoin;
+                self.admin = AdminPhase::WaitJoin { polls: 0 };
                 queue.push(now + SEC, Event::Admin);
             }
-            AdminPhase::WaitJoin => {
+            AdminPhase::WaitJoin { polls } => {
+                // `clusterManagerWaitForClusterJoin`: after
+                // CLUSTER_JOIN_CHECK_AFTER (20) + 15 % of the nodes failed
+                // polls, say which bus ports seem unreachable.
+                let created = self.scenario.nodes.iter().filter(|n| n.in_create).count();
+                let mut polls = polls;
+                if polls > 20 + (created as f32 * 0.15f32) as u32 {
+                    for line in self.unreachable_bus_ports() {
+                        self.manager_log(now, line);
+                    }
+                    polls = 0;
+                }
                 if self.config_consistent() {
                     let create: Vec<u32> = (0..self.procs.len() as u32)
                         .filter(|&p| self.scenario.nodes[p as usize].in_create)
@@ -1318,6 +1417,7 @@ impl World {
                         kind: HistoryKind::Created,
                     });
                 } else {
+                    self.admin = AdminPhase::WaitJoin { polls: polls + 1 };
                     queue.push(now + SEC, Event::Admin);
                 }
             }
@@ -1342,6 +1442,52 @@ impl World {
         let reply = node.command(now, cmd, &mut self.effects);
         self.flush_effects(p, now, queue);
         Some(reply)
+    }
+
+    /// What `clusterManagerGetLinkStatus` finds and redis-cli prints while
+    /// it waits for the join: the addresses that some created node lists
+    /// as `disconnected` or in `handshake`, each with the nodes that list it
+    /// so (in order of first appearance; redis-cli's dict order is a hash
+    /// order).
+    fn unreachable_bus_ports(&self) -> Vec<String> {
+        let mut status: Vec<(String, Vec<String>)> = Vec::new();
+        for (p, spec) in self.procs.iter().zip(&self.scenario.nodes) {
+            let Some(node) = p.node.as_ref().filter(|_| spec.in_create) else {
+                continue;
+            };
+            for line in node.cluster_nodes().lines() {
+                let f: Vec<&str> = line.split(' ').collect();
+                if f.len() < 8 || f[2].contains("myself") {
+                    continue;
+                }
+                if f[7] == "disconnected" || f[2].contains("handshake") {
+                    let from = p.addr.to_string();
+                    match status.iter_mut().find(|(a, _)| a == f[1]) {
+                        Some((_, list)) => list.push(from),
+                        None => status.push((f[1].to_string(), vec![from])),
+                    }
+                }
+            }
+        }
+        if status.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![format!(
+            "Warning: {} node(s) may be unreachable",
+            status.len()
+        )];
+        for (addr, from) in status {
+            out.push(match addr.split_once('@') {
+                Some((ip_port, bus)) if bus != "0" => {
+                    let ip = ip_port.rsplit_once(':').map_or(ip_port, |(ip, _)| ip);
+                    format!(" - The port {bus} of node {ip} may be unreachable from:")
+                }
+                _ => format!(" - Node {addr} may be unreachable from:"),
+            });
+            out.extend(from.into_iter().map(|a| format!("   {a}")));
+            out.push("Cluster bus ports must be reachable by every node.\nRemember that cluster bus ports are different from standard instance ports.".into());
+        }
+        out
     }
 
     /// `clusterManagerIsConfigConsistent`: every created node reports the
@@ -1605,6 +1751,12 @@ impl Model for World {
                 }
                 (21 << 56) | u64::from(proc)
             }
+            Event::CloseAfterReply { proc, inc, link } => {
+                if self.alive(proc, inc) {
+                    self.close(proc, Plane::Repl, link, now, queue);
+                }
+                (27 << 56) | (u64::from(link) << 24) | u64::from(proc)
+            }
             Event::Reset { conn, to_b } => {
                 let c = &self.conns[conn as usize];
                 let (p, inc, link) = if to_b {
@@ -1686,7 +1838,9 @@ impl Touches {
             }
             // The sender: the connecting end when the data went to the other.
             Event::Drained { conn, to_b } => Touches::ConnEnd(*conn, !*to_b),
-            Event::ReplTimer { proc, .. } | Event::Unstall { proc, .. } => Touches::Proc(*proc),
+            Event::ReplTimer { proc, .. }
+            | Event::Unstall { proc, .. }
+            | Event::CloseAfterReply { proc, .. } => Touches::Proc(*proc),
             Event::Fault(_) | Event::Admin => Touches::Any,
             Event::Manager(ManagerEvent::Arrive { proc, .. }) => Touches::Proc(*proc),
             Event::Manager(ManagerEvent::Restore { m, .. }) => Touches::Proc(m.target()),

@@ -103,6 +103,19 @@ fn bundled_scenarios_keep_their_recorded_trace_hashes() {
         ("paused-master.toml", "157196c34b40ca01", 3613),
         ("reshard.toml", "57d9144b0a1dcfd9", 621700),
         ("standalone-cache.toml", "90e4023d8d63ca3e", 679690),
+        ("misconfig/blocked-bus-port.toml", "a2ddc0f75466892a", 14102),
+        ("misconfig/no-masterauth.toml", "1591521c80d201d0", 140488),
+        (
+            "misconfig/overcommit-fork-fails.toml",
+            "a6c30ebc88e83c88",
+            141388,
+        ),
+        (
+            "misconfig/replicas-same-host.toml",
+            "516c0fd9abe62b2d",
+            2176,
+        ),
+        ("misconfig/wrong-announce-ip.toml", "71808860d7ce713a", 2564),
     ];
     for (file, hash, events) in recorded {
         let s = redsim::scenario::load(&Path::new("scenarios").join(file)).unwrap();

@@ -316,7 +316,7 @@ fn trace_missing_toml() {
 fn unknown_action_toml() {
     assert_eq!(
         err("unknown_action.toml"),
-        "tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\" (expected one of: kill, restart, pause, resume, crash-host, partition, isolate, one-way, heal, latency, loss, failover, reshard, add-node, del-node, rebalance, fix, config-set)"
+        "tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\" (expected one of: kill, restart, pause, resume, crash-host, partition, isolate, one-way, heal, block-port, latency, loss, failover, reshard, add-node, del-node, rebalance, fix, config-set)"
     );
 }
 
@@ -454,5 +454,25 @@ fn wait_timeout_not_ms_toml() {
     assert_eq!(
         err("wait_timeout_not_ms.toml"),
         "tests/data/malformed/wait_timeout_not_ms.toml:8:34: workload[0].wait.timeout: expected whole milliseconds (WAIT takes milliseconds; 0 = forever)"
+    );
+}
+
+#[test]
+fn block_port_errors_toml() {
+    assert_eq!(
+        err("block_port_data.toml"),
+        "tests/data/malformed/block_port_data.toml:10:8: faults[0].port: unknown port \"data\" (expected one of: bus)"
+    );
+    assert_eq!(
+        err("block_port_node_9.toml"),
+        "tests/data/malformed/block_port_node_9.toml:11:8: faults[0].node: unknown node \"node-9\" (expected \"all\" or node-1 ... node-6)"
+    );
+    assert_eq!(
+        err("block_port_no_port.toml"),
+        "tests/data/malformed/block_port_no_port.toml:7:1: faults[0].port: missing required key (expected \"bus\" (the cluster bus port))"
+    );
+    assert_eq!(
+        err("block_port_standalone.toml"),
+        "tests/data/malformed/block_port_standalone.toml:8:10: faults[0].action: action \"block-port\" is only available with mode = \"cluster\""
     );
 }

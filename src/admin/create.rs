@@ -72,6 +72,23 @@ pub enum AntiAffinity {
     SlavesOfSameMasterTogether,
 }
 
+impl AntiAffinity {
+    /// The line redis-cli printed after `>>> Trying to optimize slaves
+    /// allocation for anti-affinity`, if it printed that step.
+    pub fn verdict(self) -> Option<&'static str> {
+        match self {
+            AntiAffinity::NotNeeded => None,
+            AntiAffinity::Perfect => Some("[OK] Perfect anti-affinity obtained!"),
+            AntiAffinity::SlavesWithTheirMaster => {
+                Some("[WARNING] Some slaves are in the same host as their master")
+            }
+            AntiAffinity::SlavesOfSameMasterTogether => {
+                Some("[WARNING] Some slaves of the same master are in the same host")
+            }
+        }
+    }
+}
+
 /// The outcome of `redis-cli --cluster create`'s allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allocation {
@@ -417,17 +434,7 @@ pub fn render_allocation(addrs: &[Addr], alloc: &Allocation, node_ids: &[String]
     if alloc.extra_replicas_at == Some(alloc.adding_replica.len()) {
         out.push_str("Adding extra replicas...\n");
     }
-    let verdict = match alloc.anti_affinity {
-        AntiAffinity::NotNeeded => None,
-        AntiAffinity::Perfect => Some("[OK] Perfect anti-affinity obtained!"),
-        AntiAffinity::SlavesWithTheirMaster => {
-            Some("[WARNING] Some slaves are in the same host as their master")
-        }
-        AntiAffinity::SlavesOfSameMasterTogether => {
-            Some("[WARNING] Some slaves of the same master are in the same host")
-        }
-    };
-    if let Some(verdict) = verdict {
+    if let Some(verdict) = alloc.anti_affinity.verdict() {
         out.push_str(">>> Trying to optimize slaves allocation for anti-affinity\n");
         out.push_str(verdict);
         out.push('\n');

@@ -109,7 +109,7 @@ pub struct Shard {
 /// What the condition of liveness reads right after a fault.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Situation {
-    /// A partition or one-way rule is in force.
+    /// A partition, one-way rule or blocked port is in force.
     pub partitioned: bool,
     /// A `loss` above 0 has been in force.
     pub lossy: bool,
@@ -126,7 +126,7 @@ pub struct Situation {
 /// `Ok` when Redis can recover from `s` on its own, else why not.
 pub fn recoverable(s: &Situation) -> Result<(), String> {
     if s.partitioned {
-        return Err("a partition or one-way rule is in force".into());
+        return Err("a partition, one-way rule or blocked port is in force".into());
     }
     if s.lossy {
         return Err("the network loses messages (loss > 0)".into());
@@ -428,7 +428,7 @@ mod tests {
         s.partitioned = true;
         assert_eq!(
             recoverable(&s),
-            Err("a partition or one-way rule is in force".into())
+            Err("a partition, one-way rule or blocked port is in force".into())
         );
         let mut s = healthy();
         s.lossy = true;

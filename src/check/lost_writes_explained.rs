@@ -81,7 +81,10 @@ fn stops(world: &World, a: &FaultAction, p: u32) -> bool {
 fn cuts(a: &FaultAction) -> bool {
     matches!(
         a,
-        FaultAction::Partition { .. } | FaultAction::Isolate { .. } | FaultAction::OneWay { .. }
+        FaultAction::Partition { .. }
+            | FaultAction::Isolate { .. }
+            | FaultAction::OneWay { .. }
+            | FaultAction::BlockBusPort { .. }
     )
 }
 

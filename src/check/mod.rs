@@ -93,7 +93,9 @@ impl NotConverged {
     pub fn describe(&self, world: &World) -> String {
         let name = |p: &u32| &world.procs[*p as usize].name;
         match self {
-            NotConverged::Partitioned => "a partition or one-way rule is in force".into(),
+            NotConverged::Partitioned => {
+                "a partition, one-way rule or blocked port is in force".into()
+            }
             NotConverged::NoNodeRunning => "no node of the cluster is running".into(),
             NotConverged::StateFail(p) => format!("{} reports cluster_state:fail", name(p)),
             NotConverged::Disagree(a, b) => {
@@ -835,6 +837,7 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
             format!("continues from its master at offset {offset} (partial resync)")
         }
         DataEvent::MasterLinkDown => "loses its link with its master".into(),
+        DataEvent::SyncAborted { .. } => format!("logs: {}", e.redis_log().unwrap_or_default()),
         DataEvent::RdbSaved { keys } => format!("saves dump.rdb ({keys} keys)"),
         DataEvent::LoadingFromDisk {
             from_aof,

@@ -27,8 +27,14 @@
 //!   node ([`Network::isolate`] puts them on the side of the rest instead).
 //! - **One-way rules** ([`Network::one_way`]) drop `from → to` and let
 //!   `to → from` flow. They accumulate until [`Network::heal`].
-//! - **Heal** ends every partition and one-way rule; latency and loss changes
-//!   stay in force.
+//! - **Blocked bus ports** ([`Network::block_bus_port`]): a firewall drops
+//!   what is addressed to a node's cluster bus port (port + 10000): SYNs to
+//!   it, and what the other end of a bus connection it accepted sends to
+//!   it. What the node sends from that port, and every other connection
+//!   (client, replication, its own outbound bus links), still flows. The
+//!   world asks [`Network::bus_port_blocked`] for bus connections only.
+//! - **Heal** ends every partition, one-way rule and blocked port; latency
+//!   and loss changes stay in force.
 //!
 //! # Determinism
 //!
@@ -131,6 +137,8 @@ pub struct Network {
     unnamed_clients: u32,
     /// Blocked (from, to) pairs of the one-way rules in force.
     one_way: BTreeSet<(Endpoint, Endpoint)>,
+    /// Nodes whose cluster bus port a firewall blocks.
+    bus_blocked: BTreeSet<u32>,
     /// Per-pair settings, keyed by the pair in (smaller, larger) order: they
     /// apply in both directions.
     overrides: BTreeMap<(Endpoint, Endpoint), PairOverride>,
@@ -157,6 +165,7 @@ impl Network {
             client_group: Vec::new(),
             unnamed_clients: OUTSIDE,
             one_way: BTreeSet::new(),
+            bus_blocked: BTreeSet::new(),
             overrides: BTreeMap::new(),
         }
     }
@@ -183,9 +192,21 @@ impl Network {
         self.bandwidth_bps
     }
 
-    /// Whether a partition or a one-way rule is in force.
+    /// Whether a partition, a one-way rule or a blocked port is in force.
     pub fn has_rules(&self) -> bool {
-        self.partitioned || !self.one_way.is_empty()
+        self.partitioned || !self.one_way.is_empty() || !self.bus_blocked.is_empty()
+    }
+
+    /// From now on (until [`Network::heal`]) what is addressed to node
+    /// `node`'s cluster bus port is dropped.
+    pub fn block_bus_port(&mut self, node: u32) {
+        self.bus_blocked.insert(node);
+    }
+
+    /// Whether a firewall drops what is addressed to `node`'s bus port.
+    #[inline]
+    pub fn bus_port_blocked(&self, node: u32) -> bool {
+        !self.bus_blocked.is_empty() && self.bus_blocked.contains(&node)
     }
 
     #[inline]
@@ -260,8 +281,10 @@ impl Network {
         }
     }
 
-    /// End every partition and one-way rule. Latency and loss changes stay.
+    /// End every partition, one-way rule and blocked port. Latency and loss
+    /// changes stay.
     pub fn heal(&mut self) {
+        self.bus_blocked.clear();
         self.partitioned = false;
         self.node_group.fill(REST);
         self.client_group.clear();
@@ -659,6 +682,20 @@ mod tests {
         n.heal();
         n.partition(&[vec![N(0)]]);
         assert!(n.reachable(C(0), N(0)));
+    }
+
+    #[test]
+    fn a_blocked_bus_port_is_a_rule_until_heal() {
+        let mut n = net(3);
+        n.block_bus_port(1);
+        assert!(n.bus_port_blocked(1));
+        assert!(!n.bus_port_blocked(0));
+        assert!(n.has_rules());
+        // Only the bus port: the nodes still reach each other otherwise.
+        assert!(n.reachable(N(0), N(1)));
+        n.heal();
+        assert!(!n.bus_port_blocked(1));
+        assert!(!n.has_rules());
     }
 
     #[test]

@@ -274,8 +274,13 @@ impl Keyspace {
     /// `maxmemory-samples`, `lfu-log-factor`, `lfu-decay-time`) and its
     /// memory random stream.
     pub fn configure(&mut self, policy: MemoryPolicy, rng: Rng) {
-        self.policy = policy;
+        self.set_policy(policy);
         self.rng = Some(Box::new(rng));
+    }
+
+    /// The eviction settings changed (`CONFIG SET maxmemory-policy` ...).
+    pub fn set_policy(&mut self, policy: MemoryPolicy) {
+        self.policy = policy;
     }
 
     /// The memory random stream; a keyspace never configured (unit tests)

@@ -37,7 +37,7 @@ use rustc_hash::FxHashMap;
 
 use crate::engine::{Rng, SimTime};
 use bus::{flags::*, BusMsg, NodeId, SlotBitmap};
-use config::Config;
+use config::{Config, ConfigValue};
 pub use election::FailoverMode;
 use persistence::{PersistEffect, Persistence};
 use render::NodesConf;
@@ -389,6 +389,15 @@ pub struct Node {
 
 pub const NO_OWNER: u32 = u32::MAX;
 
+/// `cluster-announce-ip` as the 4 bytes a header carries.
+fn announce_ip_of(config: &Config) -> Option<[u8; 4]> {
+    config
+        .cluster_announce_ip
+        .as_deref()
+        .and_then(|s| crate::net::Addr::parse(&format!("{s}:1")).ok())
+        .map(|a| a.ip)
+}
+
 impl Node {
     /// A fresh node with an empty `nodes.conf`: a new random ID, flags
     /// `myself,master`, no address known yet (it learns its IP from MEET).
@@ -420,12 +429,7 @@ impl Node {
         let mut keyspace = keyspace::Keyspace::new();
         keyspace.configure(keyspace::MemoryPolicy::from_config(&setup.config), mem_rng);
         keyspace.standalone = !setup.config.cluster_enabled;
-        let announce_ip = setup
-            .config
-            .cluster_announce_ip
-            .as_deref()
-            .and_then(|s| crate::net::Addr::parse(&format!("{s}:1")).ok())
-            .map(|a| a.ip);
+        let announce_ip = announce_ip_of(&setup.config);
         Node {
             setup,
             announce_ip,
@@ -930,6 +934,32 @@ impl Node {
             self.stats_sent[msg.typ as usize] += 1;
             out.push(Effect::Send { link, msg });
         }
+    }
+
+    /// `CONFIG SET directive value` (the name canonical, the value checked
+    /// when the scenario was loaded): from now on the node runs with it. A
+    /// restart forgets it (no `CONFIG REWRITE`). `appendonly` is refused:
+    /// turning the AOF on starts a rewrite this version does not model.
+    pub fn config_set(&mut self, directive: &str, value: &ConfigValue) -> Result<(), String> {
+        if directive == "appendonly" {
+            return Err("CONFIG SET appendonly is not modelled yet (the AOF rewrite it starts); the command was skipped".into());
+        }
+        self.setup.config.set(directive, value)?;
+        match directive {
+            "maxmemory-policy" | "maxmemory-samples" | "lfu-log-factor" | "lfu-decay-time" => {
+                let policy = keyspace::MemoryPolicy::from_config(&self.setup.config);
+                self.keyspace.set_policy(policy);
+            }
+            // `clusterUpdateMyselfIp`: unset, the address is learnt again
+            // from the next MEET or PING.
+            "cluster-announce-ip" => {
+                self.announce_ip = announce_ip_of(&self.setup.config);
+                let me = self.myself;
+                self.nm(me).ip = self.announce_ip;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     // ----- read-only views ----------------------------------------------------

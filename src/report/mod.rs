@@ -39,7 +39,13 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             );
         }
         None => {
-            let _ = writeln!(s, "created   the cluster never finished joining");
+            let _ = writeln!(
+                s,
+                "created   the cluster never finished joining (redis-cli --cluster create still \"Waiting for the cluster to join\")"
+            );
+            for line in unknown_nodes(w) {
+                let _ = writeln!(s, "          {line}");
+            }
         }
     }
     if !w.scenario.faults.is_empty() {
@@ -187,6 +193,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         );
     }
     memory_section(&mut s, sim);
+    redis_log_section(&mut s, sim);
     checks_section(&mut s, sim);
     anomalies_section(&mut s, sim);
     if !expectations.is_empty() {
@@ -245,6 +252,58 @@ fn memory_section(s: &mut String, sim: &Simulation) {
         for l in lines {
             let _ = writeln!(s, "{l}");
         }
+    }
+}
+
+/// For a cluster that never joined: each created node that some other
+/// running created node does not know (`node-3 is unknown to node-1,
+/// node-2`), the usual reason (a wrong `cluster-announce-ip`, a blocked
+/// bus port).
+fn unknown_nodes(w: &World) -> Vec<String> {
+    let created: Vec<usize> = (0..w.procs.len())
+        .filter(|&p| w.scenario.nodes[p].in_create && w.procs[p].node.is_some())
+        .collect();
+    let mut out = Vec::new();
+    for &p in &created {
+        let id = w.procs[p].node.as_ref().expect("running").my_id();
+        let unknown_to: Vec<&str> = created
+            .iter()
+            .filter(|&&q| q != p)
+            .filter(|&&q| {
+                let n = w.procs[q].node.as_ref().expect("running");
+                n.node_by_name(&id).is_none_or(|x| x.in_handshake())
+            })
+            .map(|&q| w.procs[q].name.as_str())
+            .collect();
+        if !unknown_to.is_empty() {
+            out.push(format!(
+                "{} is unknown to {}",
+                w.procs[p].name,
+                unknown_to.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// The "redis log" section: the warnings Redis logged (verbatim), per
+/// node, with how often and when.
+fn redis_log_section(s: &mut String, sim: &Simulation) {
+    let log = sim.redis_log();
+    if log.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nredis log (warnings, verbatim)");
+    for l in log {
+        let when = match l.count {
+            1 => format!("at {}", fmt_time(l.first)),
+            n => format!("{n} times, {} to {}", fmt_time(l.first), fmt_time(l.last)),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<8} {}  ({when})",
+            sim.world.procs[l.proc as usize].name, l.line
+        );
     }
 }
 
@@ -380,6 +439,7 @@ fn latency(l: &crate::net::LatencySpec) -> String {
 pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String {
     use crate::scenario::FaultAction::*;
     let name = |i: &usize| world.procs[*i].name.clone();
+    let target = |n: &Option<usize>| n.as_ref().map_or("every node".to_string(), name);
     match a {
         Kill { node } => format!("kill {}", name(node)),
         Restart { node } => format!("restart {}", name(node)),
@@ -388,6 +448,7 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         CrashHost { host } => format!("crash-host host-{}", host + 1),
         Isolate { node } => format!("isolate {}", name(node)),
         Heal => "heal".into(),
+        BlockBusPort { node } => format!("block-port bus of {}", target(node)),
         Failover { node, mode } => format!("{} to {}", mode.command(), name(node)),
         Partition { groups } => {
             let g: Vec<String> = groups.iter().map(|g| endpoints(world, g)).collect();
@@ -415,6 +476,10 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         DelNode { node } => format!("del-node {}", name(node)),
         Rebalance { .. } => "rebalance".into(),
         Fix { .. } => "fix".into(),
-        other => format!("{other:?}"),
+        ConfigSet {
+            node,
+            directive,
+            value,
+        } => format!("CONFIG SET {directive} {value} on {}", target(node)),
     }
 }

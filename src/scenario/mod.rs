@@ -259,6 +259,12 @@ pub enum FaultAction {
         from: Vec<Endpoint>,
         to: Vec<Endpoint>,
     },
+    /// A firewall drops what is addressed to the cluster bus port of
+    /// `node` (`None`: every node) until `heal` (`action = "block-port"`,
+    /// `port = "bus"`).
+    BlockBusPort {
+        node: Option<usize>,
+    },
     Heal,
     Latency {
         value: LatencySpec,

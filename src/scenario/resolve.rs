@@ -957,6 +957,7 @@ const ACTIONS: &[&str] = &[
     "isolate",
     "one-way",
     "heal",
+    "block-port",
     "latency",
     "loss",
     "failover",
@@ -977,6 +978,7 @@ fn action_keys(action: &str) -> &'static [&'static str] {
         "partition" => &["at", "action", "groups"],
         "one-way" => &["at", "action", "from", "to"],
         "heal" => &["at", "action"],
+        "block-port" => &["at", "action", "port", "node"],
         "latency" | "loss" => &["at", "action", "value", "between"],
         "failover" => &["at", "action", "node", "mode"],
         "reshard" => &["at", "action", "slots", "from", "to"],
@@ -1051,6 +1053,19 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
         let a = g.pop().unwrap_or_default();
         Ok(Some((a, b)))
     };
+    // `node = "all"` or a node name.
+    let node_or_all = |fc: &FaultCx, v: &Node| -> R<Option<usize>> {
+        match &v.val {
+            Val::Str(s) if s == "all" => Ok(None),
+            _ => Some(fc.names.node(cx, v, &t.p("node"), false).map_err(|mut e| {
+                e.message = e
+                    .message
+                    .replace("(this scenario has ", "(expected \"all\" or ");
+                e
+            }))
+            .transpose(),
+        }
+    };
     let action = match action {
         "kill" => FaultAction::Kill {
             node: node_req(fc, "node", true)?,
@@ -1108,6 +1123,16 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
             FaultAction::OneWay { from, to }
         }
         "heal" => FaultAction::Heal,
+        "block-port" => {
+            cluster_only(fc)?;
+            let v = req("port", "\"bus\" (the cluster bus port)")?;
+            get_enum(cx, v, &t.p("port"), "port", &[("bus", ())])?;
+            let node = match t.get("node") {
+                Some(v) => node_or_all(fc, v)?,
+                None => None,
+            };
+            FaultAction::BlockBusPort { node }
+        }
         "latency" => {
             let v = req("value", "a duration, { min, max } or { mean, jitter }")?;
             FaultAction::Latency {
@@ -1252,15 +1277,7 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
         }
         "config-set" => {
             let v = req("node", "a node name or \"all\"")?;
-            let node = match &v.val {
-                Val::Str(s) if s == "all" => None,
-                _ => Some(fc.names.node(cx, v, &t.p("node"), false).map_err(|mut e| {
-                    e.message = e
-                        .message
-                        .replace("(this scenario has ", "(expected \"all\" or ");
-                    e
-                })?),
-            };
+            let node = node_or_all(fc, v)?;
             let d = req("directive", "a redis.conf directive name")?;
             let dp = t.p("directive");
             let name = get_str(cx, d, &dp)?;

@@ -45,6 +45,7 @@ use crate::node::route::ClientFlags;
 use crate::node::serve::{request_len, resp_len, ClientReply};
 use crate::node::slots::CLUSTER_SLOTS;
 use crate::scenario::FaultAction;
+use rand::RngExt as _;
 
 /// Where redis-cli is on the network.
 const MANAGER: Endpoint = Endpoint::Clients(u32::MAX);
@@ -197,6 +198,13 @@ enum Step {
     FixSlot(u16),
     /// `clusterManagerWaitForClusterJoin`: poll every second.
     WaitJoin(Vec<u32>),
+    /// `clusterManagerFixSlotsCoverage`, after the open slots: find the
+    /// slots no loaded node covers (`unreachable` masters were not loaded).
+    FixCoverage {
+        unreachable: usize,
+    },
+    /// Cover these slots (after the `COUNTKEYSINSLOT`s before it).
+    CoverSlots(Vec<u16>),
 }
 
 /// One operation: a fault's action.
@@ -357,7 +365,7 @@ impl World {
         }
     }
 
-    fn manager_log(&mut self, now: SimTime, line: String) {
+    pub(super) fn manager_log(&mut self, now: SimTime, line: String) {
         self.manager.log.push((now, line));
     }
 
@@ -432,6 +440,12 @@ impl World {
                         Err(msg) => return self.manager_fail(now, msg, queue),
                     }
                 }
+                Step::FixCoverage { unreachable } => {
+                    if let Err(msg) = self.fix_coverage(unreachable, now) {
+                        return self.manager_fail(now, msg, queue);
+                    }
+                }
+                Step::CoverSlots(slots) => self.cover_slots(&slots, now),
                 Step::WaitJoin(procs) => {
                     if !self.consistent(&procs) {
                         let job = self.manager.job.as_mut().expect("a job");
@@ -1267,6 +1281,7 @@ impl World {
                     }
                     steps.push(Step::FixSlot(slot));
                 }
+                steps.push(Step::FixCoverage { unreachable });
             }
             _ => unreachable!("not a cluster manager action"),
         }
@@ -1275,6 +1290,169 @@ impl World {
             job.steps.push_front(s);
         }
         Ok(())
+    }
+
+    /// `clusterManagerFixSlotsCoverage`, first half: the slots no loaded
+    /// node covers; refused with unreachable masters unless
+    /// `--cluster-fix-with-unreachable-masters`; then each master is asked
+    /// whether it holds keys of each (`GETKEYSINSLOT <slot> 1`, here
+    /// `COUNTKEYSINSLOT`: one round trip each).
+    fn fix_coverage(&mut self, unreachable: usize, now: SimTime) -> Result<(), String> {
+        let job = self.manager.job.as_ref().expect("a job");
+        let force = matches!(
+            job.action,
+            FaultAction::Fix {
+                with_unreachable_masters: true,
+                ..
+            }
+        );
+        let mut covered = vec![false; CLUSTER_SLOTS];
+        for n in &job.loaded {
+            for &j in &n.slots {
+                covered[usize::from(j)] = true;
+            }
+        }
+        let uncovered: Vec<u16> = (0..CLUSTER_SLOTS as u16)
+            .filter(|&j| !covered[usize::from(j)])
+            .collect();
+        if uncovered.is_empty() {
+            return Ok(());
+        }
+        let masters = fix_masters(&job.loaded);
+        self.manager_log(
+            now,
+            format!("[ERR] Not all {CLUSTER_SLOTS} slots are covered by nodes."),
+        );
+        if unreachable > 0 && !force {
+            return Err(format!("*** Fixing slots coverage with {unreachable} unreachable masters is dangerous: redis-cli will assume that slots about masters that are not reachable are not covered, and will try to reassign them to the reachable nodes. This can cause data loss and is rarely what you want to do. If you really want to proceed use the --cluster-fix-with-unreachable-masters option."));
+        }
+        self.manager_log(now, ">>> Fixing slots coverage...".to_string());
+        let mut steps: Vec<Step> = Vec::new();
+        for &slot in &uncovered {
+            for &m in &masters {
+                steps.push(Step::Cmd(
+                    m,
+                    AdminCmd::CountKeysInSlot(slot),
+                    OnReply::Check,
+                ));
+            }
+        }
+        steps.push(Step::CoverSlots(uncovered));
+        let job = self.manager.job.as_mut().expect("a job");
+        for s in steps.into_iter().rev() {
+            job.steps.push_front(s);
+        }
+        Ok(())
+    }
+
+    /// `clusterManagerFixSlotsCoverage`, second half: the uncovered slots
+    /// with keys in no master go to a random master (redis-cli seeds
+    /// `rand()` with the time at each pick, so within a second every pick
+    /// is the same master: one draw here), those with keys in one master
+    /// to it, those with keys in several to the one with the most, the
+    /// others' keys moved to it. redis-cli prints `>>> Covering slot <n>
+    /// with <addr>` for each slot; here one line per run of slots.
+    fn cover_slots(&mut self, slots: &[u16], now: SimTime) {
+        let nodes = self.manager.job.as_ref().expect("a job").loaded.clone();
+        let masters = fix_masters(&nodes);
+        let holders = |w: &World, slot: u16| -> Vec<(usize, u32)> {
+            masters
+                .iter()
+                .map(|&m| (w.node(m).map_or(0, |n| n.count_keys_in_slot(slot)), m))
+                .filter(|&(c, _)| c > 0)
+                .collect()
+        };
+        let (mut none, mut single, mut multi) = (Vec::new(), Vec::new(), Vec::new());
+        for &slot in slots {
+            match holders(self, slot).len() {
+                0 => none.push(slot),
+                1 => single.push(slot),
+                _ => multi.push(slot),
+            }
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        let mut covering: Vec<(u32, Vec<u16>)> = Vec::new();
+        if !none.is_empty() {
+            self.manager_log(
+                now,
+                format!(
+                    "The following uncovered slots have no keys across the cluster:\n{}",
+                    slots_list(&none)
+                ),
+            );
+            let m = masters[self.manager.rng.random_range(0..masters.len())];
+            for &slot in &none {
+                steps.extend(set_slot_owner(m, slot, false));
+            }
+            covering.push((m, none));
+        }
+        if !single.is_empty() {
+            self.manager_log(
+                now,
+                format!(
+                    "The following uncovered slots have keys in just one node:\n{}",
+                    slots_list(&single)
+                ),
+            );
+            for &slot in &single {
+                let m = holders(self, slot)[0].1;
+                steps.extend(set_slot_owner(m, slot, false));
+                match covering.iter_mut().find(|(p, _)| *p == m) {
+                    Some((_, s)) => s.push(slot),
+                    None => covering.push((m, vec![slot])),
+                }
+            }
+        }
+        if !multi.is_empty() {
+            self.manager_log(
+                now,
+                format!(
+                    "The following uncovered slots have keys in multiple nodes:\n{}",
+                    slots_list(&multi)
+                ),
+            );
+            let all = all_masters(&nodes);
+            for &slot in &multi {
+                let h = holders(self, slot);
+                // `clusterManagerGetNodeWithMostKeysInSlot`: the first
+                // with the most.
+                let target = h.iter().fold(h[0], |b, &x| if x.0 > b.0 { x } else { b }).1;
+                let tid = self.id_of(target);
+                self.manager_log(
+                    now,
+                    format!(
+                        ">>> Covering slot {slot} moving keys to {}",
+                        self.procs[target as usize].addr
+                    ),
+                );
+                steps.extend(set_slot_owner(target, slot, true));
+                for &(_, src) in h.iter().filter(|x| x.1 != target) {
+                    steps.push(setslot(src, slot, SetSlot::Node(tid)));
+                    steps.push(setslot(src, slot, SetSlot::Importing(tid)));
+                    steps.push(Step::Move(Move {
+                        source: src,
+                        target,
+                        slot,
+                        cold: true,
+                        others: all.clone(),
+                    }));
+                    steps.push(setslot(src, slot, SetSlot::Stable));
+                }
+            }
+        }
+        for (m, s) in covering {
+            let mut ranges = String::new();
+            crate::node::render::write_slot_ranges(&mut ranges, slot_runs(&s).into_iter());
+            let line = format!(
+                ">>> Covering slot{ranges} with {}",
+                self.procs[m as usize].addr
+            );
+            self.manager_log(now, line);
+        }
+        let job = self.manager.job.as_mut().expect("a job");
+        for s in steps.into_iter().rev() {
+            job.steps.push_front(s);
+        }
     }
 
     /// `clusterManagerFixOpenSlot` for `slot`: its owners (by
@@ -1398,6 +1576,55 @@ fn setslot(p: u32, slot: u16, a: SetSlot) -> Step {
         AdminCmd::Cluster(ClusterCommand::SetSlot(slot, a)),
         OnReply::Check,
     )
+}
+
+/// `clusterManagerSetSlotOwner`: `DELSLOTS` (its error ignored),
+/// `ADDSLOTS`, with `do_clear` `SETSLOT STABLE`, and `BUMPEPOCH`.
+fn set_slot_owner(p: u32, slot: u16, do_clear: bool) -> Vec<Step> {
+    let cmd = |c: ClusterCommand, on: OnReply| Step::Cmd(p, AdminCmd::Cluster(c), on);
+    let mut steps = vec![
+        cmd(ClusterCommand::DelSlots(vec![slot]), OnReply::Accept("")),
+        cmd(ClusterCommand::AddSlots(vec![slot]), OnReply::Check),
+    ];
+    if do_clear {
+        steps.push(setslot(p, slot, SetSlot::Stable));
+    }
+    steps.push(cmd(ClusterCommand::BumpEpoch, OnReply::Accept("")));
+    steps
+}
+
+/// The masters `clusterManagerFixSlotsCoverage` considers: loaded, not
+/// replicas.
+fn fix_masters(nodes: &[CmNode]) -> Vec<u32> {
+    nodes
+        .iter()
+        .filter(|n| n.master && n.replicate.is_none())
+        .map(|n| n.proc)
+        .collect()
+}
+
+/// Slots as runs `(first, last)`, in slot order.
+fn slot_runs(slots: &[u16]) -> Vec<(usize, usize)> {
+    let mut b = crate::node::bus::SlotBitmap::default();
+    for &s in slots {
+        b.set(usize::from(s));
+    }
+    b.ranges().collect()
+}
+
+/// `clusterManagerPrintSlotsList`: `[0-5460],[5462]`.
+fn slots_list(slots: &[u16]) -> String {
+    let runs: Vec<String> = slot_runs(slots)
+        .into_iter()
+        .map(|(a, b)| {
+            if a == b {
+                format!("[{a}]")
+            } else {
+                format!("[{a}-{b}]")
+            }
+        })
+        .collect();
+    runs.join(",")
 }
 
 fn all_masters(nodes: &[CmNode]) -> Vec<u32> {

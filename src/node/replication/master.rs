@@ -705,7 +705,8 @@ impl Replication {
                 self.setup_slave_for_full_resync(link, offset, out);
             }
             Self::reply(link, ReplMsg::Error(BGSAVE_FAILED_ERR.into()), out);
-            self.free_client(link, true, None, cfg, out);
+            out.push(ReplEffect::CloseAfterReply { link });
+            self.free_client(link, false, None, cfg, out);
         }
     }
 

@@ -323,6 +323,9 @@ pub enum ReplNote {
     Applied { reploff: i64, commands: usize },
     /// Replica: the link with the master went down.
     MasterLinkDown,
+    /// Replica: the master answered the sync with an error (`MASTER
+    /// aborted replication with an error: <error>` in Redis's log).
+    SyncAborted { error: String },
 }
 
 /// What the module asks for.
@@ -339,6 +342,12 @@ pub enum ReplEffect {
         msg: ReplMsg,
     },
     Close {
+        link: LinkId,
+    },
+    /// Close `link` once what was written on it has reached the other end
+    /// (`CLIENT_CLOSE_AFTER_REPLY`): the peer reads the reply, then the
+    /// close.
+    CloseAfterReply {
         link: LinkId,
     },
     /// Deliver `ReplInput::Timer(timer)` at `at`.

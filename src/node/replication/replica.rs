@@ -515,7 +515,10 @@ impl Replication {
             }
             // "MASTER aborted replication with an error", or "Bad protocol
             // from MASTER": abort and reconnect at once.
-            _ => {
+            other => {
+                if let ReplMsg::Error(error) = other {
+                    out.push(ReplEffect::Note(ReplNote::SyncAborted { error }));
+                }
                 self.cancel_replication_handshake(true, out);
             }
         }

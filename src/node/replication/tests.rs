@@ -136,7 +136,10 @@ impl Harness {
             match e {
                 ReplEffect::Connect { link, ip, port } => self.connect(p, link, ip, port),
                 ReplEffect::Send { link, msg } => self.send(p, link, msg),
-                ReplEffect::Close { link } => self.close(p, link),
+                // No messages in flight here: the reply is already queued.
+                ReplEffect::Close { link } | ReplEffect::CloseAfterReply { link } => {
+                    self.close(p, link)
+                }
                 ReplEffect::Timer { at, timer } => {
                     self.queue.push(at, Ev::Input(p, ReplInput::Timer(timer)));
                 }
