@@ -47,6 +47,11 @@ pub enum FailoverKind {
     Automatic,
     /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`.
     Manual(crate::node::FailoverMode),
+    /// Cluster mode off: an operator's `REPLICAOF NO ONE` (the
+    /// `replicaof-no-one` fault).
+    ReplicaofNoOne,
+    /// Cluster mode off: a Sentinel's `SLAVEOF NO ONE`.
+    Sentinel,
 }
 
 /// The kind of a promotion from its note's `manual`.
@@ -65,6 +70,8 @@ impl FailoverKind {
             FailoverKind::Manual(Default) => "manual",
             FailoverKind::Manual(Force) => "force",
             FailoverKind::Manual(Takeover) => "takeover",
+            FailoverKind::ReplicaofNoOne => "replicaof-no-one",
+            FailoverKind::Sentinel => "sentinel",
         }
     }
 }
@@ -129,10 +136,10 @@ pub struct ClientTotals {
 pub fn check_runnable(s: &Scenario) -> Result<(), String> {
     match s.cluster.mode {
         Mode::Cluster => {}
-        Mode::Standalone => check_standalone(s)?,
+        Mode::Standalone | Mode::Replication => check_standalone(s)?,
         other => {
             return Err(format!(
-                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" and \"standalone\" run)",
+                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\", \"standalone\" and \"replication\" run)",
                 s.source.display(),
                 format!("{other:?}").to_lowercase()
             ))
@@ -147,8 +154,14 @@ pub fn check_runnable(s: &Scenario) -> Result<(), String> {
 fn check_standalone(s: &Scenario) -> Result<(), String> {
     let refuse = |what: String| {
         Err(format!(
-            "{}: {what} needs cluster mode (cluster.mode = \"standalone\": the node has cluster support disabled)",
-            s.source.display()
+            "{}: {what} needs cluster mode (cluster.mode = {:?}: {} cluster support disabled)",
+            s.source.display(),
+            format!("{:?}", s.cluster.mode).to_lowercase(),
+            if s.standalone() {
+                "the node has"
+            } else {
+                "the nodes have"
+            }
         ))
     };
     if let Some(i) = s.workloads.iter().position(|w| w.read_from_replicas) {
@@ -525,6 +538,9 @@ impl Simulation {
 
     /// The process that most live nodes see as the owner of `slot`.
     pub fn owner_seen_by_majority(&self, slot: usize) -> Option<usize> {
+        if self.world.scenario.replicated() {
+            return self.world.current_master().map(|p| p as usize);
+        }
         let mut votes: std::collections::BTreeMap<usize, usize> = Default::default();
         let mut live = 0;
         for (_, n) in self.live() {
@@ -564,7 +580,19 @@ impl Simulation {
             let (Some(promoted), Some(failed)) = (ev.proc, *about) else {
                 continue;
             };
-            let kind = FailoverKind::from(*manual);
+            let by_operator = || {
+                h[..k].iter().rev().take_while(|e| e.at == ev.at).any(|e| {
+                    matches!(&e.kind, HistoryKind::Fault { index, .. }
+                        if matches!(self.world.scenario.faults[*index as usize].action,
+                            crate::scenario::FaultAction::ReplicaOf { node, master: None }
+                                if Some(node as u32) == ev.proc))
+                })
+            };
+            let kind = match self.world.scenario.cluster.mode {
+                Mode::Replication | Mode::Sentinel if by_operator() => FailoverKind::ReplicaofNoOne,
+                Mode::Replication | Mode::Sentinel => FailoverKind::Sentinel,
+                _ => FailoverKind::from(*manual),
+            };
             // The last fault that cut the failed master off before this.
             let died = h[..k].iter().rev().find_map(|e| match &e.kind {
                 HistoryKind::Fault { masters_hit, .. } if masters_hit.contains(&failed) => {

@@ -351,6 +351,11 @@ pub struct World {
     /// is created, in slot order ([`NO_SHARD`] for a slot no master had).
     pub shard_of_slot: Vec<u16>,
     pub shards: usize,
+    /// Per process, the master its configuration names (`replicaof`, in
+    /// replication and sentinel modes): what it replicates from when it
+    /// starts. `REPLICAOF` from an operator or a Sentinel rewrites it
+    /// (`CONFIG REWRITE`).
+    pub replicaof: Vec<Option<u32>>,
 }
 
 impl World {
@@ -372,10 +377,10 @@ impl World {
         let mut admin_rng = actor_rng(seed, Actor::Admin);
         // A standalone node (`cluster-enabled no`) is not part of a
         // cluster: nothing to create.
-        let standalone = scenario.standalone();
+        let clustered = scenario.cluster.mode == crate::scenario::Mode::Cluster;
         let allocation = match scenario.cluster.nodes_file {
             Some(_) => None,
-            None if standalone => None,
+            None if !clustered => None,
             None => Some(allocate(
                 &create_addrs,
                 scenario.cluster.replicas as usize,
@@ -392,8 +397,8 @@ impl World {
                     .map(|n| n.slots.clone())
                     .filter(|s| !s.is_empty())
                     .collect(),
-                // Standalone: the node serves every key.
-                (None, None) if standalone => vec![vec![(0, CLUSTER_SLOTS as u16 - 1)]],
+                // Cluster mode off: the master serves every key.
+                (None, None) if !clustered => vec![vec![(0, CLUSTER_SLOTS as u16 - 1)]],
                 (None, None) => Vec::new(),
             };
         shard_ranges.sort();
@@ -429,8 +434,14 @@ impl World {
             history: Vec::new(),
             warnings: Vec::new(),
             effects: Vec::new(),
+            replicaof: Vec::new(),
             scenario,
         };
+        // Replication and sentinel modes: node-1 is the master, the others
+        // start with `replicaof <node-1>` in their configuration.
+        world.replicaof = (0..world.scenario.nodes.len())
+            .map(|i| (world.scenario.replicated() && i > 0).then_some(0))
+            .collect();
         for (i, spec) in world.scenario.nodes.iter().enumerate() {
             let setup = NodeSetup {
                 port: spec.addr.port,
@@ -511,6 +522,11 @@ impl World {
         if let Some(data) = data {
             node.load_data_from_disk(data, &mut self.effects);
         }
+        if let Some(m) = self.replicaof[p as usize] {
+            let a = self.procs[m as usize].addr;
+            let _ = node.replicaof_command(now, Some((a.ip, a.port)), &mut self.effects);
+        }
+        let proc = &mut self.procs[p as usize];
         self.id_to_proc.insert(node.my_id(), p);
         proc.node = Some(node);
         proc.state = ProcState::Running;
@@ -1071,13 +1087,15 @@ impl World {
 
     fn apply_fault(&mut self, i: u32, now: SimTime, queue: &mut EventQueue<Event>) {
         let action = self.scenario.faults[i as usize].action.clone();
+        let replicated = self.scenario.replicated();
         let masters_hit = (0..self.procs.len() as u32)
             .filter(|&p| {
                 self.fault_cuts_off(&action, p)
-                    && self.procs[p as usize]
-                        .node
-                        .as_ref()
-                        .is_some_and(|n| n.is_master() && n.myself().numslots > 0)
+                    && self
+                        .procs
+                        .get(p as usize)
+                        .and_then(|q| q.node.as_ref())
+                        .is_some_and(|n| n.is_master() && (replicated || n.myself().numslots > 0))
             })
             .collect();
         self.history.push(HistoryEvent {
@@ -1163,6 +1181,24 @@ impl World {
                     ));
                 }
             }
+            FaultAction::ReplicaOf { node, master } => {
+                let p = node as u32;
+                let reply = self.replicaof(p, master.map(|m| m as u32), now, queue);
+                match reply {
+                    Some(Ok(_)) => self.replicaof[node] = master.map(|m| m as u32),
+                    Some(Err(e)) => self.warnings.push(format!(
+                        "fault {i} at {}: REPLICAOF to {}: -{e}",
+                        fmt_time(now),
+                        self.procs[node].name
+                    )),
+                    None => self.warnings.push(format!(
+                        "fault {i} at {}: REPLICAOF to {}: it is not running; the command was lost",
+                        fmt_time(now),
+                        self.procs[node].name
+                    )),
+                }
+            }
+            FaultAction::RepointClients { node } => self.clients.repoint(node as u32),
             action @ (FaultAction::Reshard { .. }
             | FaultAction::AddNode { .. }
             | FaultAction::DelNode { .. }
@@ -1343,6 +1379,58 @@ impl World {
         Some(reply)
     }
 
+    /// `REPLICAOF` of `master`'s address (`Some`) or `REPLICAOF NO ONE`
+    /// sent to process `p` (by an operator or a Sentinel), its effects
+    /// applied; `None` if `p` is not running. A replica turned master is
+    /// a promotion in the history (a `Promoted` note about the master it
+    /// followed).
+    pub(crate) fn replicaof(
+        &mut self,
+        p: u32,
+        master: Option<u32>,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) -> Option<Result<String, String>> {
+        let addr = master.map(|m| {
+            let a = self.procs[m as usize].addr;
+            (a.ip, a.port)
+        });
+        let proc = &mut self.procs[p as usize];
+        if proc.state != ProcState::Running {
+            return None;
+        }
+        let node = proc.node.as_mut().expect("running process has a node");
+        let followed = node.replication().replica.masterhost();
+        let reply = node.replicaof_command(now, addr, &mut self.effects);
+        self.flush_effects(p, now, queue);
+        let old = followed
+            .filter(|_| master.is_none() && reply.is_ok())
+            .and_then(|(ip, port)| self.proc_at_addr(ip, u32::from(port)));
+        if let Some(old) = old {
+            let old_master = self
+                .id_to_proc
+                .iter()
+                .filter(|&(_, &q)| q == old)
+                .map(|(id, _)| *id)
+                .next_back();
+            if let Some(old_master) = old_master {
+                self.history.push(HistoryEvent {
+                    at: now,
+                    proc: Some(p),
+                    kind: HistoryKind::Note {
+                        note: Note::Promoted {
+                            config_epoch: 0,
+                            old_master,
+                            manual: None,
+                        },
+                        about: Some(old),
+                    },
+                });
+            }
+        }
+        Some(reply)
+    }
+
     /// `clusterManagerIsConfigConsistent`: every created node reports the
     /// same `id:slots` for the nodes that have slots.
     fn config_consistent(&self) -> bool {
@@ -1370,6 +1458,35 @@ impl World {
     /// The process listening at `ip:port` (client or bus port), if any.
     pub fn proc_at_addr(&self, ip: [u8; 4], port: u32) -> Option<u32> {
         self.proc_at.get(&(ip, port)).copied()
+    }
+
+    /// With cluster mode off (replication, sentinel): the live master that
+    /// the most live nodes follow (itself counted), `None` if none or two
+    /// tie. It is where a key's final value is read.
+    pub fn current_master(&self) -> Option<u32> {
+        let mut best: Option<(usize, u32)> = None;
+        let mut tie = false;
+        for (p, proc) in self.procs.iter().enumerate() {
+            if !proc.node.as_ref().is_some_and(|n| n.is_master()) {
+                continue;
+            }
+            let me = (proc.addr.ip, proc.addr.port);
+            let followers = self
+                .procs
+                .iter()
+                .filter_map(|q| q.node.as_ref())
+                .filter(|n| n.replication().replica.masterhost() == Some(me))
+                .count();
+            match best {
+                Some((n, _)) if n > followers + 1 => {}
+                Some((n, _)) if n == followers + 1 => tie = true,
+                _ => {
+                    best = Some((followers + 1, p as u32));
+                    tie = false;
+                }
+            }
+        }
+        best.filter(|_| !tie).map(|(_, p)| p)
     }
 
     /// The node of process `p`, if it is alive.

@@ -87,6 +87,11 @@ pub enum NotConverged {
     OwnerDown(NodeId),
     /// Only this many slots are assigned.
     Uncovered(u32),
+    /// Cluster mode off: no running master that the most nodes follow.
+    NoMaster,
+    /// Cluster mode off: this running node neither is the master nor
+    /// replicates from it with its link up.
+    NotFollowing(u32),
 }
 
 impl NotConverged {
@@ -104,6 +109,11 @@ impl NotConverged {
                 node_name(world, id)
             ),
             NotConverged::Uncovered(n) => format!("only {n} of {CLUSTER_SLOTS} slots are assigned"),
+            NotConverged::NoMaster => "no running master that the others follow".into(),
+            NotConverged::NotFollowing(p) => format!(
+                "{} does not replicate from the master with its link up",
+                name(p)
+            ),
         }
     }
 }
@@ -176,6 +186,9 @@ pub fn converged(world: &World) -> Result<(), NotConverged> {
     if world.net.has_rules() {
         return Err(NotConverged::Partitioned);
     }
+    if world.scenario.replicated() {
+        return replication_converged(world);
+    }
     let running: Vec<(u32, &Node)> = members(world).collect();
     if let Some((p, _)) = running.iter().find(|(_, n)| !n.state_ok()) {
         return Err(NotConverged::StateFail(*p));
@@ -197,6 +210,23 @@ pub fn converged(world: &World) -> Result<(), NotConverged> {
         n if (n as usize) < CLUSTER_SLOTS => Err(NotConverged::Uncovered(n)),
         _ => Ok(()),
     }
+}
+
+/// [`converged`] with cluster mode off: one running master, every other
+/// running node its replica with the link up.
+fn replication_converged(world: &World) -> Result<(), NotConverged> {
+    let master = world
+        .current_master()
+        .filter(|&m| world.procs[m as usize].state == ProcState::Running)
+        .ok_or(NotConverged::NoMaster)?;
+    let a = world.procs[master as usize].addr;
+    for (p, n) in members(world) {
+        let r = &n.replication().replica;
+        if p != master && !(r.masterhost() == Some((a.ip, a.port)) && r.master_link_up()) {
+            return Err(NotConverged::NotFollowing(p));
+        }
+    }
+    Ok(())
 }
 
 /// The longest one-way delay `spec` gives (mean plus four standard
@@ -222,6 +252,8 @@ struct Seen {
     ok: bool,
     slot_map_version: u64,
     open_slots: usize,
+    /// Cluster mode off: a replica's link to its master is up.
+    master_link_up: bool,
 }
 
 impl Seen {
@@ -241,6 +273,8 @@ impl Seen {
                 ok: n.state_ok(),
                 slot_map_version: n.slot_map_version(),
                 open_slots: n.open_slot_count(),
+                master_link_up: !n.setup.config.cluster_enabled
+                    && n.replication().replica.master_link_up(),
             },
         }
     }
@@ -578,6 +612,9 @@ impl Checks {
             });
             return (running, 0);
         }
+        if world.scenario.replicated() {
+            return (replication_recoverable(world, self.lossy), 0);
+        }
         let s = situation(world, self.lossy, fault);
         let replicas = s.shards.iter().map(|m| m.replicas).max().unwrap_or(0);
         (liveness::recoverable(&s), replicas)
@@ -664,6 +701,27 @@ fn persisted_epoch(world: &World, p: usize) -> Option<u64> {
         .as_deref()
         .and_then(|t| crate::node::conf_file::parse_nodes(t).ok())
         .and_then(|f| f.current_epoch)
+}
+
+/// Whether a master and replicas with cluster mode off can converge on
+/// their own: no partition, one-way rule or loss, and a running master
+/// (replication mode: nobody promotes a replica but an operator), or
+/// with Sentinel enough sentinels running to authorize a failover
+/// (`max(quorum, sentinels/2 + 1)`) and a running replica.
+fn replication_recoverable(world: &World, lossy: bool) -> Result<(), String> {
+    if world.net.has_rules() {
+        return Err("a partition or one-way rule is in force".into());
+    }
+    if lossy {
+        return Err("messages are being lost (loss > 0)".into());
+    }
+    if world
+        .current_master()
+        .is_some_and(|m| world.procs[m as usize].state == ProcState::Running)
+    {
+        return Ok(());
+    }
+    Err("the master is not running and nothing promotes a replica but an operator (replication mode)".into())
 }
 
 fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {

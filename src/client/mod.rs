@@ -40,9 +40,11 @@
 //! - After any of those failures but `-TRYAGAIN`, the slot map is reloaded
 //!   before the client's next send, unless another connection reloaded it
 //!   since the failure.
-//! - A plain client (standalone mode, [`Population::plain`]: redis-py's
-//!   `Redis` rather than `RedisCluster`) has no slot map: it sends every
-//!   request to the one node, with the same timeouts and retries.
+//! - A plain client (standalone and replication modes,
+//!   [`Population::plain`]: redis-py's `Redis` rather than
+//!   `RedisCluster`) has no slot map: it sends every request to one node
+//!   (node 0, until [`Population::repoint`]), with the same timeouts and
+//!   retries.
 //! - With `read_from_replicas`, each new connection starts with
 //!   `READONLY` (the world sends it, as redis-py's `on_connect` does) and a
 //!   `GET` goes to a random replica of the slot's master listed in the
@@ -484,7 +486,7 @@ struct Settings {
     stop: SimTime,
     read_from_replicas: bool,
     on_miss_set: bool,
-    /// A plain client of node 0: no slot map.
+    /// A plain client: no slot map, every request to [`Population::target`].
     plain: bool,
 }
 
@@ -596,6 +598,8 @@ pub struct Population {
     moved: u32,
     map: SlotMap,
     nodes: u32,
+    /// The node a plain client sends to (node 0 until repointed).
+    target: u32,
     clients: Vec<Client>,
     names: Rc<KeyNames>,
     buf: Vec<u8>,
@@ -665,6 +669,7 @@ impl Population {
                 loaded_at: None,
             },
             nodes,
+            target: 0,
             clients: vec![client; w.clients as usize],
             names,
             buf: Vec::new(),
@@ -672,11 +677,17 @@ impl Population {
         })
     }
 
-    /// Make the population plain clients of node 0 (a node with
+    /// Make the population plain clients of node 0 (nodes with
     /// `cluster-enabled no`): no `CLUSTER SLOTS`, no slot map.
     pub fn plain(mut self) -> Population {
         self.cfg.plain = true;
         self
+    }
+
+    /// Plain clients: send from now on to `node` (the application's
+    /// master address changed).
+    pub fn repoint(&mut self, node: u32) {
+        self.target = node;
     }
 
     /// The tries waiting for their reply at `now`, as records with the
@@ -869,7 +880,7 @@ impl Population {
     /// to its node).
     fn dispatch(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         if self.cfg.plain {
-            return self.send(now, c, 0, false, out);
+            return self.send(now, c, self.target, false, out);
         }
         if self.map.loaded_at.is_none() {
             if self.refreshing {

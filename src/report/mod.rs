@@ -25,6 +25,23 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         _ if standalone => {
             let _ = writeln!(s, "created   standalone node (cluster-enabled no)");
         }
+        _ if w.scenario.replicated() => {
+            let _ = writeln!(
+                s,
+                "created   {} master, {} with replicaof {} (cluster-enabled no){}",
+                w.procs[0].name,
+                match w.procs.len() {
+                    1 => "no replica".to_string(),
+                    2 => format!("{} replica", w.procs[1].name),
+                    n => format!("{} ... {} replicas", w.procs[1].name, w.procs[n - 1].name),
+                },
+                w.procs[0].name,
+                match w.scenario.sentinel.as_ref() {
+                    Some(sp) => format!(", {} sentinels", sp.sentinels.len()),
+                    None => String::new(),
+                }
+            );
+        }
         _ if w.scenario.cluster.nodes_file.is_some() => {
             let _ = writeln!(
                 s,
@@ -98,14 +115,18 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                 ),
                 None => String::new(),
             };
+            let epoch = if w.scenario.cluster.mode == crate::scenario::Mode::Cluster {
+                format!(", config epoch {}", f.config_epoch)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 s,
-                "  {:>10}  {} replaced {} ({}, config epoch {}){since}",
+                "  {:>10}  {} replaced {} ({}{epoch}){since}",
                 fmt_time(f.promoted_at),
                 name(f.promoted),
                 name(f.failed),
                 f.kind.as_str(),
-                f.config_epoch
             );
         }
     }
@@ -152,6 +173,33 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         let line = match &p.node {
             // INFO's `cluster_enabled:0`: no epoch, state or slots.
             Some(_) if standalone => format!("{:<7}cluster_enabled:0", sim.role_of(i)),
+            Some(n) if w.scenario.replicated() => {
+                let r = n.replication();
+                let of = r
+                    .replica
+                    .masterhost()
+                    .map(|(ip, port)| {
+                        let name = w
+                            .proc_at_addr(ip, u32::from(port))
+                            .map_or("?", |m| w.procs[m as usize].name.as_str());
+                        let link = if r.replica.master_link_up() {
+                            "up"
+                        } else {
+                            "down"
+                        };
+                        format!(" of {name} (link {link})")
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{:<7}{of:<22} offset {}",
+                    sim.role_of(i),
+                    if n.is_master() {
+                        r.master_repl_offset()
+                    } else {
+                        r.slave_repl_offset()
+                    }
+                )
+            }
             Some(n) => {
                 let mut slots = String::new();
                 crate::node::render::write_slot_ranges(&mut slots, n.myself().slots.ranges());
@@ -415,6 +463,15 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
         DelNode { node } => format!("del-node {}", name(node)),
         Rebalance { .. } => "rebalance".into(),
         Fix { .. } => "fix".into(),
+        ReplicaOf { node, master } => match master {
+            Some(m) => {
+                let a = world.procs[*m].addr;
+                let [a0, a1, a2, a3] = a.ip;
+                format!("REPLICAOF {a0}.{a1}.{a2}.{a3} {} to {}", a.port, name(node))
+            }
+            None => format!("REPLICAOF NO ONE to {}", name(node)),
+        },
+        RepointClients { node } => format!("clients repointed to {}", name(node)),
         other => format!("{other:?}"),
     }
 }
