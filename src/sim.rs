@@ -136,14 +136,7 @@ pub struct ClientTotals {
 pub fn check_runnable(s: &Scenario) -> Result<(), String> {
     match s.cluster.mode {
         Mode::Cluster => {}
-        Mode::Standalone | Mode::Replication => check_standalone(s)?,
-        other => {
-            return Err(format!(
-                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\", \"standalone\" and \"replication\" run)",
-                s.source.display(),
-                format!("{other:?}").to_lowercase()
-            ))
-        }
+        Mode::Standalone | Mode::Replication | Mode::Sentinel => check_standalone(s)?,
     }
     Ok(())
 }
@@ -600,11 +593,17 @@ impl Simulation {
                 }
                 _ => None,
             });
+            // The majority's agreement: FAIL, or with Sentinel O_DOWN.
             let fail = died.and_then(|d| {
                 h[..k].iter().find_map(|e| match &e.kind {
                     HistoryKind::Note {
                         note: Note::FailMarked { .. },
                         about: Some(a),
+                    }
+                    | HistoryKind::Sentinel {
+                        kind: "+odown",
+                        about: Some(a),
+                        ..
                     } if *a == failed && e.at >= d => Some(e.at),
                     _ => None,
                 })
@@ -682,12 +681,12 @@ impl Simulation {
             "current_epoch": current_epoch,
             "nodes": nodes,
         });
-        if self.world.scenario.standalone() {
+        if self.world.scenario.cluster.mode != Mode::Cluster {
             if let Some(f) = final_.as_object_mut() {
                 f.remove("cluster_state");
             }
         }
-        json!({
+        let mut summary = json!({
             "scenario": self.world.scenario.name,
             "seed": self.world.seed,
             "trace_hash": self.stats.hash.hex(),
@@ -732,7 +731,91 @@ impl Simulation {
             "detections": self.detections(),
             "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),
             "not_implemented": [],
+        });
+        if self.world.scenario.replicated() {
+            if let (Some(o), Value::Object(r)) = (summary.as_object_mut(), self.replication_json())
+            {
+                o.extend(r);
+            }
+        }
+        summary
+    }
+
+    /// The sentinels' events so far, in order: (time, sentinel, event,
+    /// the instance it is about, detail).
+    pub fn sentinel_events(
+        &self,
+    ) -> impl Iterator<Item = (SimTime, u32, &'static str, Option<u32>, &str)> {
+        self.world.history.iter().filter_map(|h| match &h.kind {
+            crate::world::HistoryKind::Sentinel {
+                sentinel,
+                kind,
+                about,
+                detail,
+            } => Some((h.at, *sentinel, *kind, *about, detail.as_str())),
+            _ => None,
         })
+    }
+
+    /// Every `REPLICAOF` that took effect, in order: (time, node, the
+    /// master it follows or `None` for master).
+    pub fn role_changes(&self) -> impl Iterator<Item = (SimTime, u32, Option<u32>)> + '_ {
+        self.world.history.iter().filter_map(|h| match &h.kind {
+            crate::world::HistoryKind::Data(crate::world::DataEvent::ReplicaOf { master }) => {
+                Some((h.at, h.proc?, *master))
+            }
+            _ => None,
+        })
+    }
+
+    /// The `--json` fields of the replication and sentinel modes.
+    fn replication_json(&self) -> Value {
+        let w = &self.world;
+        let roles: Vec<Value> = self
+            .role_changes()
+            .map(|(at, p, m)| {
+                json!({
+                    "at_ms": at / 1000,
+                    "node": self.name(p as usize),
+                    "role": if m.is_some() { "replica" } else { "master" },
+                    "master": m.map(|m| self.name(m as usize)),
+                })
+            })
+            .collect();
+        let events: Vec<Value> = self
+            .sentinel_events()
+            .map(|(at, s, kind, about, detail)| {
+                json!({
+                    "at_ms": at / 1000,
+                    "sentinel": w.sentinels.procs[s as usize].name,
+                    "event": kind,
+                    "instance": about.map(|a| w.name_of(a)),
+                    "detail": detail,
+                })
+            })
+            .collect();
+        let sentinels: Vec<Value> = w
+            .sentinels
+            .procs
+            .iter()
+            .map(|sp| {
+                let s = sp.sentinel.as_ref();
+                json!({
+                    "name": sp.name,
+                    "addr": sp.addr.to_string(),
+                    "alive": sp.state != ProcState::Dead,
+                    "paused": sp.state == ProcState::Paused,
+                    "current_epoch": s.map(|s| s.current_epoch),
+                    "master": s.and_then(|s| {
+                        let a = s.master.addr;
+                        w.proc_at_addr(a.ip, u32::from(a.port)).map(|p| self.name(p as usize))
+                    }),
+                    "known_sentinels": s.map(|s| s.sentinels.len()),
+                    "known_replicas": s.map(|s| s.slaves.len()),
+                })
+            })
+            .collect();
+        json!({ "roles": roles, "sentinel_events": events, "sentinels": sentinels })
     }
 
     fn failover_json(&self, f: &Failover) -> Value {
@@ -766,9 +849,9 @@ impl Simulation {
                 let me = n.myself();
                 let mut slots = String::new();
                 write_slot_ranges(&mut slots, me.slots.ranges());
-                let master = n
-                    .master_id()
-                    .and_then(|m| self.world.proc_of_id(&m))
+                let master = self
+                    .world
+                    .master_of(i as u32)
                     .map(|p| self.world.procs[p as usize].name.clone());
                 (n.my_epoch(), slots.trim_start().to_string(), master)
             }

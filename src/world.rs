@@ -34,6 +34,7 @@
 
 mod admin;
 mod clients;
+mod sentinels;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -98,10 +99,13 @@ pub enum Event {
     Client(ClientEvent),
     /// The cluster manager's commands after creation.
     Manager(ManagerEvent),
+    /// Sentinels: their timers, commands, replies, hellos.
+    Sentinel(SentinelEvent),
 }
 
 pub use admin::{rebalance_plan, AdminCmd, AdminReply, Manager, ManagerEvent};
 pub use clients::{ClientEvent, Clients};
+pub use sentinels::{SentinelEvent, SentinelProc, Sentinels};
 
 /// What a connection carries: the cluster bus's messages, or replication's.
 #[derive(Clone, Debug)]
@@ -157,6 +161,8 @@ enum Pending {
     Restore(admin::Migration),
     /// The target's replies to this process's `MIGRATE`.
     Restored(admin::Migration, Option<Vec<crate::node::keyspace::Reply>>),
+    /// A sentinel's command.
+    Sentinel(SentinelEvent),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +252,15 @@ pub enum HistoryKind {
     AdminDone { index: u32 },
     /// Replication or persistence at the process (`proc`).
     Data(DataEvent),
+    /// A `sentinelEvent` of sentinel `sentinel` (`+sdown`, `+odown`,
+    /// `+switch-master`, ...) about the instance at world index `about`
+    /// (a node, or `nodes + j` for sentinel `j`), with its detail.
+    Sentinel {
+        sentinel: u32,
+        kind: &'static str,
+        about: Option<u32>,
+        detail: String,
+    },
 }
 
 /// What replication and persistence did, for reports and checks. `replica`
@@ -286,6 +301,9 @@ pub enum DataEvent {
     /// `dump.rdb` was written (a save point, a disk sync, or a replica's
     /// received RDB), with `keys`.
     RdbSaved { keys: u64 },
+    /// `REPLICAOF` (an operator's or a Sentinel's) took effect: the
+    /// process now replicates from `master`, or is a master (`None`).
+    ReplicaOf { master: Option<u32> },
     /// The process loads its data from disk (the AOF or `dump.rdb`).
     LoadingFromDisk {
         from_aof: bool,
@@ -356,6 +374,8 @@ pub struct World {
     /// starts. `REPLICAOF` from an operator or a Sentinel rewrites it
     /// (`CONFIG REWRITE`).
     pub replicaof: Vec<Option<u32>>,
+    /// The sentinels (sentinel mode).
+    pub sentinels: Sentinels,
 }
 
 impl World {
@@ -366,7 +386,10 @@ impl World {
         queue: &mut EventQueue<Event>,
     ) -> Result<World, String> {
         let nodes = &scenario.nodes;
-        let hosts: Vec<u32> = nodes.iter().map(|n| n.host).collect();
+        let mut hosts: Vec<u32> = nodes.iter().map(|n| n.host).collect();
+        if let Some(sp) = &scenario.sentinel {
+            hosts.extend(sp.sentinels.iter().map(|s| s.host));
+        }
         let host_count = hosts.iter().copied().max().map_or(0, |h| h + 1) as usize;
         let net = Network::new(&scenario.network, hosts);
         let create_addrs: Vec<_> = nodes
@@ -435,6 +458,7 @@ impl World {
             warnings: Vec::new(),
             effects: Vec::new(),
             replicaof: Vec::new(),
+            sentinels: Sentinels::new(nodes.len(), &scenario, seed),
             scenario,
         };
         // Replication and sentinel modes: node-1 is the master, the others
@@ -477,6 +501,9 @@ impl World {
         }
         for i in 0..world.procs.len() as u32 {
             world.start_proc(i, 0, queue);
+        }
+        for s in 0..world.sentinels.procs.len() as u32 {
+            world.start_sentinel(s, 0, queue);
         }
         queue.push(0, Event::Admin);
         for (i, f) in world.scenario.faults.iter().enumerate() {
@@ -1048,6 +1075,8 @@ impl World {
         proc.state = ProcState::Dead;
         proc.node = None;
         proc.inbox.clear();
+        self.sentinels_node_died(p, host_down, now, queue);
+        let proc = &mut self.procs[p as usize];
         proc.blocked.clear();
         proc.waiting.clear();
         proc.inc += 1;
@@ -1106,7 +1135,32 @@ impl World {
                 masters_hit,
             },
         });
+        let nodes = self.procs.len();
         match action {
+            // Sentinels (world index `nodes + i`).
+            FaultAction::Kill { node } if node >= nodes => {
+                self.kill_sentinel((node - nodes) as u32)
+            }
+            FaultAction::Restart { node } if node >= nodes => {
+                let s = (node - nodes) as u32;
+                let host = self.sentinels.procs[s as usize].host as usize;
+                self.host_up[host] = true;
+                if self.sentinels.procs[s as usize].state == ProcState::Dead {
+                    self.start_sentinel(s, now, queue);
+                } else {
+                    self.warnings.push(format!(
+                        "fault {i} at {}: restart of {} ignored: it is running",
+                        fmt_time(now),
+                        self.sentinels.procs[s as usize].name
+                    ));
+                }
+            }
+            FaultAction::Pause { node } if node >= nodes => {
+                self.pause_sentinel((node - nodes) as u32)
+            }
+            FaultAction::Resume { node } if node >= nodes => {
+                self.resume_sentinel((node - nodes) as u32, now, queue)
+            }
             FaultAction::Kill { node } => self.kill(node as u32, false, now, queue),
             FaultAction::CrashHost { host } => {
                 for p in 0..self.procs.len() as u32 {
@@ -1119,6 +1173,11 @@ impl World {
                         if let Some(aof) = &mut disk.aof {
                             aof.crash(now, policy);
                         }
+                    }
+                }
+                for s in 0..self.sentinels.procs.len() as u32 {
+                    if self.sentinels.procs[s as usize].host == host {
+                        self.kill_sentinel(s);
                     }
                 }
                 self.host_up[host as usize] = false;
@@ -1279,6 +1338,9 @@ impl World {
                 }
                 Pending::Restore(m) => self.restore_at(m, now, queue),
                 Pending::Restored(m, replies) => self.migrate_done(m, replies, now, queue),
+                Pending::Sentinel(e) => {
+                    self.sentinel_event(now, e, queue);
+                }
             }
         }
         if missed {
@@ -1403,6 +1465,9 @@ impl World {
         let followed = node.replication().replica.masterhost();
         let reply = node.replicaof_command(now, addr, &mut self.effects);
         self.flush_effects(p, now, queue);
+        if reply.is_ok() {
+            self.data_event(p, now, DataEvent::ReplicaOf { master });
+        }
         let old = followed
             .filter(|_| master.is_none() && reply.is_ok())
             .and_then(|(ip, port)| self.proc_at_addr(ip, u32::from(port)));
@@ -1458,6 +1523,18 @@ impl World {
     /// The process listening at `ip:port` (client or bus port), if any.
     pub fn proc_at_addr(&self, ip: [u8; 4], port: u32) -> Option<u32> {
         self.proc_at.get(&(ip, port)).copied()
+    }
+
+    /// The process that process `p`'s node replicates from: its cluster
+    /// master, or with cluster mode off its `replicaof` address's.
+    pub fn master_of(&self, p: u32) -> Option<u32> {
+        let n = self.procs[p as usize].node.as_ref()?;
+        if n.setup.config.cluster_enabled {
+            self.proc_of_id(&n.master_id()?)
+        } else {
+            let (ip, port) = n.replication().replica.masterhost()?;
+            self.proc_at_addr(ip, u32::from(port))
+        }
     }
 
     /// With cluster mode off (replication, sentinel): the live master that
@@ -1748,6 +1825,7 @@ impl Model for World {
             }
             Event::Client(e) => self.client_event(now, e, queue),
             Event::Manager(e) => self.manager_event(now, e, queue),
+            Event::Sentinel(e) => self.sentinel_event(now, e, queue),
         }
     }
 }
@@ -1784,6 +1862,8 @@ pub enum Touches {
     ClientConnNode(u32),
     /// Any process: faults and the cluster manager.
     Any,
+    /// World index `i`: a process if `i` is one (not a sentinel).
+    SentinelTarget(u32),
 }
 
 impl Touches {
@@ -1813,6 +1893,10 @@ impl Touches {
                 Touches::Nothing
             }
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
+            // A command reaching a node (SLAVEOF changes it); sentinels
+            // themselves are not read by the checks but through the history.
+            Event::Sentinel(SentinelEvent::Command { to, .. }) => Touches::SentinelTarget(*to),
+            Event::Sentinel(_) => Touches::Nothing,
             // The others change only the clients and their connections.
             Event::Client(
                 ClientEvent::Timer { .. }
@@ -1839,6 +1923,8 @@ impl World {
             Touches::ConnEnd(conn, true) => self.conns[conn as usize].b.map_or(Some(0..0), one),
             Touches::ClientConnNode(conn) => one(self.clients.conn_node(conn)),
             Touches::Any => None,
+            Touches::SentinelTarget(i) if (i as usize) < self.procs.len() => one(i),
+            Touches::SentinelTarget(_) => Some(0..0),
         }
     }
 }

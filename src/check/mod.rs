@@ -455,7 +455,7 @@ impl Checks {
                         fmt_time(h.at)
                     ));
                 }
-                HistoryKind::Note { .. } | HistoryKind::Data(_) => {}
+                HistoryKind::Note { .. } | HistoryKind::Data(_) | HistoryKind::Sentinel { .. } => {}
             }
         }
         self.history_len = world.history.len();
@@ -584,8 +584,11 @@ impl Checks {
 
         if let Some(cause) = cause {
             let (recoverable, replicas) = self.recoverable(world, now);
-            let bound = recoverable
-                .map(|()| liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency));
+            let bound = recoverable.map(|()| match &world.scenario.sentinel {
+                Some(sp) => liveness::sentinel_bound(sp, self.latency),
+                None if world.scenario.replicated() => liveness::replication_bound(self.latency),
+                None => liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency),
+            });
             self.liveness.start(now, cause, bound);
         } else if self.liveness.pending() && roles_changed {
             let since = self.liveness.since();
@@ -721,7 +724,23 @@ fn replication_recoverable(world: &World, lossy: bool) -> Result<(), String> {
     {
         return Ok(());
     }
-    Err("the master is not running and nothing promotes a replica but an operator (replication mode)".into())
+    let Some(sp) = &world.scenario.sentinel else {
+        return Err(
+            "the master is not running and nothing promotes a replica but an operator (replication mode)"
+                .into(),
+        );
+    };
+    let voters = world.sentinels_running() as u32;
+    let needed = sp.quorum.max(sp.sentinels.len() as u32 / 2 + 1);
+    if voters < needed {
+        return Err(format!(
+            "only {voters} sentinels run; a failover needs {needed} to authorize it"
+        ));
+    }
+    if members(world).next().is_none() {
+        return Err("no node is running".into());
+    }
+    Ok(())
 }
 
 fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
@@ -860,6 +879,10 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
             "loads {} ({keys} keys, {load_us} µs)",
             if *from_aof { "its AOF" } else { "dump.rdb" }
         ),
+        DataEvent::ReplicaOf { master: Some(m) } => {
+            format!("replicates from {} (REPLICAOF)", name(*m))
+        }
+        DataEvent::ReplicaOf { master: None } => "is a master (REPLICAOF NO ONE)".into(),
     }
 }
 
@@ -873,6 +896,16 @@ pub fn describe_history(world: &World, h: &HistoryEvent) -> String {
             crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)
         ),
         HistoryKind::Data(e) => format!("{} {}", h.proc.map_or("?", name), describe_data(e, name)),
+        HistoryKind::Sentinel {
+            sentinel,
+            kind,
+            about,
+            detail,
+        } => format!(
+            "{} {kind} {} {detail}",
+            world.sentinels.procs[*sentinel as usize].name,
+            about.map_or("?", |a| world.name_of(a))
+        ),
         HistoryKind::Fault { index, .. } => format!(
             "fault: {}",
             crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)

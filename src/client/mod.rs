@@ -213,6 +213,10 @@ pub enum ErrorClass {
     /// `-TRYAGAIN` (and `-LOADING`, `-MASTERDOWN`): retry after
     /// `retry_after`.
     TryAgain,
+    /// `-READONLY` (a replica): with sentinels, as a connection error
+    /// (redis-py's `SentinelManagedConnection`: ask them again, retry);
+    /// else as any other error.
+    ReadOnly,
     /// Anything else: the request fails for good.
     Other,
 }
@@ -328,6 +332,7 @@ pub fn parse_reply(reply: &Reply, book: &AddrBook, errors: &mut ErrorTexts) -> A
             let class = match code {
                 "CLUSTERDOWN" => ErrorClass::ClusterDown,
                 "TRYAGAIN" | "LOADING" | "MASTERDOWN" => ErrorClass::TryAgain,
+                "READONLY" => ErrorClass::ReadOnly,
                 _ => ErrorClass::Other,
             };
             Answer::Error {
@@ -404,6 +409,9 @@ pub enum ClientInput {
         try_id: u32,
         answer: Answer,
     },
+    /// The sentinels' answer to [`ClientEffect::AskMaster`]: the master's
+    /// process, or none (no sentinel knows a master that is up).
+    MasterAddr { client: u32, node: Option<u32> },
     /// The connection carrying try `try_id` failed: `refused` when it
     /// could not be opened (nothing was sent), else reset.
     ConnError {
@@ -451,6 +459,12 @@ pub enum ClientEffect {
     Record(OpRecord),
     /// A redirection the client got (followed or not).
     Redirected(Redirection),
+    /// Ask the sentinels for the master's address
+    /// (`SENTINEL get-master-addr-by-name`); the answer comes as
+    /// [`ClientInput::MasterAddr`].
+    AskMaster {
+        client: u32,
+    },
 }
 
 /// One `-MOVED` or `-ASK` reply a client got.
@@ -488,6 +502,9 @@ struct Settings {
     on_miss_set: bool,
     /// A plain client: no slot map, every request to [`Population::target`].
     plain: bool,
+    /// A plain client that asks the sentinels for its target (sentinel
+    /// mode): first, and after a connection error, a timeout or `-READONLY`.
+    discover: bool,
 }
 
 /// "No node known".
@@ -641,6 +658,7 @@ impl Population {
             read_from_replicas: w.read_from_replicas,
             on_miss_set: w.on_miss == OnMiss::Set,
             plain: false,
+            discover: false,
         };
         let client = Client {
             done: 0,
@@ -681,6 +699,15 @@ impl Population {
     /// `cluster-enabled no`): no `CLUSTER SLOTS`, no slot map.
     pub fn plain(mut self) -> Population {
         self.cfg.plain = true;
+        self
+    }
+
+    /// Make the population plain clients of the master the sentinels name
+    /// (redis-py's `Sentinel.master_for`).
+    pub fn sentinel(mut self) -> Population {
+        self.cfg.plain = true;
+        self.cfg.discover = true;
+        self.target = NO_NODE;
         self
     }
 
@@ -779,6 +806,21 @@ impl Population {
             } => {
                 if let Some(f) = self.awaiting(client, try_id) {
                     self.answer(now, client, f, answer, out);
+                }
+            }
+            ClientInput::MasterAddr { client, node } => {
+                if self.clients[client as usize].phase != Phase::WaitMap {
+                    return;
+                }
+                match node {
+                    Some(n) => {
+                        self.target = n;
+                        self.dispatch(now, client, out);
+                    }
+                    None => {
+                        self.clients[client as usize].want_refresh = true;
+                        self.backoff(now, client, out);
+                    }
                 }
             }
             ClientInput::ConnError {
@@ -880,6 +922,13 @@ impl Population {
     /// to its node).
     fn dispatch(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         if self.cfg.plain {
+            let cl = &mut self.clients[c as usize];
+            if self.cfg.discover && (self.target == NO_NODE || cl.want_refresh) {
+                cl.want_refresh = false;
+                cl.phase = Phase::WaitMap;
+                out.push(ClientEffect::AskMaster { client: c });
+                return;
+            }
             return self.send(now, c, self.target, false, out);
         }
         if self.map.loaded_at.is_none() {
@@ -1014,7 +1063,13 @@ impl Population {
                 return self.fail(now, c, f, Outcome::Error, text, refresh, out);
             }
             Answer::Error {
-                class: ErrorClass::Other,
+                class: ErrorClass::ReadOnly,
+                text,
+            } if self.cfg.discover => {
+                return self.fail(now, c, f, Outcome::Error, text, true, out);
+            }
+            Answer::Error {
+                class: ErrorClass::Other | ErrorClass::ReadOnly,
                 text,
             } => {
                 // Not retried: the request is over.

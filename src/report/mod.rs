@@ -6,6 +6,54 @@ use std::fmt::Write;
 use crate::sim::{ExpectResult, Simulation};
 use crate::world::{fmt_time, HistoryKind, World};
 
+/// The sentinel events worth a line: the master's state, the election,
+/// the failover's steps, TILT.
+pub const SENTINEL_EVENTS_SHOWN: [&str; 17] = [
+    "+sdown",
+    "-sdown",
+    "+odown",
+    "-odown",
+    "+try-failover",
+    "+vote-for-leader",
+    "+elected-leader",
+    "-failover-abort-not-elected",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+    "+selected-slave",
+    "+promoted-slave",
+    "+failover-end",
+    "+switch-master",
+    "+convert-to-slave",
+    "+tilt",
+    "-tilt",
+];
+
+/// "sentinel events": each event of [`SENTINEL_EVENTS_SHOWN`], in time
+/// order (S_DOWN of replicas and sentinels left out).
+fn sentinel_section(s: &mut String, sim: &Simulation) {
+    let w = &sim.world;
+    let mut first = true;
+    for (at, sentinel, kind, about, detail) in sim.sentinel_events() {
+        let about_node = about.is_some_and(|a| (a as usize) < w.procs.len());
+        let sdown = matches!(kind, "+sdown" | "-sdown");
+        if !SENTINEL_EVENTS_SHOWN.contains(&kind) || (sdown && !about_node) {
+            continue;
+        }
+        if first {
+            let _ = writeln!(s, "\nsentinel events");
+            first = false;
+        }
+        let _ = writeln!(
+            s,
+            "  {:>10}  {:<11} {:<30} {}",
+            fmt_time(at),
+            w.sentinels.procs[sentinel as usize].name,
+            format!("{kind} {}", about.map_or("", |a| w.name_of(a))),
+            detail
+        );
+    }
+}
+
 /// The summary `redsim run` prints without `--json`.
 pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String {
     let w = &sim.world;
@@ -110,7 +158,14 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                     "  ({} after the fault{})",
                     fmt_time(f.promoted_at - d),
                     f.fail
-                        .map(|t| format!(", FAIL at {}", fmt_time(t)))
+                        .map(|t| {
+                            let what = if f.kind == crate::sim::FailoverKind::Sentinel {
+                                "ODOWN"
+                            } else {
+                                "FAIL"
+                            };
+                            format!(", {what} at {}", fmt_time(t))
+                        })
                         .unwrap_or_default()
                 ),
                 None => String::new(),
@@ -130,6 +185,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             );
         }
     }
+    sentinel_section(&mut s, sim);
     if !w.scenario.workloads.is_empty() {
         let t = sim.client_totals();
         let pops = w.scenario.workloads.len();
@@ -175,19 +231,15 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             Some(_) if standalone => format!("{:<7}cluster_enabled:0", sim.role_of(i)),
             Some(n) if w.scenario.replicated() => {
                 let r = n.replication();
-                let of = r
-                    .replica
-                    .masterhost()
-                    .map(|(ip, port)| {
-                        let name = w
-                            .proc_at_addr(ip, u32::from(port))
-                            .map_or("?", |m| w.procs[m as usize].name.as_str());
+                let of = w
+                    .master_of(i as u32)
+                    .map(|m| {
                         let link = if r.replica.master_link_up() {
                             "up"
                         } else {
                             "down"
                         };
-                        format!(" of {name} (link {link})")
+                        format!(" of {} (link {link})", w.procs[m as usize].name)
                     })
                     .unwrap_or_default();
                 format!(
@@ -232,6 +284,36 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             "  {:<8} {:<16} {line}{paused}",
             p.name,
             p.addr.to_string()
+        );
+    }
+    for sp in &w.sentinels.procs {
+        let line = match &sp.sentinel {
+            None => "dead".to_string(),
+            Some(st) => {
+                let a = st.master.addr;
+                let master = w
+                    .proc_at_addr(a.ip, u32::from(a.port))
+                    .map_or("?", |m| w.procs[m as usize].name.as_str());
+                format!(
+                    "sentinel  monitors {master} (config epoch {}), current epoch {}, knows {} sentinels and {} replicas{}",
+                    st.master.config_epoch,
+                    st.current_epoch,
+                    st.sentinels.len(),
+                    st.slaves.len(),
+                    if st.tilt { ", TILT" } else { "" }
+                )
+            }
+        };
+        let paused = if sp.state == crate::world::ProcState::Paused {
+            " (paused)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<16} {line}{paused}",
+            sp.name,
+            sp.addr.to_string()
         );
     }
     memory_section(&mut s, sim);
@@ -394,7 +476,7 @@ fn endpoints(world: &World, g: &[crate::net::Endpoint]) -> String {
     let names: Vec<String> = g
         .iter()
         .map(|e| match e {
-            Endpoint::Node(i) => world.procs[*i as usize].name.clone(),
+            Endpoint::Node(i) => world.name_of(*i).to_string(),
             Endpoint::Clients(_) => "clients".to_string(),
         })
         .collect();
@@ -427,7 +509,7 @@ fn latency(l: &crate::net::LatencySpec) -> String {
 /// A fault in a few words: `kill node-1`, `heal`.
 pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String {
     use crate::scenario::FaultAction::*;
-    let name = |i: &usize| world.procs[*i].name.clone();
+    let name = |i: &usize| world.name_of(*i as u32).to_string();
     match a {
         Kill { node } => format!("kill {}", name(node)),
         Restart { node } => format!("restart {}", name(node)),

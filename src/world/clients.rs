@@ -177,7 +177,11 @@ impl Clients {
         for (i, (w, trace)) in scenario.workloads.iter().zip(traces).enumerate() {
             let pop = Population::new(i as u32, w, first, seed, nodes, trace, names.clone())
                 .map_err(|e| format!("workload[{i}]: {e}"))?;
-            pops.push(if plain { pop.plain() } else { pop });
+            pops.push(match scenario.cluster.mode {
+                crate::scenario::Mode::Sentinel => pop.sentinel(),
+                _ if plain => pop.plain(),
+                _ => pop,
+            });
             first = first
                 .checked_add(w.clients)
                 .ok_or("too many clients in all")?;
@@ -221,7 +225,7 @@ impl Clients {
 
 impl World {
     /// Give `input` to population `pop` and carry out its effects.
-    fn population_input(
+    pub(super) fn population_input(
         &mut self,
         pop: u32,
         now: SimTime,
@@ -259,6 +263,7 @@ impl World {
                 }
                 ClientEffect::Record(r) => self.clients.ops.push(r),
                 ClientEffect::Redirected(r) => self.clients.redirections.push(r),
+                ClientEffect::AskMaster { client } => self.ask_sentinels(pop, client, now, queue),
             }
         }
         self.clients.effects = effects;
