@@ -1,6 +1,8 @@
 //! What a run prints for people: the human summary. (The `--json` summary
 //! is built by [`crate::sim::Simulation::summary`].)
 
+pub mod compare;
+
 use std::fmt::Write;
 
 use crate::sim::{ExpectResult, Simulation};
