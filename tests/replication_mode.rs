@@ -177,37 +177,33 @@ fn the_old_master_restarts_as_a_master_until_told_otherwise() {
     ));
 }
 
-#[test]
-fn the_operators_faults_are_refused_where_they_make_no_sense() {
-    let cluster = cluster_3x3(
-        5000,
-        "10s",
-        "[[faults]]\nat = \"5s\"\naction = \"replicaof-no-one\"\nnode = \"node-4\"\n",
-    );
-    let e = redsim::scenario::parse(
-        &cluster,
+/// The load error of scenario `toml`.
+fn load_error(toml: &str) -> String {
+    redsim::scenario::parse(
+        toml,
         redsim::scenario::Format::Toml,
         "t.toml",
         std::path::Path::new("."),
     )
     .unwrap_err()
-    .to_string();
+    .to_string()
+}
+
+#[test]
+fn the_operators_faults_are_refused_where_they_make_no_sense() {
+    let e = load_error(&cluster_3x3(
+        5000,
+        "10s",
+        "[[faults]]\nat = \"5s\"\naction = \"replicaof-no-one\"\nnode = \"node-4\"\n",
+    ));
     assert_eq!(
         e,
         "t.toml:9:10: faults[0].action: action \"replicaof-no-one\" is only available with mode = \"replication\" or mode = \"sentinel\""
     );
-    let own = healthy(
+    let e = load_error(&healthy(
         "10s",
         "[[faults]]\nat = \"5s\"\naction = \"replicaof\"\nnode = \"node-2\"\nmaster = \"node-2\"\n",
-    );
-    let e = redsim::scenario::parse(
-        &own,
-        redsim::scenario::Format::Toml,
-        "t.toml",
-        std::path::Path::new("."),
-    )
-    .unwrap_err()
-    .to_string();
+    ));
     assert!(
         e.ends_with("faults[0].master: a node cannot replicate itself"),
         "{e}"

@@ -45,15 +45,31 @@ fn sentinel_section(s: &mut String, sim: &Simulation) {
             let _ = writeln!(s, "\nsentinel events");
             first = false;
         }
-        let _ = writeln!(
-            s,
+        let line = format!(
             "  {:>10}  {:<11} {:<30} {}",
             fmt_time(at),
             w.sentinels.procs[sentinel as usize].name,
             format!("{kind} {}", about.map_or("", |a| w.name_of(a))),
             detail
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
+}
+
+/// One line of "final state": name, address, what it is, `(paused)`.
+fn state_line(
+    s: &mut String,
+    name: &str,
+    addr: crate::net::Addr,
+    line: &str,
+    state: crate::world::ProcState,
+) {
+    let paused = if state == crate::world::ProcState::Paused {
+        " (paused)"
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "  {name:<8} {:<16} {line}{paused}", addr.to_string());
 }
 
 /// The summary `redsim run` prints without `--json`.
@@ -276,17 +292,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             }
             None => "dead".to_string(),
         };
-        let paused = if p.state == crate::world::ProcState::Paused {
-            " (paused)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            s,
-            "  {:<8} {:<16} {line}{paused}",
-            p.name,
-            p.addr.to_string()
-        );
+        state_line(&mut s, &p.name, p.addr, &line, p.state);
     }
     for sp in &w.sentinels.procs {
         let line = match &sp.sentinel {
@@ -306,17 +312,7 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                 )
             }
         };
-        let paused = if sp.state == crate::world::ProcState::Paused {
-            " (paused)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            s,
-            "  {:<8} {:<16} {line}{paused}",
-            sp.name,
-            sp.addr.to_string()
-        );
+        state_line(&mut s, &sp.name, sp.addr, &line, sp.state);
     }
     memory_section(&mut s, sim);
     checks_section(&mut s, sim);

@@ -556,7 +556,8 @@ impl Sentinel {
             self.failover_switch_to_promoted_slave(out);
         }
         let hz = CONFIG_DEFAULT_HZ + self.rng.random_range(0..CONFIG_DEFAULT_HZ);
-        1000 * MS / hz
+        // serverCron returns `1000 / server.hz` ms to the event loop.
+        (1000 / hz) * MS
     }
 
     /// `sentinelCheckTiltCondition`.
@@ -1370,3 +1371,6 @@ impl Sentinel {
             .collect();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -290,54 +290,27 @@ impl World {
         now: SimTime,
         queue: &mut EventQueue<Event>,
     ) {
-        let me = self.sentinel_index(s);
         let inc = self.sentinels.procs[s as usize].inc;
         for e in effects {
             match e {
                 Effect::Connect { to, pubsub } => {
-                    let Some(t) = self.s_target(to) else { continue };
-                    if !pubsub || t >= self.procs.len() as u32 || !self.s_reachable(me, t) {
+                    let Some((t, p_inc, d)) = self.sentinel_link(s, to, now, queue) else {
                         continue;
-                    }
-                    let (state, p_inc) = self.s_state(t);
-                    let d = self.s_transit(Endpoint::Node(me), Endpoint::Node(t));
-                    if state == ProcState::Dead {
-                        if self.s_reachable(t, me) {
-                            let input = Input::LinkError { to };
-                            queue.push(
-                                now + 2 * d,
-                                Event::Sentinel(SentinelEvent::Input { s, inc, input }),
-                            );
-                        }
-                    } else {
-                        queue.push(
-                            now + d,
-                            Event::Sentinel(SentinelEvent::Subscribe {
-                                s,
-                                inc,
-                                p: t,
-                                p_inc,
-                            }),
-                        );
+                    };
+                    if pubsub && (t as usize) < self.procs.len() {
+                        let ev = SentinelEvent::Subscribe {
+                            s,
+                            inc,
+                            p: t,
+                            p_inc,
+                        };
+                        queue.push(now + d, Event::Sentinel(ev));
                     }
                 }
                 Effect::Send { to, cmd } => {
-                    let Some(t) = self.s_target(to) else { continue };
-                    if !self.s_reachable(me, t) {
+                    let Some((t, to_inc, d)) = self.sentinel_link(s, to, now, queue) else {
                         continue;
-                    }
-                    let (state, to_inc) = self.s_state(t);
-                    let d = self.s_transit(Endpoint::Node(me), Endpoint::Node(t));
-                    if state == ProcState::Dead {
-                        if self.s_reachable(t, me) {
-                            let input = Input::LinkError { to };
-                            queue.push(
-                                now + 2 * d,
-                                Event::Sentinel(SentinelEvent::Input { s, inc, input }),
-                            );
-                        }
-                        continue;
-                    }
+                    };
                     let ev = SentinelEvent::Command {
                         from: s,
                         from_inc: inc,
@@ -362,6 +335,38 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Sentinel `s` sends to `to`: the world index there, its incarnation
+    /// and the transit, or `None` when the message is lost (unreachable)
+    /// or refused (a dead process: the link error comes back a round trip
+    /// later).
+    fn sentinel_link(
+        &mut self,
+        s: u32,
+        to: Addr,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) -> Option<(u32, u32, SimTime)> {
+        let me = self.sentinel_index(s);
+        let t = self.s_target(to)?;
+        if !self.s_reachable(me, t) {
+            return None;
+        }
+        let (state, t_inc) = self.s_state(t);
+        let d = self.s_transit(Endpoint::Node(me), Endpoint::Node(t));
+        if state != ProcState::Dead {
+            return Some((t, t_inc, d));
+        }
+        if self.s_reachable(t, me) {
+            let inc = self.sentinels.procs[s as usize].inc;
+            let input = Input::LinkError { to };
+            queue.push(
+                now + 2 * d,
+                Event::Sentinel(SentinelEvent::Input { s, inc, input }),
+            );
+        }
+        None
     }
 
     /// Send `reply` from world index `from` to sentinel `s` (incarnation
