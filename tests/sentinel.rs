@@ -200,3 +200,57 @@ fn a_paused_sentinel_enters_tilt_when_resumed() {
     assert_eq!(tilt, vec![14 * SEC]);
     assert!(sim.world.sentinels.procs[1].sentinel.as_ref().unwrap().tilt);
 }
+
+#[test]
+fn an_old_master_cut_off_with_its_clients_loses_their_writes_with_an_explanation() {
+    // node-1 and the clients on one side, the replicas and sentinels on
+    // the other: the sentinels promote a replica, node-1 keeps taking
+    // writes until it is converted after the heal.
+    let extra = r#"[[workload]]
+clients = 2
+rate = 500
+keys = 1000
+[[faults]]
+at = "10s"
+action = "partition"
+groups = [["node-1", "clients"], ["rest"]]
+[[faults]]
+at = "25s"
+action = "heal"
+"#;
+    let sim = run(&sentinel("45s", 2, extra), 3);
+    assert_eq!(sim.failovers().len(), 1);
+    assert!(!events(&sim, "+convert-to-slave", None).is_empty());
+    let t = sim.client_totals();
+    assert!(t.lost > 100, "{}", t.lost);
+    let lost = sim.checks.lost_writes();
+    assert_eq!(lost.unexplained, 0);
+    assert_eq!(lost.total(), t.lost);
+    assert!(sim.checks.violations().is_empty());
+}
+
+#[test]
+fn without_a_majority_of_sentinels_nothing_fails_over() {
+    let faults = r#"[[faults]]
+at = "5s"
+action = "kill"
+node = "sentinel-2"
+[[faults]]
+at = "5s"
+action = "crash-host"
+host = "host-6"
+[[faults]]
+at = "15s"
+action = "kill"
+node = "node-1"
+"#;
+    // host-6 is sentinel-3's (the nodes are on host-1 ... host-3).
+    let sim = run(&sentinel("40s", 1, faults), 2);
+    assert_eq!(sim.world.sentinels_running(), 1);
+    // Quorum 1: the last sentinel sees O_DOWN alone but is never elected.
+    assert!(!events(&sim, "+odown", Some(0)).is_empty());
+    assert!(events(&sim, "+elected-leader", None).is_empty());
+    assert!(sim.failovers().is_empty());
+    let json = sim.summary(&[]);
+    assert_eq!(json["invariants"]["liveness"]["status"], "not-applicable");
+}
