@@ -23,7 +23,8 @@ const FILES: [&str; 3] = [
 
 #[test]
 fn sentinel_and_cluster_fail_over_on_their_own_replication_waits_for_the_operator() {
-    for seed in [7, 8] {
+    // Seed 8 here; `redsim compare` below runs the scenarios' seed 7.
+    for seed in [8] {
         let [repl, sent, clus] = FILES.map(|f| figures(f, seed));
         let kind = |f: &Figures| f.failover.as_ref().map(|x| x.1.clone());
         assert_eq!(kind(&repl).as_deref(), Some("replicaof-no-one"));
@@ -75,10 +76,11 @@ fn the_command_prints_the_runs_side_by_side() {
         ]
     );
     assert_eq!(runs[1]["failover"]["kind"], "sentinel");
-    assert!(
-        runs[1]["max_unavailable_ms"].as_u64().unwrap()
-            < runs[0]["max_unavailable_ms"].as_u64().unwrap()
-    );
+    let down: Vec<u64> = runs
+        .iter()
+        .map(|r| r["max_unavailable_ms"].as_u64().unwrap())
+        .collect();
+    assert!(down[1] < down[2] && down[2] < down[0], "{down:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_redsim"))
         .args(["compare", FILES[0]])
         .output()

@@ -177,18 +177,6 @@ fn the_old_master_restarts_as_a_master_until_told_otherwise() {
     ));
 }
 
-/// The load error of scenario `toml`.
-fn load_error(toml: &str) -> String {
-    redsim::scenario::parse(
-        toml,
-        redsim::scenario::Format::Toml,
-        "t.toml",
-        std::path::Path::new("."),
-    )
-    .unwrap_err()
-    .to_string()
-}
-
 #[test]
 fn the_operators_faults_are_refused_where_they_make_no_sense() {
     let e = load_error(&cluster_3x3(

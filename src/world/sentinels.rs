@@ -496,31 +496,32 @@ impl World {
                 if inc != to_inc || state == ProcState::Dead {
                     return digest;
                 }
-                match (to as usize).checked_sub(self.procs.len()) {
-                    None if self.holds_input(to, now) => {
-                        self.procs[to as usize].inbox.push(super::Pending::Sentinel(
-                            SentinelEvent::Command {
-                                from,
-                                from_inc,
-                                to,
-                                to_inc,
-                                cmd,
-                            },
-                        ));
+                let node = (to as usize) < self.procs.len();
+                let held = if node {
+                    self.holds_input(to, now)
+                } else {
+                    state == ProcState::Paused
+                };
+                if held {
+                    let e = SentinelEvent::Command {
+                        from,
+                        from_inc,
+                        to,
+                        to_inc,
+                        cmd,
+                    };
+                    match (to as usize).checked_sub(self.procs.len()) {
+                        None => self.procs[to as usize]
+                            .inbox
+                            .push(super::Pending::Sentinel(e)),
+                        Some(j) => self.sentinels.procs[j].inbox.push(e),
                     }
+                    return digest;
+                }
+                match (to as usize).checked_sub(self.procs.len()) {
                     None => self.sentinel_command_at_node(to, from, from_inc, cmd, now, queue),
                     Some(j) => {
                         let sp = &mut self.sentinels.procs[j];
-                        if sp.state == ProcState::Paused {
-                            sp.inbox.push(SentinelEvent::Command {
-                                from,
-                                from_inc,
-                                to,
-                                to_inc,
-                                cmd,
-                            });
-                            return digest;
-                        }
                         let mut out = Vec::new();
                         let sentinel = sp.sentinel.as_mut().expect("running sentinel");
                         let reply = sentinel.command(now, cmd, &mut out);
