@@ -28,7 +28,12 @@ parallel-syncs = 1
     )
 }
 
-const KILL_AT_15S: &str = "[[faults]]\nat = \"15s\"\naction = \"kill\"\nnode = \"node-1\"\n";
+/// The master killed at 9 s: 3–4 s after the replicas' first sync, as
+/// the bench killed it a few seconds after they were in sync, so that the
+/// sentinels' `INFO` of the replicas is on its 10 s period, not yet on the
+/// 1 s one of a replica whose link is down (which decides when the
+/// promotion is seen).
+const KILL_AT_9S: &str = "[[faults]]\nat = \"9s\"\naction = \"kill\"\nnode = \"node-1\"\n";
 
 /// The sentinels' events of `kind` by sentinel `s` (all when `None`).
 fn events(sim: &Simulation, kind: &str, s: Option<u32>) -> Vec<SimTime> {
@@ -65,7 +70,7 @@ fn a_killed_master_is_replaced_as_real_sentinel_replaces_it() {
     let (real_promoted, real_switched) = real();
     let (mut promoted, mut switched) = (Vec::new(), Vec::new());
     for seed in 1..=12 {
-        let sim = run(&sentinel("25s", 2, KILL_AT_15S), seed);
+        let sim = run(&sentinel("20s", 2, KILL_AT_9S), seed);
         let f = sim.failovers();
         assert_eq!(f.len(), 1, "seed {seed}");
         assert_eq!(f[0].kind, FailoverKind::Sentinel);
@@ -73,10 +78,10 @@ fn a_killed_master_is_replaced_as_real_sentinel_replaces_it() {
         let new = f[0].promoted;
         let other = 3 - new;
         assert!(new == 1 || new == 2);
-        promoted.push((f[0].promoted_at - 15 * SEC) as f64 / 1e6);
+        promoted.push((f[0].promoted_at - 9 * SEC) as f64 / 1e6);
         // ODOWN before the promotion, after S_DOWN.
         let odown = f[0].fail.expect("ODOWN");
-        assert!(odown > 20 * SEC - SEC && odown < f[0].promoted_at);
+        assert!(odown > 14 * SEC - SEC && odown < f[0].promoted_at);
         // Final roles: the promoted replica is master, the other replica
         // follows it, every sentinel monitors it with the new epoch.
         assert_eq!(sim.role_of(new as usize), "master");
@@ -102,7 +107,7 @@ fn a_killed_master_is_replaced_as_real_sentinel_replaces_it() {
                 .chain(events(&sim, "+switch-master", Some(s)))
                 .min()
                 .expect("every sentinel switches");
-            switched.push((t - 15 * SEC) as f64 / 1e6);
+            switched.push((t - 9 * SEC) as f64 / 1e6);
         }
         assert_eq!(events(&sim, "+elected-leader", None).len(), 1);
         assert!(sim.checks.violations().is_empty());
@@ -111,7 +116,7 @@ fn a_killed_master_is_replaced_as_real_sentinel_replaces_it() {
     let (s, rs) = (median(switched.clone()), median(real_switched.clone()));
     println!("promotion: redsim median {m:.2} s, real {rm:.2} s; switch: redsim {s:.2} s, real {rs:.2} s");
     assert!((m - rm).abs() / rm < 0.10, "promotion {m} vs {rm}");
-    assert!((s - rs).abs() / rs < 0.15, "switch {s} vs {rs}");
+    assert!((s - rs).abs() / rs < 0.10, "switch {s} vs {rs}");
     // Every seed within a second of the real range.
     let lo = real_promoted.iter().copied().fold(f64::MAX, f64::min) - 1.0;
     let hi = real_promoted.iter().copied().fold(0.0, f64::max) + 1.0;
@@ -147,7 +152,7 @@ fn a_sentinel_partitioned_from_the_others_cannot_start_a_failover() {
 #[test]
 fn clients_ask_the_sentinels_and_follow_the_new_master() {
     let extra = format!(
-        "{KILL_AT_15S}[[workload]]\nclients = 2\nrate = 200\nkeys = 1000\n[[faults]]\nat = \"30s\"\naction = \"restart\"\nnode = \"node-1\"\n"
+        "{KILL_AT_9S}[[workload]]\nclients = 2\nrate = 200\nkeys = 1000\n[[faults]]\nat = \"30s\"\naction = \"restart\"\nnode = \"node-1\"\n"
     );
     let sim = run(&sentinel("50s", 2, &extra), 5);
     let f = sim.failovers();
@@ -157,7 +162,7 @@ fn clients_ask_the_sentinels_and_follow_the_new_master() {
     // promotion every one to the promoted replica, and succeeds.
     assert!(ops
         .iter()
-        .filter(|o| o.sent < 15 * SEC)
+        .filter(|o| o.sent < 9 * SEC)
         .all(|o| o.node == 0 && o.outcome.is_ok()));
     let after = f[0].promoted_at + SEC;
     assert!(ops
