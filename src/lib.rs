@@ -10,5 +10,6 @@ pub mod net;
 pub mod node;
 pub mod report;
 pub mod scenario;
+pub mod sentinel;
 pub mod sim;
 pub mod world;

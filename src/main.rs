@@ -43,6 +43,19 @@ enum Command {
         #[arg(long)]
         check_determinism: bool,
     },
+    /// Run several scenarios (e.g. one fault schedule against replication,
+    /// Sentinel and Cluster setups) and print their outcomes side by side.
+    Compare {
+        /// Scenario files, two or more.
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+        /// Seed of every run (default: each scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the comparison as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a scenario file without running it.
     Validate { file: PathBuf },
     /// Print the hash slot of each key, as CLUSTER KEYSLOT does.
@@ -165,6 +178,7 @@ fn main() -> ExitCode {
         } => run(file, seed, json, trace, check_determinism),
         Command::Fuzz(args) => fuzz(args),
         Command::Bench(args) => bench(args),
+        Command::Compare { files, seed, json } => compare(files, seed, json),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
                 outln!(
@@ -259,6 +273,43 @@ fn run(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn compare(files: Vec<PathBuf>, seed: Option<u64>, json: bool) -> ExitCode {
+    use redsim::report::compare;
+    let mut runs = Vec::new();
+    for file in &files {
+        let scenario = match load(file) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let seed = seed.unwrap_or(scenario.seed);
+        let mut sim = match Simulation::new(scenario, seed) {
+            Ok(s) => s,
+            Err(e) => return bad_input(e),
+        };
+        for w in sim::not_implemented(&sim.world.scenario) {
+            eprintln!("warning: {}: {w}", file.display());
+        }
+        let results = sim.run(&mut ());
+        for w in &sim.world.warnings {
+            eprintln!("warning: {}: {w}", file.display());
+        }
+        runs.push(compare::Figures::of(&sim, &results));
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&compare::json(&runs)).expect("comparison serializes")
+        );
+    } else {
+        out!("{}", compare::table(&runs));
+    }
+    if runs.iter().all(|r| r.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -47,6 +47,11 @@ pub enum FailoverKind {
     Automatic,
     /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`.
     Manual(crate::node::FailoverMode),
+    /// Cluster mode off: an operator's `REPLICAOF NO ONE` (the
+    /// `replicaof-no-one` fault).
+    ReplicaofNoOne,
+    /// Cluster mode off: a Sentinel's `SLAVEOF NO ONE`.
+    Sentinel,
 }
 
 /// The kind of a promotion from its note's `manual`.
@@ -65,6 +70,8 @@ impl FailoverKind {
             FailoverKind::Manual(Default) => "manual",
             FailoverKind::Manual(Force) => "force",
             FailoverKind::Manual(Takeover) => "takeover",
+            FailoverKind::ReplicaofNoOne => "replicaof-no-one",
+            FailoverKind::Sentinel => "sentinel",
         }
     }
 }
@@ -129,14 +136,7 @@ pub struct ClientTotals {
 pub fn check_runnable(s: &Scenario) -> Result<(), String> {
     match s.cluster.mode {
         Mode::Cluster => {}
-        Mode::Standalone => check_standalone(s)?,
-        other => {
-            return Err(format!(
-                "{}: cluster.mode = {:?} is not implemented yet (only \"cluster\" and \"standalone\" run)",
-                s.source.display(),
-                format!("{other:?}").to_lowercase()
-            ))
-        }
+        Mode::Standalone | Mode::Replication | Mode::Sentinel => check_standalone(s)?,
     }
     Ok(())
 }
@@ -147,8 +147,14 @@ pub fn check_runnable(s: &Scenario) -> Result<(), String> {
 fn check_standalone(s: &Scenario) -> Result<(), String> {
     let refuse = |what: String| {
         Err(format!(
-            "{}: {what} needs cluster mode (cluster.mode = \"standalone\": the node has cluster support disabled)",
-            s.source.display()
+            "{}: {what} needs cluster mode (cluster.mode = {:?}: {} cluster support disabled)",
+            s.source.display(),
+            format!("{:?}", s.cluster.mode).to_lowercase(),
+            if s.standalone() {
+                "the node has"
+            } else {
+                "the nodes have"
+            }
         ))
     };
     if let Some(i) = s.workloads.iter().position(|w| w.read_from_replicas) {
@@ -525,6 +531,9 @@ impl Simulation {
 
     /// The process that most live nodes see as the owner of `slot`.
     pub fn owner_seen_by_majority(&self, slot: usize) -> Option<usize> {
+        if self.world.scenario.replicated() {
+            return self.world.current_master().map(|p| p as usize);
+        }
         let mut votes: std::collections::BTreeMap<usize, usize> = Default::default();
         let mut live = 0;
         for (_, n) in self.live() {
@@ -564,7 +573,19 @@ impl Simulation {
             let (Some(promoted), Some(failed)) = (ev.proc, *about) else {
                 continue;
             };
-            let kind = FailoverKind::from(*manual);
+            let by_operator = || {
+                h[..k].iter().rev().take_while(|e| e.at == ev.at).any(|e| {
+                    matches!(&e.kind, HistoryKind::Fault { index, .. }
+                        if matches!(self.world.scenario.faults[*index as usize].action,
+                            crate::scenario::FaultAction::ReplicaOf { node, master: None }
+                                if Some(node as u32) == ev.proc))
+                })
+            };
+            let kind = match self.world.scenario.cluster.mode {
+                Mode::Replication | Mode::Sentinel if by_operator() => FailoverKind::ReplicaofNoOne,
+                Mode::Replication | Mode::Sentinel => FailoverKind::Sentinel,
+                _ => FailoverKind::from(*manual),
+            };
             // The last fault that cut the failed master off before this.
             let died = h[..k].iter().rev().find_map(|e| match &e.kind {
                 HistoryKind::Fault { masters_hit, .. } if masters_hit.contains(&failed) => {
@@ -572,11 +593,17 @@ impl Simulation {
                 }
                 _ => None,
             });
+            // The majority's agreement: FAIL, or with Sentinel O_DOWN.
             let fail = died.and_then(|d| {
                 h[..k].iter().find_map(|e| match &e.kind {
                     HistoryKind::Note {
                         note: Note::FailMarked { .. },
                         about: Some(a),
+                    }
+                    | HistoryKind::Sentinel {
+                        kind: "+odown",
+                        about: Some(a),
+                        ..
                     } if *a == failed && e.at >= d => Some(e.at),
                     _ => None,
                 })
@@ -681,12 +708,12 @@ impl Simulation {
             "current_epoch": current_epoch,
             "nodes": nodes,
         });
-        if self.world.scenario.standalone() {
+        if self.world.scenario.cluster.mode != Mode::Cluster {
             if let Some(f) = final_.as_object_mut() {
                 f.remove("cluster_state");
             }
         }
-        json!({
+        let mut summary = json!({
             "scenario": self.world.scenario.name,
             "seed": self.world.seed,
             "trace_hash": self.stats.hash.hex(),
@@ -735,7 +762,91 @@ impl Simulation {
             "detections": self.detections(),
             "warnings": not_impl.iter().chain(&self.world.warnings).collect::<Vec<_>>(),
             "not_implemented": [],
+        });
+        if self.world.scenario.replicated() {
+            if let (Some(o), Value::Object(r)) = (summary.as_object_mut(), self.replication_json())
+            {
+                o.extend(r);
+            }
+        }
+        summary
+    }
+
+    /// The sentinels' events so far, in order: (time, sentinel, event,
+    /// the instance it is about, detail).
+    pub fn sentinel_events(
+        &self,
+    ) -> impl Iterator<Item = (SimTime, u32, &'static str, Option<u32>, &str)> {
+        self.world.history.iter().filter_map(|h| match &h.kind {
+            crate::world::HistoryKind::Sentinel {
+                sentinel,
+                kind,
+                about,
+                detail,
+            } => Some((h.at, *sentinel, *kind, *about, detail.as_str())),
+            _ => None,
         })
+    }
+
+    /// Every `REPLICAOF` that took effect, in order: (time, node, the
+    /// master it follows or `None` for master).
+    pub fn role_changes(&self) -> impl Iterator<Item = (SimTime, u32, Option<u32>)> + '_ {
+        self.world.history.iter().filter_map(|h| match &h.kind {
+            crate::world::HistoryKind::Data(crate::world::DataEvent::ReplicaOf { master }) => {
+                Some((h.at, h.proc?, *master))
+            }
+            _ => None,
+        })
+    }
+
+    /// The `--json` fields of the replication and sentinel modes.
+    fn replication_json(&self) -> Value {
+        let w = &self.world;
+        let roles: Vec<Value> = self
+            .role_changes()
+            .map(|(at, p, m)| {
+                json!({
+                    "at_ms": at / 1000,
+                    "node": self.name(p as usize),
+                    "role": if m.is_some() { "replica" } else { "master" },
+                    "master": m.map(|m| self.name(m as usize)),
+                })
+            })
+            .collect();
+        let events: Vec<Value> = self
+            .sentinel_events()
+            .map(|(at, s, kind, about, detail)| {
+                json!({
+                    "at_ms": at / 1000,
+                    "sentinel": w.sentinels.procs[s as usize].name,
+                    "event": kind,
+                    "instance": about.map(|a| w.name_of(a)),
+                    "detail": detail,
+                })
+            })
+            .collect();
+        let sentinels: Vec<Value> = w
+            .sentinels
+            .procs
+            .iter()
+            .map(|sp| {
+                let s = sp.sentinel.as_ref();
+                json!({
+                    "name": sp.name,
+                    "addr": sp.addr.to_string(),
+                    "alive": sp.state != ProcState::Dead,
+                    "paused": sp.state == ProcState::Paused,
+                    "current_epoch": s.map(|s| s.current_epoch),
+                    "master": s.and_then(|s| {
+                        let a = s.master.addr;
+                        w.proc_at_addr(a.ip, u32::from(a.port)).map(|p| self.name(p as usize))
+                    }),
+                    "known_sentinels": s.map(|s| s.sentinels.len()),
+                    "known_replicas": s.map(|s| s.slaves.len()),
+                })
+            })
+            .collect();
+        json!({ "roles": roles, "sentinel_events": events, "sentinels": sentinels })
     }
 
     fn failover_json(&self, f: &Failover) -> Value {
@@ -769,9 +880,9 @@ impl Simulation {
                 let me = n.myself();
                 let mut slots = String::new();
                 write_slot_ranges(&mut slots, me.slots.ranges());
-                let master = n
-                    .master_id()
-                    .and_then(|m| self.world.proc_of_id(&m))
+                let master = self
+                    .world
+                    .master_of(i as u32)
                     .map(|p| self.world.procs[p as usize].name.clone());
                 (n.my_epoch(), slots.trim_start().to_string(), master)
             }

@@ -34,6 +34,7 @@
 
 mod admin;
 mod clients;
+mod sentinels;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -101,10 +102,13 @@ pub enum Event {
     Client(ClientEvent),
     /// The cluster manager's commands after creation.
     Manager(ManagerEvent),
+    /// Sentinels: their timers, commands, replies, hellos.
+    Sentinel(SentinelEvent),
 }
 
 pub use admin::{rebalance_plan, AdminCmd, AdminReply, Manager, ManagerEvent};
 pub use clients::{ClientEvent, Clients};
+pub use sentinels::{SentinelEvent, SentinelProc, Sentinels};
 
 /// What a connection carries: the cluster bus's messages, or replication's.
 #[derive(Clone, Debug)]
@@ -160,6 +164,8 @@ enum Pending {
     Restore(admin::Migration),
     /// The target's replies to this process's `MIGRATE`.
     Restored(admin::Migration, Option<Vec<crate::node::keyspace::Reply>>),
+    /// A sentinel's command.
+    Sentinel(SentinelEvent),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +255,15 @@ pub enum HistoryKind {
     AdminDone { index: u32 },
     /// Replication or persistence at the process (`proc`).
     Data(DataEvent),
+    /// A `sentinelEvent` of sentinel `sentinel` (`+sdown`, `+odown`,
+    /// `+switch-master`, ...) about the instance at world index `about`
+    /// (a node, or `nodes + j` for sentinel `j`), with its detail.
+    Sentinel {
+        sentinel: u32,
+        kind: &'static str,
+        about: Option<u32>,
+        detail: String,
+    },
 }
 
 /// What replication and persistence did, for reports and checks. `replica`
@@ -293,6 +308,9 @@ pub enum DataEvent {
     /// `dump.rdb` was written (a save point, a disk sync, or a replica's
     /// received RDB), with `keys`.
     RdbSaved { keys: u64 },
+    /// `REPLICAOF` (an operator's or a Sentinel's) took effect: the
+    /// process now replicates from `master`, or is a master (`None`).
+    ReplicaOf { master: Option<u32> },
     /// The process loads its data from disk (the AOF or `dump.rdb`).
     LoadingFromDisk {
         from_aof: bool,
@@ -377,6 +395,13 @@ pub struct World {
     /// is created, in slot order ([`NO_SHARD`] for a slot no master had).
     pub shard_of_slot: Vec<u16>,
     pub shards: usize,
+    /// Per process, the master its configuration names (`replicaof`, in
+    /// replication and sentinel modes): what it replicates from when it
+    /// starts. `REPLICAOF` from an operator or a Sentinel rewrites it
+    /// (`CONFIG REWRITE`).
+    pub replicaof: Vec<Option<u32>>,
+    /// The sentinels (sentinel mode).
+    pub sentinels: Sentinels,
 }
 
 impl World {
@@ -387,7 +412,10 @@ impl World {
         queue: &mut EventQueue<Event>,
     ) -> Result<World, String> {
         let nodes = &scenario.nodes;
-        let hosts: Vec<u32> = nodes.iter().map(|n| n.host).collect();
+        let mut hosts: Vec<u32> = nodes.iter().map(|n| n.host).collect();
+        if let Some(sp) = &scenario.sentinel {
+            hosts.extend(sp.sentinels.iter().map(|s| s.host));
+        }
         let host_count = hosts.iter().copied().max().map_or(0, |h| h + 1) as usize;
         let net = Network::new(&scenario.network, hosts);
         let create_addrs: Vec<_> = nodes
@@ -398,10 +426,10 @@ impl World {
         let mut admin_rng = actor_rng(seed, Actor::Admin);
         // A standalone node (`cluster-enabled no`) is not part of a
         // cluster: nothing to create.
-        let standalone = scenario.standalone();
+        let clustered = scenario.cluster.mode == crate::scenario::Mode::Cluster;
         let allocation = match scenario.cluster.nodes_file {
             Some(_) => None,
-            None if standalone => None,
+            None if !clustered => None,
             None => Some(allocate(
                 &create_addrs,
                 scenario.cluster.replicas as usize,
@@ -418,8 +446,8 @@ impl World {
                     .map(|n| n.slots.clone())
                     .filter(|s| !s.is_empty())
                     .collect(),
-                // Standalone: the node serves every key.
-                (None, None) if standalone => vec![vec![(0, CLUSTER_SLOTS as u16 - 1)]],
+                // Cluster mode off: the master serves every key.
+                (None, None) if !clustered => vec![vec![(0, CLUSTER_SLOTS as u16 - 1)]],
                 (None, None) => Vec::new(),
             };
         shard_ranges.sort();
@@ -455,8 +483,15 @@ impl World {
             history: Vec::new(),
             warnings: Vec::new(),
             effects: Vec::new(),
+            replicaof: Vec::new(),
+            sentinels: Sentinels::new(nodes.len(), &scenario, seed),
             scenario,
         };
+        // Replication and sentinel modes: node-1 is the master, the others
+        // start with `replicaof <node-1>` in their configuration.
+        world.replicaof = (0..world.scenario.nodes.len())
+            .map(|i| (world.scenario.replicated() && i > 0).then_some(0))
+            .collect();
         for (i, spec) in world.scenario.nodes.iter().enumerate() {
             let setup = NodeSetup {
                 port: spec.addr.port,
@@ -492,6 +527,9 @@ impl World {
         }
         for i in 0..world.procs.len() as u32 {
             world.start_proc(i, 0, queue);
+        }
+        for s in 0..world.sentinels.procs.len() as u32 {
+            world.start_sentinel(s, 0, queue);
         }
         queue.push(0, Event::Admin);
         for (i, f) in world.scenario.faults.iter().enumerate() {
@@ -537,6 +575,11 @@ impl World {
         if let Some(data) = data {
             node.load_data_from_disk(data, &mut self.effects);
         }
+        if let Some(m) = self.replicaof[p as usize] {
+            let a = self.procs[m as usize].addr;
+            let _ = node.replicaof_command(now, Some((a.ip, a.port)), &mut self.effects);
+        }
+        let proc = &mut self.procs[p as usize];
         self.id_to_proc.insert(node.my_id(), p);
         proc.node = Some(node);
         proc.state = ProcState::Running;
@@ -1086,6 +1129,8 @@ impl World {
         proc.state = ProcState::Dead;
         proc.node = None;
         proc.inbox.clear();
+        self.sentinels_node_died(p, host_down, now, queue);
+        let proc = &mut self.procs[p as usize];
         proc.blocked.clear();
         proc.waiting.clear();
         proc.inc += 1;
@@ -1125,13 +1170,15 @@ impl World {
 
     fn apply_fault(&mut self, i: u32, now: SimTime, queue: &mut EventQueue<Event>) {
         let action = self.scenario.faults[i as usize].action.clone();
+        let replicated = self.scenario.replicated();
         let masters_hit = (0..self.procs.len() as u32)
             .filter(|&p| {
                 self.fault_cuts_off(&action, p)
-                    && self.procs[p as usize]
-                        .node
-                        .as_ref()
-                        .is_some_and(|n| n.is_master() && n.myself().numslots > 0)
+                    && self
+                        .procs
+                        .get(p as usize)
+                        .and_then(|q| q.node.as_ref())
+                        .is_some_and(|n| n.is_master() && (replicated || n.myself().numslots > 0))
             })
             .collect();
         self.history.push(HistoryEvent {
@@ -1142,7 +1189,32 @@ impl World {
                 masters_hit,
             },
         });
+        let nodes = self.procs.len();
         match action {
+            // Sentinels (world index `nodes + i`).
+            FaultAction::Kill { node } if node >= nodes => {
+                self.kill_sentinel((node - nodes) as u32)
+            }
+            FaultAction::Restart { node } if node >= nodes => {
+                let s = (node - nodes) as u32;
+                let host = self.sentinels.procs[s as usize].host as usize;
+                self.host_up[host] = true;
+                if self.sentinels.procs[s as usize].state == ProcState::Dead {
+                    self.start_sentinel(s, now, queue);
+                } else {
+                    self.warnings.push(format!(
+                        "fault {i} at {}: restart of {} ignored: it is running",
+                        fmt_time(now),
+                        self.sentinels.procs[s as usize].name
+                    ));
+                }
+            }
+            FaultAction::Pause { node } if node >= nodes => {
+                self.pause_sentinel((node - nodes) as u32)
+            }
+            FaultAction::Resume { node } if node >= nodes => {
+                self.resume_sentinel((node - nodes) as u32, now, queue)
+            }
             FaultAction::Kill { node } => self.kill(node as u32, false, now, queue),
             FaultAction::CrashHost { host } => {
                 for p in 0..self.procs.len() as u32 {
@@ -1155,6 +1227,11 @@ impl World {
                         if let Some(aof) = &mut disk.aof {
                             aof.crash(now, policy);
                         }
+                    }
+                }
+                for s in 0..self.sentinels.procs.len() as u32 {
+                    if self.sentinels.procs[s as usize].host == host {
+                        self.kill_sentinel(s);
                     }
                 }
                 self.host_up[host as usize] = false;
@@ -1247,6 +1324,24 @@ impl World {
                     }
                 }
             }
+            FaultAction::ReplicaOf { node, master } => {
+                let p = node as u32;
+                let reply = self.replicaof(p, master.map(|m| m as u32), now, queue);
+                match reply {
+                    Some(Ok(_)) => self.replicaof[node] = master.map(|m| m as u32),
+                    Some(Err(e)) => self.warnings.push(format!(
+                        "fault {i} at {}: REPLICAOF to {}: -{e}",
+                        fmt_time(now),
+                        self.procs[node].name
+                    )),
+                    None => self.warnings.push(format!(
+                        "fault {i} at {}: REPLICAOF to {}: it is not running; the command was lost",
+                        fmt_time(now),
+                        self.procs[node].name
+                    )),
+                }
+            }
+            FaultAction::RepointClients { node } => self.clients.repoint(node as u32),
             action @ (FaultAction::Reshard { .. }
             | FaultAction::AddNode { .. }
             | FaultAction::DelNode { .. }
@@ -1323,6 +1418,9 @@ impl World {
                 }
                 Pending::Restore(m) => self.restore_at(m, now, queue),
                 Pending::Restored(m, replies) => self.migrate_done(m, replies, now, queue),
+                Pending::Sentinel(e) => {
+                    self.sentinel_event(now, e, queue);
+                }
             }
         }
         if missed {
@@ -1490,6 +1588,61 @@ impl World {
         out
     }
 
+    /// `REPLICAOF` of `master`'s address (`Some`) or `REPLICAOF NO ONE`
+    /// sent to process `p` (by an operator or a Sentinel), its effects
+    /// applied; `None` if `p` is not running. A replica turned master is
+    /// a promotion in the history (a `Promoted` note about the master it
+    /// followed).
+    pub(crate) fn replicaof(
+        &mut self,
+        p: u32,
+        master: Option<u32>,
+        now: SimTime,
+        queue: &mut EventQueue<Event>,
+    ) -> Option<Result<String, String>> {
+        let addr = master.map(|m| {
+            let a = self.procs[m as usize].addr;
+            (a.ip, a.port)
+        });
+        let proc = &mut self.procs[p as usize];
+        if proc.state != ProcState::Running {
+            return None;
+        }
+        let node = proc.node.as_mut().expect("running process has a node");
+        let followed = node.replication().replica.masterhost();
+        let reply = node.replicaof_command(now, addr, &mut self.effects);
+        self.flush_effects(p, now, queue);
+        if reply.is_ok() {
+            self.data_event(p, now, DataEvent::ReplicaOf { master });
+        }
+        let old = followed
+            .filter(|_| master.is_none() && reply.is_ok())
+            .and_then(|(ip, port)| self.proc_at_addr(ip, u32::from(port)));
+        if let Some(old) = old {
+            let old_master = self
+                .id_to_proc
+                .iter()
+                .filter(|&(_, &q)| q == old)
+                .map(|(id, _)| *id)
+                .next_back();
+            if let Some(old_master) = old_master {
+                self.history.push(HistoryEvent {
+                    at: now,
+                    proc: Some(p),
+                    kind: HistoryKind::Note {
+                        note: Note::Promoted {
+                            config_epoch: 0,
+                            old_master,
+                            manual: None,
+                        },
+                        about: Some(old),
+                    },
+                });
+            }
+        }
+        Some(reply)
+    }
+
     /// `clusterManagerIsConfigConsistent`: every created node reports the
     /// same `id:slots` for the nodes that have slots.
     fn config_consistent(&self) -> bool {
@@ -1517,6 +1670,47 @@ impl World {
     /// The process listening at `ip:port` (client or bus port), if any.
     pub fn proc_at_addr(&self, ip: [u8; 4], port: u32) -> Option<u32> {
         self.proc_at.get(&(ip, port)).copied()
+    }
+
+    /// The process that process `p`'s node replicates from: its cluster
+    /// master, or with cluster mode off its `replicaof` address's.
+    pub fn master_of(&self, p: u32) -> Option<u32> {
+        let n = self.procs[p as usize].node.as_ref()?;
+        if n.setup.config.cluster_enabled {
+            self.proc_of_id(&n.master_id()?)
+        } else {
+            let (ip, port) = n.replication().replica.masterhost()?;
+            self.proc_at_addr(ip, u32::from(port))
+        }
+    }
+
+    /// With cluster mode off (replication, sentinel): the live master that
+    /// the most live nodes follow (itself counted), `None` if none or two
+    /// tie. It is where a key's final value is read.
+    pub fn current_master(&self) -> Option<u32> {
+        let mut best: Option<(usize, u32)> = None;
+        let mut tie = false;
+        for (p, proc) in self.procs.iter().enumerate() {
+            if !proc.node.as_ref().is_some_and(|n| n.is_master()) {
+                continue;
+            }
+            let me = (proc.addr.ip, proc.addr.port);
+            let followers = self
+                .procs
+                .iter()
+                .filter_map(|q| q.node.as_ref())
+                .filter(|n| n.replication().replica.masterhost() == Some(me))
+                .count();
+            match best {
+                Some((n, _)) if n > followers + 1 => {}
+                Some((n, _)) if n == followers + 1 => tie = true,
+                _ => {
+                    best = Some((followers + 1, p as u32));
+                    tie = false;
+                }
+            }
+        }
+        best.filter(|_| !tie).map(|(_, p)| p)
     }
 
     /// The node of process `p`, if it is alive.
@@ -1784,6 +1978,7 @@ impl Model for World {
             }
             Event::Client(e) => self.client_event(now, e, queue),
             Event::Manager(e) => self.manager_event(now, e, queue),
+            Event::Sentinel(e) => self.sentinel_event(now, e, queue),
         }
     }
 }
@@ -1820,6 +2015,8 @@ pub enum Touches {
     ClientConnNode(u32),
     /// Any process: faults and the cluster manager.
     Any,
+    /// World index `i`: a process if `i` is one (not a sentinel).
+    SentinelTarget(u32),
 }
 
 impl Touches {
@@ -1851,6 +2048,10 @@ impl Touches {
                 Touches::Nothing
             }
             Event::Client(ClientEvent::Request { conn, .. }) => Touches::ClientConnNode(*conn),
+            // A command reaching a node (SLAVEOF changes it); sentinels
+            // themselves are not read by the checks but through the history.
+            Event::Sentinel(SentinelEvent::Command { to, .. }) => Touches::SentinelTarget(*to),
+            Event::Sentinel(_) => Touches::Nothing,
             // The others change only the clients and their connections.
             Event::Client(
                 ClientEvent::Timer { .. }
@@ -1877,6 +2078,8 @@ impl World {
             Touches::ConnEnd(conn, true) => self.conns[conn as usize].b.map_or(Some(0..0), one),
             Touches::ClientConnNode(conn) => one(self.clients.conn_node(conn)),
             Touches::Any => None,
+            Touches::SentinelTarget(i) if (i as usize) < self.procs.len() => one(i),
+            Touches::SentinelTarget(_) => Some(0..0),
         }
     }
 }

@@ -141,16 +141,7 @@ fn host_memory_keys_load_and_bad_values_are_located_errors() {
         (s.cluster.host_memory, s.cluster.overcommit_memory),
         (None, 0)
     );
-    let parse = |toml: &str| {
-        redsim::scenario::parse(
-            toml,
-            redsim::scenario::Format::Toml,
-            "t.toml",
-            std::path::Path::new("."),
-        )
-        .unwrap_err()
-        .to_string()
-    };
+    let parse = load_error;
     assert_eq!(
         parse("duration = \"1s\"\n[cluster]\nnodes = 3\novercommit_memory = 2\n"),
         "t.toml:4:21: cluster.overcommit_memory: expected an integer between 0 and 1, got 2"

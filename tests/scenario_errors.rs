@@ -316,7 +316,7 @@ fn trace_missing_toml() {
 fn unknown_action_toml() {
     assert_eq!(
         err("unknown_action.toml"),
-        "tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\" (expected one of: kill, restart, pause, resume, crash-host, partition, isolate, one-way, heal, block-port, latency, loss, failover, reshard, add-node, del-node, rebalance, fix, config-set)"
+        "tests/data/malformed/unknown_action.toml:9:10: faults[0].action: unknown action \"kil\" (expected one of: kill, restart, pause, resume, crash-host, partition, isolate, one-way, heal, block-port, latency, loss, failover, reshard, add-node, del-node, rebalance, fix, config-set, replicaof, replicaof-no-one, repoint-clients)"
     );
 }
 

@@ -64,11 +64,16 @@ fn format_examples_run() {
 /// Sentinel mode parses but cannot run yet: a clear error, not a silent
 /// cluster run.
 #[test]
-fn unimplemented_modes_are_refused_clearly() {
+fn the_formats_sentinel_example_runs_and_the_sentinels_find_each_other() {
     let s = redsim::scenario::load(Path::new("tests/data/scenarios/doc_sentinel.toml")).unwrap();
-    let err = Simulation::new(s, 1).err().expect("refused");
-    assert!(
-        err.contains("cluster.mode = \"sentinel\" is not implemented yet"),
-        "{err}"
-    );
+    let mut sim = Simulation::new(s, 1).expect("runnable");
+    sim.run(&mut ());
+    assert!(sim.failovers().is_empty());
+    for sp in &sim.world.sentinels.procs {
+        let s = sp.sentinel.as_ref().expect("running");
+        // The two others (from hellos) and both replicas (from INFO).
+        assert_eq!((s.sentinels.len(), s.slaves.len()), (2, 2), "{}", sp.name);
+        assert_eq!(s.master.addr, sim.world.procs[0].addr);
+    }
+    assert!(sim.checks.violations().is_empty());
 }

@@ -76,6 +76,23 @@ const CRON_MS: u64 = crate::node::CRON_PERIOD / MS;
 /// The time the cluster has to converge after a fault (module docs), for
 /// node timeout `nt_ms`, at most `replicas` replicas per master (at least 1
 /// is assumed) and one-way network latency up to `latency`.
+/// The bound with cluster mode off and no Sentinel: replicas reconnect
+/// within a second and resync (`repl-diskless-sync-delay`, 5 s, the
+/// transfer and the load): 30 s, plus ten network latencies.
+pub fn replication_bound(latency: SimTime) -> SimTime {
+    30_000 * MS + 10 * latency
+}
+
+/// The bound with Sentinel: `down-after-milliseconds` to S_DOWN, a second
+/// to O_DOWN, two elections (a failed one is retried after `2 ×
+/// failover-timeout`), the promotion and the replicas' reconfiguration
+/// (up to `failover-timeout`), then an old master's conversion (8 s after
+/// it reports itself master) and resync ([`replication_bound`]).
+pub fn sentinel_bound(sp: &crate::scenario::SentinelSpec, latency: SimTime) -> SimTime {
+    let failover = sp.down_after_ms + 1000 + 3 * sp.failover_timeout_ms;
+    (failover + 8000) * MS + replication_bound(latency)
+}
+
 pub fn bound(nt_ms: u64, replicas: u64, latency: SimTime) -> SimTime {
     let auth_timeout = (2 * nt_ms).max(2000);
     let detection = 2 * nt_ms + 3 * CRON_MS;

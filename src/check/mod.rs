@@ -87,6 +87,11 @@ pub enum NotConverged {
     OwnerDown(NodeId),
     /// Only this many slots are assigned.
     Uncovered(u32),
+    /// Cluster mode off: no running master that the most nodes follow.
+    NoMaster,
+    /// Cluster mode off: this running node neither is the master nor
+    /// replicates from it with its link up.
+    NotFollowing(u32),
 }
 
 impl NotConverged {
@@ -106,6 +111,11 @@ impl NotConverged {
                 node_name(world, id)
             ),
             NotConverged::Uncovered(n) => format!("only {n} of {CLUSTER_SLOTS} slots are assigned"),
+            NotConverged::NoMaster => "no running master that the others follow".into(),
+            NotConverged::NotFollowing(p) => format!(
+                "{} does not replicate from the master with its link up",
+                name(p)
+            ),
         }
     }
 }
@@ -187,6 +197,9 @@ pub fn converged(world: &World) -> Result<(), NotConverged> {
     if world.net.has_rules() {
         return Err(NotConverged::Partitioned);
     }
+    if world.scenario.replicated() {
+        return replication_converged(world);
+    }
     let running: Vec<(u32, &Node)> = members(world).collect();
     if let Some((p, _)) = running.iter().find(|(_, n)| !n.state_ok()) {
         return Err(NotConverged::StateFail(*p));
@@ -211,6 +224,23 @@ pub fn converged(world: &World) -> Result<(), NotConverged> {
         n if (n as usize) < CLUSTER_SLOTS => Err(NotConverged::Uncovered(n)),
         _ => Ok(()),
     }
+}
+
+/// [`converged`] with cluster mode off: one running master, every other
+/// running node its replica with the link up.
+fn replication_converged(world: &World) -> Result<(), NotConverged> {
+    let master = world
+        .current_master()
+        .filter(|&m| world.procs[m as usize].state == ProcState::Running)
+        .ok_or(NotConverged::NoMaster)?;
+    let a = world.procs[master as usize].addr;
+    for (p, n) in members(world) {
+        let r = &n.replication().replica;
+        if p != master && !(r.masterhost() == Some((a.ip, a.port)) && r.master_link_up()) {
+            return Err(NotConverged::NotFollowing(p));
+        }
+    }
+    Ok(())
 }
 
 /// The longest one-way delay `spec` gives (mean plus four standard
@@ -239,6 +269,8 @@ struct Seen {
     /// Its own slots: what it claims and accepts writes for.
     myslots_version: u64,
     open_slots: usize,
+    /// Cluster mode off: a replica's link to its master is up.
+    master_link_up: bool,
 }
 
 impl Seen {
@@ -259,6 +291,8 @@ impl Seen {
                 slot_map_version: n.slot_map_version(),
                 myslots_version: n.myslots_version(),
                 open_slots: n.open_slot_count(),
+                master_link_up: !n.setup.config.cluster_enabled
+                    && n.replication().replica.master_link_up(),
             },
         }
     }
@@ -455,7 +489,7 @@ impl Checks {
                         fmt_time(h.at)
                     ));
                 }
-                HistoryKind::Note { .. } | HistoryKind::Data(_) => {}
+                HistoryKind::Note { .. } | HistoryKind::Data(_) | HistoryKind::Sentinel { .. } => {}
             }
         }
         self.history_len = world.history.len();
@@ -586,8 +620,11 @@ impl Checks {
 
         if let Some(cause) = cause {
             let (recoverable, replicas) = self.recoverable(world, now);
-            let bound = recoverable
-                .map(|()| liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency));
+            let bound = recoverable.map(|()| match &world.scenario.sentinel {
+                Some(sp) => liveness::sentinel_bound(sp, self.latency),
+                None if world.scenario.replicated() => liveness::replication_bound(self.latency),
+                None => liveness::bound(self.node_timeout_ms, u64::from(replicas), self.latency),
+            });
             self.liveness.start(now, cause, bound);
         } else if self.liveness.pending() && roles_changed {
             let since = self.liveness.since();
@@ -613,6 +650,9 @@ impl Checks {
                 "the standalone node is not running (nothing takes over for it)".to_string()
             });
             return (running, 0);
+        }
+        if world.scenario.replicated() {
+            return (replication_recoverable(world, self.lossy), 0);
         }
         let s = situation(world, self.lossy, fault);
         let replicas = s.shards.iter().map(|m| m.replicas).max().unwrap_or(0);
@@ -699,6 +739,43 @@ fn persisted_epoch(world: &World, p: usize) -> Option<u64> {
         .nodes_conf
         .as_ref()
         .and_then(|conf| conf.current_epoch())
+}
+
+/// Whether a master and replicas with cluster mode off can converge on
+/// their own: no partition, one-way rule or loss, and a running master
+/// (replication mode: nobody promotes a replica but an operator), or
+/// with Sentinel enough sentinels running to authorize a failover
+/// (`max(quorum, sentinels/2 + 1)`) and a running replica.
+fn replication_recoverable(world: &World, lossy: bool) -> Result<(), String> {
+    if world.net.has_rules() {
+        return Err("a partition or one-way rule is in force".into());
+    }
+    if lossy {
+        return Err("messages are being lost (loss > 0)".into());
+    }
+    if world
+        .current_master()
+        .is_some_and(|m| world.procs[m as usize].state == ProcState::Running)
+    {
+        return Ok(());
+    }
+    let Some(sp) = &world.scenario.sentinel else {
+        return Err(
+            "the master is not running and nothing promotes a replica but an operator (replication mode)"
+                .into(),
+        );
+    };
+    let voters = world.sentinels_running() as u32;
+    let needed = sp.quorum.max(sp.sentinels.len() as u32 / 2 + 1);
+    if voters < needed {
+        return Err(format!(
+            "only {voters} sentinels run; a failover needs {needed} to authorize it"
+        ));
+    }
+    if members(world).next().is_none() {
+        return Err("no node is running".into());
+    }
+    Ok(())
 }
 
 fn describe_opt(n: &Option<NotConverged>, world: &World) -> String {
@@ -847,6 +924,10 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
             "loads {} ({keys} keys, {load_us} µs)",
             if *from_aof { "its AOF" } else { "dump.rdb" }
         ),
+        DataEvent::ReplicaOf { master: Some(m) } => {
+            format!("replicates from {} (REPLICAOF)", name(*m))
+        }
+        DataEvent::ReplicaOf { master: None } => "is a master (REPLICAOF NO ONE)".into(),
     }
 }
 
@@ -860,6 +941,16 @@ pub fn describe_history(world: &World, h: &HistoryEvent) -> String {
             crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)
         ),
         HistoryKind::Data(e) => format!("{} {}", h.proc.map_or("?", name), describe_data(e, name)),
+        HistoryKind::Sentinel {
+            sentinel,
+            kind,
+            about,
+            detail,
+        } => format!(
+            "{} {kind} {} {detail}",
+            world.sentinels.procs[*sentinel as usize].name,
+            about.map_or("?", |a| world.name_of(a))
+        ),
         HistoryKind::Fault { index, .. } => format!(
             "fault: {}",
             crate::report::describe_fault(world, &world.scenario.faults[*index as usize].action)

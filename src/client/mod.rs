@@ -40,9 +40,11 @@
 //! - After any of those failures but `-TRYAGAIN`, the slot map is reloaded
 //!   before the client's next send, unless another connection reloaded it
 //!   since the failure.
-//! - A plain client (standalone mode, [`Population::plain`]: redis-py's
-//!   `Redis` rather than `RedisCluster`) has no slot map: it sends every
-//!   request to the one node, with the same timeouts and retries.
+//! - A plain client (standalone and replication modes,
+//!   [`Population::plain`]: redis-py's `Redis` rather than
+//!   `RedisCluster`) has no slot map: it sends every request to one node
+//!   (node 0, until [`Population::repoint`]), with the same timeouts and
+//!   retries.
 //! - With `read_from_replicas`, each new connection starts with
 //!   `READONLY` (the world sends it, as redis-py's `on_connect` does) and a
 //!   `GET` goes to a random replica of the slot's master listed in the
@@ -211,6 +213,10 @@ pub enum ErrorClass {
     /// `-TRYAGAIN` (and `-LOADING`, `-MASTERDOWN`): retry after
     /// `retry_after`.
     TryAgain,
+    /// `-READONLY` (a replica): with sentinels, as a connection error
+    /// (redis-py's `SentinelManagedConnection`: ask them again, retry);
+    /// else as any other error.
+    ReadOnly,
     /// Anything else: the request fails for good.
     Other,
 }
@@ -326,6 +332,7 @@ pub fn parse_reply(reply: &Reply, book: &AddrBook, errors: &mut ErrorTexts) -> A
             let class = match code {
                 "CLUSTERDOWN" => ErrorClass::ClusterDown,
                 "TRYAGAIN" | "LOADING" | "MASTERDOWN" => ErrorClass::TryAgain,
+                "READONLY" => ErrorClass::ReadOnly,
                 _ => ErrorClass::Other,
             };
             Answer::Error {
@@ -402,6 +409,9 @@ pub enum ClientInput {
         try_id: u32,
         answer: Answer,
     },
+    /// The sentinels' answer to [`ClientEffect::AskMaster`]: the master's
+    /// process, or none (no sentinel knows a master that is up).
+    MasterAddr { client: u32, node: Option<u32> },
     /// The connection carrying try `try_id` failed: `refused` when it
     /// could not be opened (nothing was sent), else reset.
     ConnError {
@@ -449,6 +459,12 @@ pub enum ClientEffect {
     Record(OpRecord),
     /// A redirection the client got (followed or not).
     Redirected(Redirection),
+    /// Ask the sentinels for the master's address
+    /// (`SENTINEL get-master-addr-by-name`); the answer comes as
+    /// [`ClientInput::MasterAddr`].
+    AskMaster {
+        client: u32,
+    },
 }
 
 /// One `-MOVED` or `-ASK` reply a client got.
@@ -484,8 +500,11 @@ struct Settings {
     stop: SimTime,
     read_from_replicas: bool,
     on_miss_set: bool,
-    /// A plain client of node 0: no slot map.
+    /// A plain client: no slot map, every request to [`Population::target`].
     plain: bool,
+    /// A plain client that asks the sentinels for its target (sentinel
+    /// mode): first, and after a connection error, a timeout or `-READONLY`.
+    discover: bool,
 }
 
 /// "No node known".
@@ -596,6 +615,8 @@ pub struct Population {
     moved: u32,
     map: SlotMap,
     nodes: u32,
+    /// The node a plain client sends to (node 0 until repointed).
+    target: u32,
     clients: Vec<Client>,
     names: Rc<KeyNames>,
     buf: Vec<u8>,
@@ -637,6 +658,7 @@ impl Population {
             read_from_replicas: w.read_from_replicas,
             on_miss_set: w.on_miss == OnMiss::Set,
             plain: false,
+            discover: false,
         };
         let client = Client {
             done: 0,
@@ -665,6 +687,7 @@ impl Population {
                 loaded_at: None,
             },
             nodes,
+            target: 0,
             clients: vec![client; w.clients as usize],
             names,
             buf: Vec::new(),
@@ -672,11 +695,26 @@ impl Population {
         })
     }
 
-    /// Make the population plain clients of node 0 (a node with
+    /// Make the population plain clients of node 0 (nodes with
     /// `cluster-enabled no`): no `CLUSTER SLOTS`, no slot map.
     pub fn plain(mut self) -> Population {
         self.cfg.plain = true;
         self
+    }
+
+    /// Make the population plain clients of the master the sentinels name
+    /// (redis-py's `Sentinel.master_for`).
+    pub fn sentinel(mut self) -> Population {
+        self.cfg.plain = true;
+        self.cfg.discover = true;
+        self.target = NO_NODE;
+        self
+    }
+
+    /// Plain clients: send from now on to `node` (the application's
+    /// master address changed).
+    pub fn repoint(&mut self, node: u32) {
+        self.target = node;
     }
 
     /// The tries waiting for their reply at `now`, as records with the
@@ -768,6 +806,21 @@ impl Population {
             } => {
                 if let Some(f) = self.awaiting(client, try_id) {
                     self.answer(now, client, f, answer, out);
+                }
+            }
+            ClientInput::MasterAddr { client, node } => {
+                if self.clients[client as usize].phase != Phase::WaitMap {
+                    return;
+                }
+                match node {
+                    Some(n) => {
+                        self.target = n;
+                        self.dispatch(now, client, out);
+                    }
+                    None => {
+                        self.clients[client as usize].want_refresh = true;
+                        self.backoff(now, client, out);
+                    }
                 }
             }
             ClientInput::ConnError {
@@ -869,7 +922,14 @@ impl Population {
     /// to its node).
     fn dispatch(&mut self, now: SimTime, c: u32, out: &mut Vec<ClientEffect>) {
         if self.cfg.plain {
-            return self.send(now, c, 0, false, out);
+            let cl = &mut self.clients[c as usize];
+            if self.cfg.discover && (self.target == NO_NODE || cl.want_refresh) {
+                cl.want_refresh = false;
+                cl.phase = Phase::WaitMap;
+                out.push(ClientEffect::AskMaster { client: c });
+                return;
+            }
+            return self.send(now, c, self.target, false, out);
         }
         if self.map.loaded_at.is_none() {
             if self.refreshing {
@@ -1003,7 +1063,13 @@ impl Population {
                 return self.fail(now, c, f, Outcome::Error, text, refresh, out);
             }
             Answer::Error {
-                class: ErrorClass::Other,
+                class: ErrorClass::ReadOnly,
+                text,
+            } if self.cfg.discover => {
+                return self.fail(now, c, f, Outcome::Error, text, true, out);
+            }
+            Answer::Error {
+                class: ErrorClass::Other | ErrorClass::ReadOnly,
                 text,
             } => {
                 // Not retried: the request is over.

@@ -45,6 +45,8 @@ pub enum Actor {
     Faults,
     /// The cluster manager (`redis-cli --cluster`), e.g. its replica shuffle.
     Admin,
+    /// The network's draws for the sentinels' messages.
+    SentinelNetwork,
 }
 
 impl Actor {
@@ -58,6 +60,7 @@ impl Actor {
             Actor::Admin => 5 << 32,
             Actor::ClientNetwork => 6 << 32,
             Actor::ReplNetwork => 7 << 32,
+            Actor::SentinelNetwork => 8 << 32,
         }
     }
 }

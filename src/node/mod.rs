@@ -24,6 +24,7 @@ mod memory;
 pub mod migrate;
 pub mod persistence;
 pub mod render;
+mod replicaof;
 pub mod replication;
 pub mod route;
 pub mod serve;
@@ -557,8 +558,13 @@ impl Node {
                 o,
             )
         });
-        if self.setup.config.cluster_enabled && !self.loading() {
-            self.cluster_cron(out);
+        if self.setup.config.cluster_enabled {
+            if !self.loading() {
+                self.cluster_cron(out);
+            }
+        } else {
+            // `cronloops` (which `clusterCron` counts in cluster mode).
+            self.cron_iteration += 1;
         }
     }
 
@@ -972,8 +978,14 @@ impl Node {
         self.myself().name
     }
 
+    /// My role: the cluster's flags in cluster mode, else whether I
+    /// replicate from anyone (`server.masterhost`, set by `REPLICAOF`).
     pub fn is_master(&self) -> bool {
-        self.myself().is_master()
+        if self.setup.config.cluster_enabled {
+            self.myself().is_master()
+        } else {
+            self.repl.replica.masterhost().is_none()
+        }
     }
 
     /// Where `clusterCron`'s iteration counter stands. A real process

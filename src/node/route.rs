@@ -21,10 +21,11 @@
 //! shard pub/sub (`cluster-allow-pubsubshard-when-down`), TLS plaintext
 //! ports in redirections, `CLIENT PAUSE ALL`, and the other checks
 //! `processCommand()` makes between the redirection and the pause (OOM,
-//! MISCONF, READONLY, MASTERDOWN, BUSY). Of these,
-//! `-READONLY You can't write against a read only replica.` cannot happen
-//! to a command with keys in cluster mode: a replica redirects a keyed
-//! write to its master (`-MOVED`) before that check.
+//! MISCONF, MASTERDOWN, BUSY). `-READONLY You can't write against a read
+//! only replica.` is checked, but cannot happen to a command with keys in
+//! cluster mode: a replica redirects a keyed write to its master
+//! (`-MOVED`) before that check; with cluster mode off (`replicaof`) it is
+//! what a replica answers every write.
 
 use super::command_table::{
     lookup_command, CommandSpec, CMD_ASKING, CMD_LOADING, CMD_MAY_REPLICATE, CMD_READONLY,
@@ -35,6 +36,9 @@ use super::render::{ip_str, CommandError};
 use super::replication::{LOADING_ERR, NOREPLICAS_ERR};
 use super::slots::key_hash_slot;
 use super::{ClusterNode, Node, NO_OWNER};
+
+/// `shared.roslaveerr`: a write to a read-only replica.
+pub const READONLY_ERR: &str = "READONLY You can't write against a read only replica.";
 
 /// Who is on the other end of the connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -216,7 +220,15 @@ impl Node {
         if cmd.flags & CMD_WRITE != 0 && !self.repl.check_good_replicas_status(&self.setup.config) {
             return Err(Verdict::Error(NOREPLICAS_ERR.into()));
         }
-        // READONLY and MASTERDOWN would come here.
+        // `-READONLY`: a read-only replica refuses writes but its master's.
+        if cmd.flags & CMD_WRITE != 0
+            && self.repl.replica.masterhost().is_some()
+            && self.setup.config.replica_read_only
+            && client.kind != ClientKind::Master
+        {
+            return Err(Verdict::Error(READONLY_ERR.into()));
+        }
+        // MASTERDOWN would come here.
         if self.loading() && cmd.flags & CMD_LOADING == 0 {
             return Err(Verdict::Error(LOADING_ERR.into()));
         }

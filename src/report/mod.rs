@@ -1,10 +1,76 @@
 //! What a run prints for people: the human summary. (The `--json` summary
 //! is built by [`crate::sim::Simulation::summary`].)
 
+pub mod compare;
+
 use std::fmt::Write;
 
 use crate::sim::{ExpectResult, Simulation};
 use crate::world::{fmt_time, HistoryKind, World};
+
+/// The sentinel events worth a line: the master's state, the election,
+/// the failover's steps, TILT.
+pub const SENTINEL_EVENTS_SHOWN: [&str; 17] = [
+    "+sdown",
+    "-sdown",
+    "+odown",
+    "-odown",
+    "+try-failover",
+    "+vote-for-leader",
+    "+elected-leader",
+    "-failover-abort-not-elected",
+    "-failover-abort-no-good-slave",
+    "-failover-abort-slave-timeout",
+    "+selected-slave",
+    "+promoted-slave",
+    "+failover-end",
+    "+switch-master",
+    "+convert-to-slave",
+    "+tilt",
+    "-tilt",
+];
+
+/// "sentinel events": each event of [`SENTINEL_EVENTS_SHOWN`], in time
+/// order (S_DOWN of replicas and sentinels left out).
+fn sentinel_section(s: &mut String, sim: &Simulation) {
+    let w = &sim.world;
+    let mut first = true;
+    for (at, sentinel, kind, about, detail) in sim.sentinel_events() {
+        let about_node = about.is_some_and(|a| (a as usize) < w.procs.len());
+        let sdown = matches!(kind, "+sdown" | "-sdown");
+        if !SENTINEL_EVENTS_SHOWN.contains(&kind) || (sdown && !about_node) {
+            continue;
+        }
+        if first {
+            let _ = writeln!(s, "\nsentinel events");
+            first = false;
+        }
+        let line = format!(
+            "  {:>10}  {:<11} {:<30} {}",
+            fmt_time(at),
+            w.sentinels.procs[sentinel as usize].name,
+            format!("{kind} {}", about.map_or("", |a| w.name_of(a))),
+            detail
+        );
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+}
+
+/// One line of "final state": name, address, what it is, `(paused)`.
+fn state_line(
+    s: &mut String,
+    name: &str,
+    addr: crate::net::Addr,
+    line: &str,
+    state: crate::world::ProcState,
+) {
+    let paused = if state == crate::world::ProcState::Paused {
+        " (paused)"
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "  {name:<8} {:<16} {line}{paused}", addr.to_string());
+}
 
 /// The summary `redsim run` prints without `--json`.
 pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String {
@@ -24,6 +90,23 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
     match created {
         _ if standalone => {
             let _ = writeln!(s, "created   standalone node (cluster-enabled no)");
+        }
+        _ if w.scenario.replicated() => {
+            let _ = writeln!(
+                s,
+                "created   {} master, {} with replicaof {} (cluster-enabled no){}",
+                w.procs[0].name,
+                match w.procs.len() {
+                    1 => "no replica".to_string(),
+                    2 => format!("{} replica", w.procs[1].name),
+                    n => format!("{} ... {} replicas", w.procs[1].name, w.procs[n - 1].name),
+                },
+                w.procs[0].name,
+                match w.scenario.sentinel.as_ref() {
+                    Some(sp) => format!(", {} sentinels", sp.sentinels.len()),
+                    None => String::new(),
+                }
+            );
         }
         _ if w.scenario.cluster.nodes_file.is_some() => {
             let _ = writeln!(
@@ -99,22 +182,34 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
                     "  ({} after the fault{})",
                     fmt_time(f.promoted_at - d),
                     f.fail
-                        .map(|t| format!(", FAIL at {}", fmt_time(t)))
+                        .map(|t| {
+                            let what = if f.kind == crate::sim::FailoverKind::Sentinel {
+                                "ODOWN"
+                            } else {
+                                "FAIL"
+                            };
+                            format!(", {what} at {}", fmt_time(t))
+                        })
                         .unwrap_or_default()
                 ),
                 None => String::new(),
             };
+            let epoch = if w.scenario.cluster.mode == crate::scenario::Mode::Cluster {
+                format!(", config epoch {}", f.config_epoch)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 s,
-                "  {:>10}  {} replaced {} ({}, config epoch {}){since}",
+                "  {:>10}  {} replaced {} ({}{epoch}){since}",
                 fmt_time(f.promoted_at),
                 name(f.promoted),
                 name(f.failed),
                 f.kind.as_str(),
-                f.config_epoch
             );
         }
     }
+    sentinel_section(&mut s, sim);
     if !w.scenario.workloads.is_empty() {
         let t = sim.client_totals();
         let pops = w.scenario.workloads.len();
@@ -158,6 +253,29 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
         let line = match &p.node {
             // INFO's `cluster_enabled:0`: no epoch, state or slots.
             Some(_) if standalone => format!("{:<7}cluster_enabled:0", sim.role_of(i)),
+            Some(n) if w.scenario.replicated() => {
+                let r = n.replication();
+                let of = w
+                    .master_of(i as u32)
+                    .map(|m| {
+                        let link = if r.replica.master_link_up() {
+                            "up"
+                        } else {
+                            "down"
+                        };
+                        format!(" of {} (link {link})", w.procs[m as usize].name)
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{:<7}{of:<22} offset {}",
+                    sim.role_of(i),
+                    if n.is_master() {
+                        r.master_repl_offset()
+                    } else {
+                        r.slave_repl_offset()
+                    }
+                )
+            }
             Some(n) => {
                 let mut slots = String::new();
                 crate::node::render::write_slot_ranges(&mut slots, n.myself().slots.ranges());
@@ -180,17 +298,27 @@ pub fn human_summary(sim: &Simulation, expectations: &[ExpectResult]) -> String 
             }
             None => "dead".to_string(),
         };
-        let paused = if p.state == crate::world::ProcState::Paused {
-            " (paused)"
-        } else {
-            ""
+        state_line(&mut s, &p.name, p.addr, &line, p.state);
+    }
+    for sp in &w.sentinels.procs {
+        let line = match &sp.sentinel {
+            None => "dead".to_string(),
+            Some(st) => {
+                let a = st.master.addr;
+                let master = w
+                    .proc_at_addr(a.ip, u32::from(a.port))
+                    .map_or("?", |m| w.procs[m as usize].name.as_str());
+                format!(
+                    "sentinel  monitors {master} (config epoch {}), current epoch {}, knows {} sentinels and {} replicas{}",
+                    st.master.config_epoch,
+                    st.current_epoch,
+                    st.sentinels.len(),
+                    st.slaves.len(),
+                    if st.tilt { ", TILT" } else { "" }
+                )
+            }
         };
-        let _ = writeln!(
-            s,
-            "  {:<8} {:<16} {line}{paused}",
-            p.name,
-            p.addr.to_string()
-        );
+        state_line(&mut s, &sp.name, sp.addr, &line, sp.state);
     }
     memory_section(&mut s, sim);
     redis_log_section(&mut s, sim);
@@ -405,7 +533,7 @@ fn endpoints(world: &World, g: &[crate::net::Endpoint]) -> String {
     let names: Vec<String> = g
         .iter()
         .map(|e| match e {
-            Endpoint::Node(i) => world.procs[*i as usize].name.clone(),
+            Endpoint::Node(i) => world.name_of(*i).to_string(),
             Endpoint::Clients(_) => "clients".to_string(),
         })
         .collect();
@@ -438,7 +566,7 @@ fn latency(l: &crate::net::LatencySpec) -> String {
 /// A fault in a few words: `kill node-1`, `heal`.
 pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String {
     use crate::scenario::FaultAction::*;
-    let name = |i: &usize| world.procs[*i].name.clone();
+    let name = |i: &usize| world.name_of(*i as u32).to_string();
     let target = |n: &Option<usize>| n.as_ref().map_or("every node".to_string(), name);
     match a {
         Kill { node } => format!("kill {}", name(node)),
@@ -481,5 +609,14 @@ pub fn describe_fault(world: &World, a: &crate::scenario::FaultAction) -> String
             directive,
             value,
         } => format!("CONFIG SET {directive} {value} on {}", target(node)),
+        ReplicaOf { node, master } => match master {
+            Some(m) => {
+                let a = world.procs[*m].addr;
+                let [a0, a1, a2, a3] = a.ip;
+                format!("REPLICAOF {a0}.{a1}.{a2}.{a3} {} to {}", a.port, name(node))
+            }
+            None => format!("REPLICAOF NO ONE to {}", name(node)),
+        },
+        RepointClients { node } => format!("clients repointed to {}", name(node)),
     }
 }

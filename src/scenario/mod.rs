@@ -303,6 +303,18 @@ pub enum FaultAction {
         with_unreachable_masters: bool,
         replace: bool,
     },
+    /// `REPLICAOF <ip> <port>` of `master` (`Some`), or `REPLICAOF NO ONE`
+    /// (`None`), sent to `node` by an operator, followed by `CONFIG
+    /// REWRITE` (a restart keeps it). Replication and sentinel modes.
+    ReplicaOf {
+        node: usize,
+        master: Option<usize>,
+    },
+    /// The clients' master address becomes `node`'s (replication mode:
+    /// the operator repoints the application).
+    RepointClients {
+        node: usize,
+    },
     /// `node: None` = all nodes. `directive` is the canonical name (aliases resolved).
     ConfigSet {
         node: Option<usize>,
@@ -396,6 +408,12 @@ impl Scenario {
             .map(|n| n.config.cluster_node_timeout_ms)
             .max()
             .unwrap_or(0)
+    }
+
+    /// `cluster.mode` is `"replication"` or `"sentinel"`: a master and its
+    /// replicas with cluster mode off, wired by `replicaof`.
+    pub fn replicated(&self) -> bool {
+        matches!(self.cluster.mode, Mode::Replication | Mode::Sentinel)
     }
 
     /// `cluster.mode = "standalone"`: one node with `cluster-enabled no`.

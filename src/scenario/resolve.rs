@@ -967,6 +967,9 @@ const ACTIONS: &[&str] = &[
     "rebalance",
     "fix",
     "config-set",
+    "replicaof",
+    "replicaof-no-one",
+    "repoint-clients",
 ];
 
 fn action_keys(action: &str) -> &'static [&'static str] {
@@ -986,6 +989,8 @@ fn action_keys(action: &str) -> &'static [&'static str] {
         "rebalance" => &["at", "action", "weights", "threshold", "use_empty_masters"],
         "fix" => &["at", "action", "with_unreachable_masters", "replace"],
         "config-set" => &["at", "action", "node", "directive", "value"],
+        "replicaof" => &["at", "action", "node", "master"],
+        "replicaof-no-one" | "repoint-clients" => &["at", "action", "node"],
         _ => &[],
     }
 }
@@ -1035,6 +1040,23 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
                 action_node,
                 &ap,
                 format!("action {action:?} is only available with mode = \"cluster\""),
+            ));
+        }
+        Ok(())
+    };
+    let replication_only = |fc: &FaultCx, modes: &[Mode]| -> R<()> {
+        if !modes.contains(&fc.mode) {
+            let names: Vec<String> = modes
+                .iter()
+                .map(|m| format!("mode = \"{}\"", format!("{m:?}").to_lowercase()))
+                .collect();
+            return Err(cx.at(
+                action_node,
+                &ap,
+                format!(
+                    "action {action:?} is only available with {}",
+                    names.join(" or ")
+                ),
             ));
         }
         Ok(())
@@ -1301,6 +1323,35 @@ fn fault(cx: &Cx, fc: &mut FaultCx, n: &Node, path: &str, duration: SimTime) -> 
                 node,
                 directive: canon.to_string(),
                 value,
+            }
+        }
+        "replicaof" => {
+            replication_only(fc, &[Mode::Replication, Mode::Sentinel])?;
+            let node = node_req(fc, "node", false)?;
+            let master = node_req(fc, "master", false)?;
+            if master == node {
+                return Err(cx.at(
+                    t.get("master").unwrap_or(n),
+                    &t.p("master"),
+                    "a node cannot replicate itself",
+                ));
+            }
+            FaultAction::ReplicaOf {
+                node,
+                master: Some(master),
+            }
+        }
+        "replicaof-no-one" => {
+            replication_only(fc, &[Mode::Replication, Mode::Sentinel])?;
+            FaultAction::ReplicaOf {
+                node: node_req(fc, "node", false)?,
+                master: None,
+            }
+        }
+        "repoint-clients" => {
+            replication_only(fc, &[Mode::Replication])?;
+            FaultAction::RepointClients {
+                node: node_req(fc, "node", false)?,
             }
         }
         _ => unreachable!("action checked against ACTIONS"),

@@ -136,6 +136,13 @@ struct Lane {
 
 impl Clients {
     /// The node process client connection `conn` goes to.
+    /// The `repoint-clients` fault: every population sends to `node`.
+    pub fn repoint(&mut self, node: u32) {
+        for pop in &mut self.pops {
+            pop.repoint(node);
+        }
+    }
+
     pub fn conn_node(&self, conn: u32) -> u32 {
         self.conns[conn as usize].node
     }
@@ -164,13 +171,17 @@ impl Clients {
         }
         let names = std::rc::Rc::new(names);
         let nodes = scenario.nodes.len() as u32;
-        let standalone = scenario.standalone();
+        let plain = scenario.cluster.mode != crate::scenario::Mode::Cluster;
         let mut pops = Vec::new();
         let mut first = 0u32;
         for (i, (w, trace)) in scenario.workloads.iter().zip(traces).enumerate() {
             let pop = Population::new(i as u32, w, first, seed, nodes, trace, names.clone())
                 .map_err(|e| format!("workload[{i}]: {e}"))?;
-            pops.push(if standalone { pop.plain() } else { pop });
+            pops.push(match scenario.cluster.mode {
+                crate::scenario::Mode::Sentinel => pop.sentinel(),
+                _ if plain => pop.plain(),
+                _ => pop,
+            });
             first = first
                 .checked_add(w.clients)
                 .ok_or("too many clients in all")?;
@@ -214,7 +225,7 @@ impl Clients {
 
 impl World {
     /// Give `input` to population `pop` and carry out its effects.
-    fn population_input(
+    pub(super) fn population_input(
         &mut self,
         pop: u32,
         now: SimTime,
@@ -252,6 +263,7 @@ impl World {
                 }
                 ClientEffect::Record(r) => self.clients.ops.push(r),
                 ClientEffect::Redirected(r) => self.clients.redirections.push(r),
+                ClientEffect::AskMaster { client } => self.ask_sentinels(pop, client, now, queue),
             }
         }
         self.clients.effects = effects;

@@ -13,6 +13,13 @@ pub fn scenario(toml: &str) -> Scenario {
     parse(toml, Format::Toml, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The load error of scenario `toml` (labelled `t.toml`).
+pub fn load_error(toml: &str) -> String {
+    parse(toml, Format::Toml, "t.toml", Path::new("."))
+        .unwrap_err()
+        .to_string()
+}
+
 pub fn run(toml: &str, seed: u64) -> Simulation {
     let mut sim = Simulation::new(scenario(toml), seed).expect("runnable");
     sim.run(&mut ());
