@@ -42,6 +42,10 @@ enum Command {
         /// Run twice and report the first event where the runs differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Write the report (plots as SVG and PNG, index.html) to DIR
+        /// (default: reports/<file name without extension>/).
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        report: Option<Option<PathBuf>>,
     },
     /// Check a scenario file without running it.
     Validate { file: PathBuf },
@@ -138,7 +142,11 @@ fn main() -> ExitCode {
             json,
             trace,
             check_determinism,
-        } => run(file, seed, json, trace, check_determinism),
+            report,
+        } => {
+            let report = report.map(|dir| dir.unwrap_or_else(|| default_report_dir(&file)));
+            run(file, seed, json, trace, check_determinism, report)
+        }
         Command::Fuzz(args) => fuzz(args),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
@@ -178,12 +186,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `reports/<file stem>/`: where `--report` without a value writes.
+fn default_report_dir(file: &std::path::Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from("reports").join(stem)
+}
+
 fn run(
     file: PathBuf,
     seed: Option<u64>,
     json: bool,
     trace: Option<PathBuf>,
     check_determinism: bool,
+    report: Option<PathBuf>,
 ) -> ExitCode {
     let scenario = match load(&file) {
         Ok(s) => s,
@@ -200,6 +217,10 @@ fn run(
     for w in sim::not_implemented(&sim.world.scenario) {
         eprintln!("warning: {w}");
     }
+    // The plots' samples, only when a report is asked for.
+    let mut sampler = report
+        .as_ref()
+        .map(|_| redsim::report::timeline::Sampler::for_duration(sim.world.scenario.duration));
     let results = match trace {
         Some(path) => {
             let f = match std::fs::File::create(&path) {
@@ -210,13 +231,13 @@ fn run(
                 out: std::io::BufWriter::new(f),
                 error: None,
             };
-            let r = sim.run(&mut w);
+            let r = sim.run(&mut (&mut w, &mut sampler));
             if let Some(e) = w.error {
                 return bad_input(format!("{}: {e}", path.display()));
             }
             r
         }
-        None => sim.run(&mut ()),
+        None => sim.run(&mut sampler),
     };
     for w in &sim.world.warnings {
         eprintln!("warning: {w}");
@@ -229,6 +250,19 @@ fn run(
         );
     } else {
         out!("{}", redsim::report::human_summary(&sim, &results));
+    }
+    if let (Some(dir), Some(mut sampler)) = (report, sampler) {
+        sampler.finish(&sim.world, sim.stats.now);
+        let timeline = redsim::report::timeline::Timeline::new(&sim.world, sampler, sim.stats.now);
+        match redsim::report::page::write_run_report(&dir, &sim, &results, &timeline) {
+            Ok(files) => eprintln!(
+                "report: {} files in {}/ (open {})",
+                files.len(),
+                dir.display(),
+                dir.join("index.html").display()
+            ),
+            Err(e) => return bad_input(e),
+        }
     }
     if failed {
         ExitCode::from(1)

@@ -1,6 +1,10 @@
 //! What a run prints for people: the human summary. (The `--json` summary
 //! is built by [`crate::sim::Simulation::summary`].)
 
+pub mod page;
+pub mod plot;
+pub mod timeline;
+
 use std::fmt::Write;
 
 use crate::sim::{ExpectResult, Simulation};
