@@ -3,6 +3,7 @@
 
 pub mod page;
 pub mod plot;
+pub mod sweep;
 pub mod timeline;
 
 use std::fmt::Write;

@@ -84,7 +84,7 @@ pub fn create_dir(dir: &Path) -> Result<(), String> {
 fn caption(p: RunPlot) -> &'static str {
     match p {
         RunPlot::Availability => "Top: the clients' tries per time bucket, by when they ended, one lane per shard (the masters' slot ranges at creation): green succeeded, red failed. Bottom: the fraction of the 16384 slots writable — held by a running master whose own cluster_state is ok. Shaded: the faults, from when applied to what ended them. Lines: the first PFAIL and FAIL about a node after each fault, elections started, promotions, heals.",
-        RunPlot::Latency => "Each try at the time it was sent and its latency (log scale), coloured by outcome; at most 1500 points per outcome are drawn (every k-th try; the legend counts all). Grey: the slowest try per bucket.",
+        RunPlot::Latency => "Each try at the time it was sent and its latency (log scale), coloured by outcome; at most 1000 points per outcome are drawn (every k-th try; the legend counts all). Grey: the slowest try per bucket.",
         RunPlot::Roles => "Each node over time: master, replica, paused (SIGSTOP) or dead, sampled; its own config epoch written where it changes.",
         RunPlot::Replication => "master_repl_offset of each node (what a replica processed of its master's stream); triangles where a replica finished a full sync, circles where its master accepted a partial resync.",
     }

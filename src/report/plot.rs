@@ -501,23 +501,48 @@ fn availability<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) 
     bands(&mut chart, t, 0.0, 1.05, false)?;
     markers(&mut chart, t, 0.0, 1.05, false)?;
     let frac = |w: u32| f64::from(w) / crate::node::slots::CLUSTER_SLOTS as f64;
-    chart.draw_series(AreaSeries::new(
+    let writable = corners(
         t.samples
             .iter()
             .map(|s| (secs(s.at), frac(s.writable_slots))),
+    );
+    chart.draw_series(AreaSeries::new(
+        writable.iter().copied(),
         0.0,
         GREEN.mix(0.25),
     ))?;
     chart
-        .draw_series(LineSeries::new(
-            t.samples
-                .iter()
-                .map(|s| (secs(s.at), frac(s.writable_slots))),
-            GREEN.stroke_width(2),
-        ))?
+        .draw_series(LineSeries::new(writable, GREEN.stroke_width(2)))?
         .label("fraction of slots writable")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], GREEN.stroke_width(2)));
     legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// The points of a sampled series where it changes (the last before and
+/// the first after each change) and its ends: the same line, drawn with
+/// far fewer points.
+fn corners(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    let mut prev: Option<(f64, f64)> = None;
+    for p in points {
+        match (out.last().copied(), prev) {
+            (None, _) => out.push(p),
+            (Some(_), Some(q)) if q.1 != p.1 => {
+                if out.last() != Some(&q) {
+                    out.push(q);
+                }
+                out.push(p);
+            }
+            _ => {}
+        }
+        prev = Some(p);
+    }
+    if let Some(p) = prev {
+        if out.last() != Some(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// A number without useless decimals: 0.5, 1, 2.5.
@@ -527,7 +552,7 @@ fn fmt_num(x: f64) -> String {
 }
 
 /// At most this many points per outcome are drawn (every k-th try).
-pub const LATENCY_POINTS_PER_OUTCOME: usize = 1500;
+pub const LATENCY_POINTS_PER_OUTCOME: usize = 1000;
 
 /// Each try at the time it was sent, at its latency (log scale),
 /// coloured by outcome; and the slowest try per bucket as a line.
@@ -728,7 +753,10 @@ fn replication<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -
             }
         }
         for (k, part) in parts.into_iter().enumerate() {
-            let s = chart.draw_series(LineSeries::new(part, c.stroke_width(2)))?;
+            let s = chart.draw_series(LineSeries::new(
+                corners(part.into_iter()),
+                c.stroke_width(2),
+            ))?;
             if k == 0 {
                 s.label(name.as_str()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
@@ -768,14 +796,33 @@ fn replication<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -
     legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
-/// The distribution of one figure per value of a sweep: a box (quartiles,
-/// whiskers at the extremes) per group, and each run as a dot.
+/// The distribution of one figure per value of a sweep: a box per group
+/// (quartiles; whiskers to the furthest run within 1.5 times the box's
+/// height, Tukey's rule, as plotters' `Quartiles` computes them), and
+/// each run as a dot.
 pub struct BoxPlot {
     pub title: String,
     pub x_desc: String,
     pub y_desc: String,
     /// (label, values) per group, in order.
     pub groups: Vec<(String, Vec<f64>)>,
+}
+
+/// A box plot's five numbers: the whiskers' ends (the furthest values
+/// within 1.5 times the box's height of it, Tukey's rule), the quartiles
+/// and the median (linear interpolation, as plotters' `Quartiles`).
+pub fn five_numbers(values: &[f64]) -> Option<[f64; 5]> {
+    if values.is_empty() {
+        return None;
+    }
+    let [lower_fence, q1, median, q3, upper_fence] = Quartiles::new(values).values();
+    let within = values
+        .iter()
+        .copied()
+        .filter(|&v| v >= f64::from(lower_fence) - 1e-9 && v <= f64::from(upper_fence) + 1e-9);
+    let low = within.clone().fold(f64::INFINITY, f64::min);
+    let high = within.fold(f64::NEG_INFINITY, f64::max);
+    Some([low, f64::from(q1), f64::from(median), f64::from(q3), high])
 }
 
 impl Figure for BoxPlot {
@@ -798,47 +845,58 @@ impl Figure for BoxPlot {
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..n).into_segmented(), 0f32..top as f32)?;
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                    labels.get(*i).cloned().unwrap_or_default()
+            .x_labels(n + 1)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                match labels.get(i as usize) {
+                    Some(l) if (x - i).abs() < 1e-6 && i >= 0.0 => l.clone(),
+                    _ => String::new(),
                 }
-                SegmentValue::Last => String::new(),
             })
             .x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()?;
-        chart.draw_series(
-            self.groups
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| !g.1.is_empty())
-                .map(|(i, g)| {
-                    Boxplot::new_vertical(SegmentValue::CenterOf(i), &Quartiles::new(&g.1))
-                        .width(40)
-                        .whisker_width(0.6)
-                        .style(BLUE.stroke_width(2))
-                }),
-        )?;
-        chart.draw_series(self.groups.iter().enumerate().flat_map(|(i, g)| {
-            g.1.iter().map(move |&v| {
-                Circle::new(
-                    (SegmentValue::CenterOf(i), v as f32),
-                    3,
-                    RED.mix(0.6).filled(),
-                )
-            })
+        let boxes: Vec<(f64, [f64; 5])> = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| five_numbers(&g.1).map(|f| (i as f64, f)))
+            .collect();
+        let style = BLUE.stroke_width(2);
+        chart.draw_series(boxes.iter().flat_map(|&(x, [low, q1, median, q3, high])| {
+            let (w, cap) = (0.18, 0.09);
+            [
+                PathElement::new(
+                    vec![
+                        (x - w, q1),
+                        (x + w, q1),
+                        (x + w, q3),
+                        (x - w, q3),
+                        (x - w, q1),
+                    ],
+                    style,
+                ),
+                PathElement::new(vec![(x - w, median), (x + w, median)], BLUE.stroke_width(3)),
+                PathElement::new(vec![(x, q3), (x, high)], style),
+                PathElement::new(vec![(x, q1), (x, low)], style),
+                PathElement::new(vec![(x - cap, high), (x + cap, high)], style),
+                PathElement::new(vec![(x - cap, low), (x + cap, low)], style),
+            ]
         }))?;
-        if self.groups.iter().all(|g| g.1.is_empty()) {
+        chart.draw_series(self.groups.iter().enumerate().flat_map(|(i, g)| {
+            g.1.iter()
+                .map(move |&v| Circle::new((i as f64, v), 3, RED.mix(0.6).filled()))
+        }))?;
+        if boxes.is_empty() {
             chart.draw_series(std::iter::once(Text::new(
                 "no run measured this",
-                (SegmentValue::CenterOf(0), (top * 0.5) as f32),
+                (0.0, top * 0.5),
                 (FONT, 16).into_font().color(&GREY),
             )))?;
         }

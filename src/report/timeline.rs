@@ -83,11 +83,13 @@ impl Sampler {
         self.step
     }
 
-    /// Take the samples due up to `end` (inclusive), after the run.
-    pub fn finish(&mut self, world: &World, end: SimTime) {
+    /// After the run: the samples due up to `end` (inclusive), and the
+    /// timeline of the run.
+    pub fn into_timeline(mut self, world: &World, end: SimTime) -> Timeline {
         while self.next <= end {
             self.take(world);
         }
+        Timeline::new(world, self, end)
     }
 
     fn take(&mut self, world: &World) {
@@ -209,9 +211,6 @@ pub struct Timeline {
     pub bands: Vec<Band>,
     pub markers: Vec<Marker>,
     pub syncs: Vec<Sync>,
-    /// When `redis-cli --cluster create` finished (0 for a cluster from a
-    /// dump or a standalone node).
-    pub created: SimTime,
 }
 
 impl Timeline {
@@ -289,11 +288,6 @@ impl Timeline {
             }
         }
         merge_close(&mut markers, end / 50);
-        let created = world
-            .history
-            .iter()
-            .find(|h| h.kind == HistoryKind::Created)
-            .map_or(0, |h| h.at);
         Timeline {
             step: sampler.step(),
             samples: sampler.samples,
@@ -301,28 +295,39 @@ impl Timeline {
             bands: fault_bands(world, end),
             markers,
             syncs,
-            created,
         }
     }
 
-    /// Seconds after the cluster was created during which some slot was
-    /// not writable (to the sampling step).
-    pub fn unwritable_s(&self) -> f64 {
-        let n = self
+    /// The samples from the first at which every slot was writable (the
+    /// cluster fully up; none if it never was): the availability figures
+    /// count from there, leaving out the creation.
+    fn since_up(&self) -> &[Sample] {
+        let first = self
             .samples
             .iter()
-            .filter(|s| s.at >= self.created && (s.writable_slots as usize) < CLUSTER_SLOTS)
+            .position(|s| s.writable_slots as usize == CLUSTER_SLOTS)
+            .unwrap_or(self.samples.len());
+        &self.samples[first..]
+    }
+
+    /// Seconds during which some slot was not writable, after the cluster
+    /// was first fully up (to the sampling step).
+    pub fn unwritable_s(&self) -> f64 {
+        let n = self
+            .since_up()
+            .iter()
+            .filter(|s| (s.writable_slots as usize) < CLUSTER_SLOTS)
             .count();
         secs(n as u64 * self.step)
     }
 
-    /// Slot-seconds not writable after creation, divided by the number of
-    /// slots: the whole cluster's downtime, weighted by the slots down.
+    /// Slot-seconds not writable after the cluster was first fully up,
+    /// divided by the number of slots: the whole cluster's downtime,
+    /// weighted by the slots down.
     pub fn slot_unavailability_s(&self) -> f64 {
         let missing: u64 = self
-            .samples
+            .since_up()
             .iter()
-            .filter(|s| s.at >= self.created)
             .map(|s| (CLUSTER_SLOTS as u64).saturating_sub(u64::from(s.writable_slots)))
             .sum();
         secs(missing * self.step) / CLUSTER_SLOTS as f64
