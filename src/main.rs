@@ -44,7 +44,7 @@ enum Command {
         check_determinism: bool,
         /// Write the report (plots as SVG and PNG, index.html) to DIR
         /// (default: reports/<file name without extension>/).
-        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        #[arg(long, value_name = "DIR", num_args = 0..=1, conflicts_with = "check_determinism")]
         report: Option<Option<PathBuf>>,
     },
     /// Check a scenario file without running it.

@@ -367,6 +367,17 @@ fn legend<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
         .draw()
 }
 
+/// The label of the y-axis tick at `y` in a chart of lanes: lane `i` is
+/// drawn from `len - 1 - i` (the first on top), labelled at its middle.
+fn lane_label(labels: &[String], y: f64) -> String {
+    let middle = (y - y.floor() - 0.5).abs() < 0.01;
+    let i = labels.len() as f64 - 1.0 - y.floor();
+    match labels.get(i as usize) {
+        Some(l) if middle && i >= 0.0 => l.clone(),
+        _ => String::new(),
+    }
+}
+
 /// The time bucket of the availability lanes: about 120 over the run.
 fn bucket_s(end_s: f64) -> f64 {
     let raw = end_s / 120.0;
@@ -427,17 +438,7 @@ fn availability<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) 
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(lanes * 2 + 3)
-        .y_label_formatter(&|y| {
-            // Lane i is drawn from lanes-1-i (shard 1 on top); its label
-            // at the lane's middle.
-            let k = (y - y.floor() - 0.5).abs() < 0.01;
-            let i = lanes as f64 - 1.0 - y.floor();
-            if k && i >= 0.0 {
-                lane_labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&|y| lane_label(&lane_labels, *y))
         .y_desc(y_desc)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
@@ -640,14 +641,7 @@ fn roles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -> Draw
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n * 2 + 1)
-        .y_label_formatter(&|y| {
-            let k = (y - y.floor() - 0.5).abs() < 0.01;
-            let i = n as f64 - 1.0 - y.floor();
-            match names.get(i as usize) {
-                Some(name) if k && i >= 0.0 => name.clone(),
-                _ => String::new(),
-            }
-        })
+        .y_label_formatter(&|y| lane_label(&names, *y))
         .x_desc("simulated time (s)")
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))

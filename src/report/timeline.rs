@@ -268,22 +268,15 @@ impl Timeline {
                         label,
                     });
                 }
-                HistoryKind::Data(DataEvent::FullSyncFinished { offset }) => {
-                    syncs.extend(h.proc.map(|proc| Sync {
-                        at: h.at,
-                        proc,
-                        full: true,
-                        offset: *offset,
-                    }))
-                }
-                HistoryKind::Data(DataEvent::PartialResyncAccepted { offset }) => {
-                    syncs.extend(h.proc.map(|proc| Sync {
-                        at: h.at,
-                        proc,
-                        full: false,
-                        offset: *offset,
-                    }))
-                }
+                HistoryKind::Data(
+                    e @ (DataEvent::FullSyncFinished { offset }
+                    | DataEvent::PartialResyncAccepted { offset }),
+                ) => syncs.extend(h.proc.map(|proc| Sync {
+                    at: h.at,
+                    proc,
+                    full: matches!(e, DataEvent::FullSyncFinished { .. }),
+                    offset: *offset,
+                })),
                 _ => {}
             }
         }
