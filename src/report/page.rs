@@ -167,7 +167,7 @@ fn figures_table(body: &mut String, f: &Figures) {
             opt_s(f.failover_s),
         ),
         (
-            "some slot not writable (after creation)",
+            "downtime: some slot not writable (once the cluster was first fully up)",
             format!("{:.3} s", f.unwritable_s),
         ),
         (
