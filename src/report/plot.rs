@@ -269,8 +269,10 @@ impl Figure for RunFigure<'_> {
 
 type TimeChart<'a, DB, Y> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>;
 
-/// The faults as shaded bands from `y0` to `y1`, with a legend entry.
-fn bands<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+/// What every time chart shows behind its data: the faults as shaded
+/// bands, and the protocol markers as vertical lines, from `y0` to `y1`;
+/// with `legend`, a legend entry for the bands and each kind of marker.
+fn overlay<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
     chart: &mut TimeChart<'_, DB, Y>,
     t: &Timeline,
     y0: f64,
@@ -288,18 +290,6 @@ fn bands<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
         s.label("fault")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BAND.mix(0.6).filled()));
     }
-    Ok(())
-}
-
-/// The protocol markers as vertical lines from `y0` to `y1`; with
-/// `legend`, one legend entry per kind present.
-fn markers<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
-    chart: &mut TimeChart<'_, DB, Y>,
-    t: &Timeline,
-    y0: f64,
-    y1: f64,
-    legend: bool,
-) -> DrawResult<DB> {
     for kind in MarkerKind::ALL {
         let color = marker_color(kind);
         let mine: Vec<_> = t.markers.iter().filter(|m| m.kind == kind).collect();
@@ -443,7 +433,7 @@ fn availability<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) 
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    bands(&mut chart, t, 0.0, y_max, true)?;
+    overlay(&mut chart, t, 0.0, y_max, true)?;
     for (i, lane) in counts.iter().enumerate() {
         let base = (lanes - 1 - i) as f64 + 0.05;
         // A few tries still show: at least 4% of the lane.
@@ -480,7 +470,6 @@ fn availability<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) 
             (FONT, 16).into_font().color(&GREY),
         )))?;
     }
-    markers(&mut chart, t, 0.0, y_max, true)?;
     let plot_px = f64::from(top.dim_in_pixel().0.saturating_sub(170).max(1));
     marker_labels(&mut chart, t, y_max - 0.04, 0.18, d.x_max() / plot_px)?;
     legend(&mut chart, SeriesLabelPosition::UpperRight)?;
@@ -499,8 +488,7 @@ fn availability<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) 
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    bands(&mut chart, t, 0.0, 1.05, false)?;
-    markers(&mut chart, t, 0.0, 1.05, false)?;
+    overlay(&mut chart, t, 0.0, 1.05, false)?;
     let frac = |w: u32| f64::from(w) / crate::node::slots::CLUSTER_SLOTS as f64;
     let writable = corners(
         t.samples
@@ -575,8 +563,7 @@ fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -> Dr
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    bands(&mut chart, t, 0.01, max_ms, true)?;
-    markers(&mut chart, t, 0.01, max_ms, true)?;
+    overlay(&mut chart, t, 0.01, max_ms, true)?;
     // The slowest try per bucket.
     let bucket = bucket_s(end_s);
     let mut slowest: Vec<Option<f64>> = vec![None; (end_s / bucket).ceil() as usize + 1];
@@ -646,7 +633,7 @@ fn roles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -> Draw
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    bands(&mut chart, t, 0.0, n as f64, true)?;
+    overlay(&mut chart, t, 0.0, n as f64, true)?;
     let step = secs(t.step);
     for i in 0..d.names.len() {
         let y0 = (n - 1 - i) as f64 + 0.2;
@@ -694,7 +681,6 @@ fn roles<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -> Draw
             .label(role.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
     }
-    markers(&mut chart, t, 0.0, n as f64, true)?;
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
@@ -730,8 +716,7 @@ fn replication<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, d: &RunData) -
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    bands(&mut chart, t, 0.0, max / scale, true)?;
-    markers(&mut chart, t, 0.0, max / scale, true)?;
+    overlay(&mut chart, t, 0.0, max / scale, true)?;
     for (i, name) in d.names.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
         // Dead stretches break the line.
