@@ -42,6 +42,10 @@ enum Command {
         /// Run twice and report the first event where the runs differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Write the report (plots as SVG and PNG, index.html) to DIR
+        /// (default: reports/<file name without extension>/).
+        #[arg(long, value_name = "DIR", num_args = 0..=1, conflicts_with = "check_determinism")]
+        report: Option<Option<PathBuf>>,
     },
     /// Run several scenarios (e.g. one fault schedule against replication,
     /// Sentinel and Cluster setups) and print their outcomes side by side.
@@ -90,6 +94,9 @@ enum Command {
     /// requests per wall-clock second, and peak memory (each scenario in a
     /// process of its own).
     Bench(BenchArgs),
+    /// Run a scenario for every combination of some settings and several
+    /// seeds; write a table (CSV, JSON) and box plots per value.
+    Sweep(SweepArgs),
     /// Print the slot allocation `redis-cli --cluster create` would make.
     Create {
         /// Node addresses as ip:port, in the order given to redis-cli.
@@ -175,10 +182,15 @@ fn main() -> ExitCode {
             json,
             trace,
             check_determinism,
-        } => run(file, seed, json, trace, check_determinism),
+            report,
+        } => {
+            let report = report.map(|dir| dir.unwrap_or_else(|| default_report_dir(&file, "")));
+            run(file, seed, json, trace, check_determinism, report)
+        }
         Command::Fuzz(args) => fuzz(args),
         Command::Bench(args) => bench(args),
         Command::Compare { files, seed, json } => compare(files, seed, json),
+        Command::Sweep(args) => sweep(args),
         Command::Validate { file } => match load(&file) {
             Ok(s) => {
                 outln!(
@@ -217,12 +229,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// `reports/<prefix><file name without extension>/`: where `run
+/// --report` without a value (no prefix) and `sweep` (`sweep-`) write.
+fn default_report_dir(file: &std::path::Path, prefix: &str) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from("reports").join(format!("{prefix}{stem}"))
+}
+
 fn run(
     file: PathBuf,
     seed: Option<u64>,
     json: bool,
     trace: Option<PathBuf>,
     check_determinism: bool,
+    report: Option<PathBuf>,
 ) -> ExitCode {
     let scenario = match load(&file) {
         Ok(s) => s,
@@ -239,6 +261,10 @@ fn run(
     for w in sim::not_implemented(&sim.world.scenario) {
         eprintln!("warning: {w}");
     }
+    // The plots' samples, only when a report is asked for.
+    let mut sampler = report
+        .as_ref()
+        .map(|_| redsim::report::timeline::Sampler::for_duration(sim.world.scenario.duration));
     let results = match trace {
         Some(path) => {
             let f = match std::fs::File::create(&path) {
@@ -249,13 +275,13 @@ fn run(
                 out: std::io::BufWriter::new(f),
                 error: None,
             };
-            let r = sim.run(&mut w);
+            let r = sim.run(&mut (&mut w, &mut sampler));
             if let Some(e) = w.error {
                 return bad_input(format!("{}: {e}", path.display()));
             }
             r
         }
-        None => sim.run(&mut ()),
+        None => sim.run(&mut sampler),
     };
     for w in &sim.world.warnings {
         eprintln!("warning: {w}");
@@ -268,6 +294,18 @@ fn run(
         );
     } else {
         out!("{}", redsim::report::human_summary(&sim, &results));
+    }
+    if let (Some(dir), Some(sampler)) = (report, sampler) {
+        let timeline = sampler.into_timeline(&sim.world, sim.stats.now);
+        match redsim::report::page::write_run_report(&dir, &sim, &results, &timeline) {
+            Ok(files) => eprintln!(
+                "report: {} files in {}/ (open {})",
+                files.len(),
+                dir.display(),
+                dir.join("index.html").display()
+            ),
+            Err(e) => return bad_input(e),
+        }
     }
     if failed {
         ExitCode::from(1)
@@ -552,6 +590,79 @@ struct FuzzArgs {
     /// keep-fail, forget-current-epoch, promote-without-epoch-bump.
     #[arg(long, hide = true)]
     plant: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Scenario file (.toml or .json).
+    file: PathBuf,
+    /// KEY=V1,V2,...: a redis.conf directive of every node
+    /// (cluster-node-timeout=1000,5000) or, with dots, a key of the
+    /// scenario file (cluster.replicas=0,1). Repeat for more axes.
+    #[arg(long = "set", value_name = "KEY=V1,V2,...", required = true)]
+    set: Vec<String>,
+    /// Seeds per combination: the scenario's seed and the next ones.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Runs at a time (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Where the table and plots go (default: reports/sweep-<file name>/).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the table as JSON instead of the medians.
+    #[arg(long)]
+    json: bool,
+}
+
+fn sweep(a: SweepArgs) -> ExitCode {
+    use redsim::report::sweep::{self, Axis, Sweep};
+    let axes = match a
+        .set
+        .iter()
+        .map(|s| Axis::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(x) => x,
+        Err(e) => return bad_input(e),
+    };
+    if a.jobs == Some(0) {
+        return bad_input("--jobs 0: expected at least 1");
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let s = match Sweep::new(&a.file, axes, a.seeds) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    let rows = match s.run(jobs) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    let dir = a
+        .out
+        .unwrap_or_else(|| default_report_dir(&a.file, "sweep-"));
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&sweep::json(&s, &rows)).expect("JSON")
+        );
+    } else {
+        out!("{}", sweep::text(&s, &rows));
+    }
+    match sweep::write_report(&dir, &s, &rows) {
+        Ok(files) => {
+            eprintln!(
+                "sweep: {} files in {}/ (open {})",
+                files.len(),
+                dir.display(),
+                dir.join("index.html").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad_input(e),
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {

@@ -370,10 +370,7 @@ impl Simulation {
             });
         }
         if let Some(want) = e.min_hit_ratio {
-            let (hits, misses) = self.live().fold((0, 0), |(h, m), (_, n)| {
-                let s = n.keyspace.stats;
-                (h + s.keyspace_hits, m + s.keyspace_misses)
-            });
+            let (hits, misses) = self.keyspace_lookups();
             let got = (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64);
             let ok = got.is_some_and(|r| r >= want);
             out.push(ExpectResult {
@@ -429,6 +426,14 @@ impl Simulation {
             }
         }
         out
+    }
+
+    /// `keyspace_hits` and `keyspace_misses` summed over the live nodes.
+    pub fn keyspace_lookups(&self) -> (u64, u64) {
+        self.live().fold((0, 0), |(h, m), (_, n)| {
+            let s = n.keyspace.stats;
+            (h + s.keyspace_hits, m + s.keyspace_misses)
+        })
     }
 
     /// The slots of shard `i`, as `CLUSTER NODES` writes them.

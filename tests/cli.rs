@@ -480,3 +480,78 @@ fn bench_measures_each_file_in_its_own_process() {
     assert_eq!(code, 2);
     assert!(err.contains("cluster.nodes_file"), "{err}");
 }
+
+#[test]
+fn run_report_without_a_value_writes_to_reports_file_stem() {
+    let cwd = std::env::temp_dir().join(format!("redsim-cli-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cwd);
+    std::fs::create_dir_all(&cwd).unwrap();
+    let scenario = std::fs::canonicalize("scenarios/master-crash.toml").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_redsim"))
+        .args(["run", scenario.to_str().unwrap(), "--report"])
+        .current_dir(&cwd)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("report: 10 files in reports/master-crash/"),
+        "{stderr}"
+    );
+    // The summary still goes to standard output.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kill node-1"));
+    for f in [
+        "index.html",
+        "summary.json",
+        "availability.svg",
+        "availability.png",
+        "latency.svg",
+        "roles.svg",
+        "replication.png",
+    ] {
+        assert!(cwd.join("reports/master-crash").join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn sweep_prints_medians_and_refuses_bad_settings() {
+    let dir = std::env::temp_dir().join(format!("redsim-cli-sweep-{}", std::process::id()));
+    let (code, out, err) = redsim(&[
+        "sweep",
+        "scenarios/master-crash.toml",
+        "--set",
+        "cluster-node-timeout=1000,2000",
+        "--seeds",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("sweep  master crash  (2 combinations x 2 seeds = 4 runs)"),
+        "{out}"
+    );
+    assert!(out.contains("cluster-node-timeout=2000"), "{out}");
+    assert!(dir.join("sweep.csv").is_file());
+    let (code, _, err) = redsim(&[
+        "sweep",
+        "scenarios/master-crash.toml",
+        "--set",
+        "cluster-node-timeout=fast",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: scenarios/master-crash.toml with --set cluster-node-timeout=fast: config.cluster-node-timeout:"),
+        "{err}"
+    );
+    let (code, _, err) = redsim(&[
+        "sweep",
+        "scenarios/master-crash.toml",
+        "--set",
+        "x=1",
+        "--seeds",
+        "0",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--seeds 0"), "{err}");
+}

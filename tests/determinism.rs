@@ -100,6 +100,7 @@ fn bundled_scenarios_keep_their_recorded_trace_hashes() {
         ("master-crash.toml", "2cf3ef45ba0e6b57", 11968),
         ("master-restart.toml", "041aedffd6904971", 195693),
         ("partition-master.toml", "b5b16c946a4bdf22", 5392),
+        ("partition-master-load.toml", "a45b78fffe1967b7", 111541),
         ("paused-master.toml", "157196c34b40ca01", 3613),
         ("reshard.toml", "57d9144b0a1dcfd9", 621700),
         ("standalone-cache.toml", "90e4023d8d63ca3e", 679690),

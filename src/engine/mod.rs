@@ -238,6 +238,20 @@ impl<M: Model, H: Hooks<M> + ?Sized> Hooks<M> for &mut H {
     }
 }
 
+/// An observer that may be absent.
+impl<M: Model, H: Hooks<M>> Hooks<M> for Option<H> {
+    fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {
+        if let Some(h) = self {
+            h.before(at, seq, event, model);
+        }
+    }
+    fn after(&mut self, stats: &RunStats, model: &M) {
+        if let Some(h) = self {
+            h.after(stats, model);
+        }
+    }
+}
+
 /// Two observers, called in order.
 impl<M: Model, A: Hooks<M>, B: Hooks<M>> Hooks<M> for (A, B) {
     fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {

@@ -54,16 +54,7 @@ impl Base {
     pub fn load(path: &Path) -> Result<Base, String> {
         let s = scenario::load(path).map_err(|e| e.to_string())?;
         crate::sim::check_runnable(&s)?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let mut table: toml::Table = match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("json") => {
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-                toml::Table::try_from(v).map_err(|e| format!("{}: {e}", path.display()))?
-            }
-            _ => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-        };
+        let mut table = scenario::load_table(path)?;
         for k in ["name", "seed", "duration", "faults", "expect"] {
             table.remove(k);
         }
@@ -379,15 +370,28 @@ pub fn campaign(
 ) -> Vec<RunReport> {
     let (shard, shards) = opts.shard;
     let indices: Vec<u64> = (0..opts.runs).filter(|i| i % shards == shard).collect();
+    parallel_map(&indices, opts.jobs, |&index| {
+        let r = fuzz_one(index, opts, base);
+        progress(&r);
+        r
+    })
+}
+
+/// `f` of each item, `jobs` threads at a time taking items in order from
+/// a shared counter; the results in the items' order, whatever `jobs`.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicU64::new(0);
-    let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; indices.len()]);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
-        for _ in 0..opts.jobs.max(1) {
+        for _ in 0..jobs.max(1) {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(&index) = indices.get(k) else { break };
-                let r = fuzz_one(index, opts, base);
-                progress(&r);
+                let Some(item) = items.get(k) else { break };
+                let r = f(item);
                 results.lock().expect("no worker panics holding it")[k] = Some(r);
             });
         }

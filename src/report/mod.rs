@@ -2,6 +2,10 @@
 //! is built by [`crate::sim::Simulation::summary`].)
 
 pub mod compare;
+pub mod page;
+pub mod plot;
+pub mod sweep;
+pub mod timeline;
 
 use std::fmt::Write;
 

@@ -445,6 +445,21 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(&text, format, &label, base)
 }
 
+/// A scenario file's text as a TOML table (a `.json` file converted), to
+/// edit before [`parse`] (`redsim fuzz BASE`, `redsim sweep`).
+pub fn load_table(path: &Path) -> Result<toml::Table, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("json") => {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            toml::Table::try_from(v).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        _ => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+    }
+}
+
 /// Parse a scenario from text. `file_label` names the file in errors (its
 /// stem is the default name); relative paths in the scenario resolve against
 /// `base_dir`.
