@@ -10,8 +10,8 @@
 //! minority counts until it sees the cluster down (its writes may be
 //! lost, but they are accepted); a cluster whose nodes see a master FAIL
 //! and not yet its replacement counts nothing (every node answers
-//! `CLUSTERDOWN`). A running standalone node (`cluster-enabled no`)
-//! serves every slot.
+//! `CLUSTERDOWN`). With cluster mode off (standalone, replication,
+//! Sentinel), a running master serves every slot and a replica none.
 
 use crate::engine::{Hooks, SimTime, MS};
 use crate::node::bus::SlotBitmap;
@@ -121,8 +121,10 @@ pub fn sample(world: &World, at: SimTime) -> Sample {
             },
             (Some(n), state) => {
                 let paused = state == ProcState::Paused;
-                if !n.setup.config.cluster_enabled && !paused {
-                    // A standalone node serves every key.
+                if !n.setup.config.cluster_enabled && !paused && n.is_master() {
+                    // A master with cluster mode off (standalone, or the
+                    // master of a replication or Sentinel setup) serves
+                    // every key.
                     writable.0.fill(u64::MAX);
                 } else if n.is_master() && !paused && n.state_ok() {
                     for (w, s) in writable.0.iter_mut().zip(n.myself().slots.0.iter()) {
