@@ -521,8 +521,12 @@ impl World {
             // Every node starts from the dump as its nodes.conf, with itself
             // as `myself`: the cluster as it was when the dump was taken.
             // Nodes only added later (add-node) start empty.
+            let dump = Rc::new(dump.clone());
             for (i, proc) in world.procs.iter_mut().enumerate().take(dump.nodes.len()) {
-                proc.disk.nodes_conf = Some(ConfFile::Text(nodes_conf_from_dump(dump, i).into()));
+                proc.disk.nodes_conf = Some(ConfFile::Dump {
+                    dump: Rc::clone(&dump),
+                    me: i,
+                });
             }
         }
         for i in 0..world.procs.len() as u32 {
@@ -1717,55 +1721,6 @@ impl World {
     pub fn node(&self, p: u32) -> Option<&Node> {
         self.procs[p as usize].node.as_ref()
     }
-}
-
-/// The `nodes.conf` of node `me` of a `CLUSTER NODES` dump: its line flagged
-/// `myself`, the others not, ping/pong columns zero, and the current epoch
-/// the greatest config epoch of the dump.
-fn nodes_conf_from_dump(dump: &crate::node::conf_file::NodesFile, me: usize) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    for (i, l) in dump.nodes.iter().enumerate() {
-        let mut flags: Vec<&str> = l
-            .flags
-            .iter()
-            .map(String::as_str)
-            .filter(|f| *f != "myself" && *f != "noflags")
-            .collect();
-        if i == me {
-            flags.insert(0, "myself");
-        }
-        if flags.is_empty() {
-            flags.push("noflags");
-        }
-        let ip =
-            l.ip.map(|[a, b, c, d]| format!("{a}.{b}.{c}.{d}"))
-                .unwrap_or_default();
-        let _ = write!(
-            s,
-            "{} {ip}:{}@{} {} {} 0 0 {} connected",
-            l.id,
-            l.port,
-            l.cport,
-            flags.join(","),
-            l.master_id.as_deref().unwrap_or("-"),
-            l.config_epoch
-        );
-        crate::node::render::write_slot_ranges(
-            &mut s,
-            l.slots
-                .iter()
-                .map(|&(a, b)| (usize::from(a), usize::from(b))),
-        );
-        s.push('\n');
-    }
-    let epoch = dump.nodes.iter().map(|l| l.config_epoch).max().unwrap_or(0);
-    let _ = writeln!(
-        s,
-        "vars currentEpoch {} lastVoteEpoch 0",
-        dump.current_epoch.unwrap_or(0).max(epoch)
-    );
-    s
 }
 
 /// `clusterManagerGetConfigSignature` of one `CLUSTER NODES` text.

@@ -95,6 +95,10 @@ impl Default for SlotBitmap {
 
 thread_local! {
     static EMPTY_SLOTS: Rc<SlotBitmap> = Rc::new(SlotBitmap::default());
+    /// Bitmaps handed out by [`SlotBitmap::shared`], by a hash of their
+    /// words (for lookups only: nothing iterates it).
+    static SHARED_SLOTS: std::cell::RefCell<rustc_hash::FxHashMap<u64, Vec<std::rc::Weak<SlotBitmap>>>> =
+        Default::default();
 }
 
 impl SlotBitmap {
@@ -103,6 +107,29 @@ impl SlotBitmap {
     /// until it gets slots (copy on write) instead of holding 2 KiB of zeros.
     pub fn empty() -> Rc<SlotBitmap> {
         EMPTY_SLOTS.with(Rc::clone)
+    }
+
+    /// An equal bitmap already in use, or `bits` itself from now on: the
+    /// nodes of a cluster loaded from `nodes.conf` files (a dump of 500
+    /// masters) hold one copy of each master's slots, not one per node.
+    pub fn shared(bits: Rc<SlotBitmap>) -> Rc<SlotBitmap> {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        bits.0.hash(&mut h);
+        SHARED_SLOTS.with(|m| {
+            let mut m = m.borrow_mut();
+            let bucket = m.entry(h.finish()).or_default();
+            bucket.retain(|w| w.strong_count() > 0);
+            if let Some(same) = bucket
+                .iter()
+                .filter_map(|w| w.upgrade())
+                .find(|s| **s == *bits)
+            {
+                return same;
+            }
+            bucket.push(Rc::downgrade(&bits));
+            bits
+        })
     }
 }
 

@@ -78,6 +78,55 @@ pub struct NodesFile {
     pub last_vote_epoch: Option<u64>,
 }
 
+/// The `nodes.conf` of node `me` of a `CLUSTER NODES` dump: its line flagged
+/// `myself`, the others not, ping/pong columns zero, and the current epoch
+/// the greatest config epoch of the dump.
+pub fn nodes_conf_from_dump(dump: &NodesFile, me: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for (i, l) in dump.nodes.iter().enumerate() {
+        let mut flags: Vec<&str> = l
+            .flags
+            .iter()
+            .map(String::as_str)
+            .filter(|f| *f != "myself" && *f != "noflags")
+            .collect();
+        if i == me {
+            flags.insert(0, "myself");
+        }
+        if flags.is_empty() {
+            flags.push("noflags");
+        }
+        let ip =
+            l.ip.map(|[a, b, c, d]| format!("{a}.{b}.{c}.{d}"))
+                .unwrap_or_default();
+        let _ = write!(
+            s,
+            "{} {ip}:{}@{} {} {} 0 0 {} connected",
+            l.id,
+            l.port,
+            l.cport,
+            flags.join(","),
+            l.master_id.as_deref().unwrap_or("-"),
+            l.config_epoch
+        );
+        super::render::write_slot_ranges(
+            &mut s,
+            l.slots
+                .iter()
+                .map(|&(a, b)| (usize::from(a), usize::from(b))),
+        );
+        s.push('\n');
+    }
+    let epoch = dump.nodes.iter().map(|l| l.config_epoch).max().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "vars currentEpoch {} lastVoteEpoch 0",
+        dump.current_epoch.unwrap_or(0).max(epoch)
+    );
+    s
+}
+
 /// A parse error with its 1-based line number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfFileError {

@@ -1,6 +1,8 @@
 //! Starting a node from its `nodes.conf` (`clusterLoadConfig()`).
 
-use super::bus::{flags::*, NodeId};
+use std::rc::Rc;
+
+use super::bus::{flags::*, NodeId, SlotBitmap};
 use super::conf_file::parse_nodes;
 use super::{ClusterNode, Node, NodeSetup};
 use crate::engine::{Rng, SimTime};
@@ -78,6 +80,13 @@ impl Node {
         }
         let me = myself.ok_or("nodes.conf has no myself line")?;
         node.myself = me;
+        for k in 0..node.live.len() {
+            let i = node.live[k];
+            if node.n(i).numslots > 0 {
+                let n = node.nm(i);
+                n.slots = SlotBitmap::shared(Rc::clone(&n.slots));
+            }
+        }
         for line in &file.nodes {
             if NodeId::parse(&line.id) != Some(node.n(me).name) {
                 continue;

@@ -157,6 +157,12 @@ pub struct NodesConf {
 pub enum ConfFile {
     Saved(Rc<NodesConf>),
     Text(Rc<str>),
+    /// Node `me`'s file made from a scenario's dump, rendered when read
+    /// (a thousand nodes share one dump rather than hold a copy each).
+    Dump {
+        dump: Rc<super::conf_file::NodesFile>,
+        me: usize,
+    },
 }
 
 impl ConfFile {
@@ -165,6 +171,7 @@ impl ConfFile {
         match self {
             ConfFile::Saved(conf) => conf.text().into(),
             ConfFile::Text(text) => std::borrow::Cow::Borrowed(text),
+            ConfFile::Dump { dump, me } => super::conf_file::nodes_conf_from_dump(dump, *me).into(),
         }
     }
 
@@ -172,7 +179,7 @@ impl ConfFile {
     pub fn current_epoch(&self) -> Option<u64> {
         match self {
             ConfFile::Saved(conf) => Some(conf.current_epoch),
-            ConfFile::Text(text) => super::conf_file::parse_nodes(text)
+            _ => super::conf_file::parse_nodes(&self.text())
                 .ok()
                 .and_then(|f| f.current_epoch),
         }
