@@ -555,3 +555,18 @@ fn sweep_prints_medians_and_refuses_bad_settings() {
     assert_eq!(code, 2);
     assert!(err.contains("--seeds 0"), "{err}");
 }
+
+/// The scenarios `redsim bench` is pointed at load (running the 1000-node
+/// ones takes minutes: `redsim bench scenarios/scale/1000-nodes.toml`).
+#[test]
+fn bench_and_scale_scenarios_load() {
+    for (file, nodes) in [
+        ("scenarios/bench/clients-3x3.toml", 6),
+        ("scenarios/scale/1000-nodes.toml", 1000),
+        ("scenarios/scale/1000-nodes-create.toml", 1000),
+    ] {
+        let (code, out, err) = redsim(&["validate", file]);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert!(out.contains(&format!(": ok ({nodes} nodes")), "{out}");
+    }
+}

@@ -196,7 +196,7 @@ impl World {
         let inc = sp.inc;
         queue.push(
             now + phase,
-            Event::Sentinel(SentinelEvent::Timer { s, inc }),
+            Event::Sentinel(Box::new(SentinelEvent::Timer { s, inc })),
         );
     }
 
@@ -260,7 +260,7 @@ impl World {
                 let input = Input::LinkError { to };
                 queue.push(
                     now + t,
-                    Event::Sentinel(SentinelEvent::Input { s, inc, input }),
+                    Event::Sentinel(Box::new(SentinelEvent::Input { s, inc, input })),
                 );
             }
         }
@@ -304,7 +304,7 @@ impl World {
                             p: t,
                             p_inc,
                         };
-                        queue.push(now + d, Event::Sentinel(ev));
+                        queue.push(now + d, Event::Sentinel(Box::new(ev)));
                     }
                 }
                 Effect::Send { to, cmd } => {
@@ -318,7 +318,7 @@ impl World {
                         to_inc,
                         cmd,
                     };
-                    queue.push(now + d, Event::Sentinel(ev));
+                    queue.push(now + d, Event::Sentinel(Box::new(ev)));
                 }
                 Effect::Event(e) => {
                     let about = self.s_target(e.instance);
@@ -363,7 +363,7 @@ impl World {
             let input = Input::LinkError { to };
             queue.push(
                 now + 2 * d,
-                Event::Sentinel(SentinelEvent::Input { s, inc, input }),
+                Event::Sentinel(Box::new(SentinelEvent::Input { s, inc, input })),
             );
         }
         None
@@ -392,7 +392,7 @@ impl World {
         let input = Input::Reply { from: addr, reply };
         queue.push(
             now + d,
-            Event::Sentinel(SentinelEvent::Input { s, inc, input }),
+            Event::Sentinel(Box::new(SentinelEvent::Input { s, inc, input })),
         );
     }
 
@@ -456,7 +456,7 @@ impl World {
                 let delay = self.sentinel_input(s, Input::Timer, now, queue);
                 queue.push(
                     now + delay,
-                    Event::Sentinel(SentinelEvent::Timer { s, inc }),
+                    Event::Sentinel(Box::new(SentinelEvent::Timer { s, inc })),
                 );
                 (30 << 56) | u64::from(s)
             }
@@ -513,7 +513,7 @@ impl World {
                     match (to as usize).checked_sub(self.procs.len()) {
                         None => self.procs[to as usize]
                             .inbox
-                            .push(super::Pending::Sentinel(e)),
+                            .push(super::Pending::Sentinel(Box::new(e))),
                         Some(j) => self.sentinels.procs[j].inbox.push(e),
                     }
                     return digest;
@@ -568,7 +568,7 @@ impl World {
                         };
                         queue.push(
                             now + d,
-                            Event::Sentinel(SentinelEvent::Input { s, inc, input }),
+                            Event::Sentinel(Box::new(SentinelEvent::Input { s, inc, input })),
                         );
                     }
                 }
@@ -627,6 +627,6 @@ impl World {
             }
         }
         let ev = SentinelEvent::MasterAddr { pop, client, node };
-        queue.push(now + delay, Event::Sentinel(ev));
+        queue.push(now + delay, Event::Sentinel(Box::new(ev)));
     }
 }
