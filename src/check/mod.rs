@@ -245,7 +245,6 @@ fn replication_converged(world: &World) -> Result<(), NotConverged> {
 
 /// The longest one-way delay `spec` gives (mean plus four standard
 /// deviations for a normal one).
-/// The longest one-way delay `spec` gives.
 pub fn latency_max(spec: LatencySpec) -> SimTime {
     match spec {
         LatencySpec::Fixed(t) => t,

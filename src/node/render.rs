@@ -187,11 +187,6 @@ impl ConfFile {
 }
 
 impl NodesConf {
-    /// `currentEpoch` in the `vars` line.
-    pub fn current_epoch(&self) -> u64 {
-        self.current_epoch
-    }
-
     /// The file's text.
     pub fn text(&self) -> String {
         let mut s = String::with_capacity(self.lines.len() * 120 + 48);

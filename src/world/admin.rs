@@ -26,9 +26,8 @@
 //! node's process instead of sending it `CLUSTER RESET SOFT` (the step
 //! operators take next); `add-node` sends no `FUNCTION DUMP/RESTORE`
 //! (functions are not modelled); `DEBUG DIGEST-VALUE` on a `BUSYKEY`
-//! compares the two values without round trips; `fix` fixes open slots
-//! only (not slot coverage); operations that overlap run one after the
-//! other.
+//! compares the two values without round trips; operations that overlap
+//! run one after the other.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -1071,7 +1070,7 @@ impl World {
                 self.procs[entry as usize].addr
             ));
         }
-        let masters: Vec<u32> = nodes.iter().filter(|n| n.master).map(|n| n.proc).collect();
+        let masters = all_masters(&nodes);
         self.manager.job.as_mut().expect("a job").loaded = nodes.clone();
         let addr = |p: u32| self.procs[p as usize].addr;
         let find = |p: usize| nodes.iter().find(|n| n.proc == p as u32);
@@ -1318,7 +1317,7 @@ impl World {
         if uncovered.is_empty() {
             return Ok(());
         }
-        let masters = fix_masters(&job.loaded);
+        let masters = all_masters(&job.loaded);
         self.manager_log(
             now,
             format!("[ERR] Not all {CLUSTER_SLOTS} slots are covered by nodes."),
@@ -1354,7 +1353,7 @@ impl World {
     /// with <addr>` for each slot; here one line per run of slots.
     fn cover_slots(&mut self, slots: &[u16], now: SimTime) {
         let nodes = self.manager.job.as_ref().expect("a job").loaded.clone();
-        let masters = fix_masters(&nodes);
+        let masters = all_masters(&nodes);
         let holders = |w: &World, slot: u16| -> Vec<(usize, u32)> {
             masters
                 .iter()
@@ -1591,16 +1590,6 @@ fn set_slot_owner(p: u32, slot: u16, do_clear: bool) -> Vec<Step> {
     }
     steps.push(cmd(ClusterCommand::BumpEpoch, OnReply::Accept("")));
     steps
-}
-
-/// The masters `clusterManagerFixSlotsCoverage` considers: loaded, not
-/// replicas.
-fn fix_masters(nodes: &[CmNode]) -> Vec<u32> {
-    nodes
-        .iter()
-        .filter(|n| n.master && n.replicate.is_none())
-        .map(|n| n.proc)
-        .collect()
 }
 
 /// Slots as runs `(first, last)`, in slot order.
