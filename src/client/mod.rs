@@ -70,6 +70,7 @@ use rand::RngExt as _;
 
 use crate::engine::{actor_rng, Actor, Rng, SimTime, SEC};
 use crate::net::Addr;
+pub use crate::node::argv::Argv;
 use crate::node::keyspace::Reply;
 use crate::scenario::{OnMiss, Workload, WriteCmd};
 use keys::{read_id, write_id, write_value, KeyChooser, KeyNames, TraceOp, NO_VALUE};
@@ -1294,51 +1295,6 @@ impl Population {
                 ttl: false,
             },
         }
-    }
-}
-
-/// A command's arguments in one buffer, reused from request to request.
-#[derive(Clone, Debug, Default)]
-pub struct Argv {
-    data: Vec<u8>,
-    ends: [usize; Argv::MAX],
-    n: usize,
-}
-
-impl Argv {
-    /// At most this many arguments (`ASKING` is sent on its own).
-    pub const MAX: usize = 6;
-
-    pub fn clear(&mut self) {
-        self.data.clear();
-        self.n = 0;
-    }
-
-    pub fn push(&mut self, arg: &[u8]) {
-        self.push_with(|b| b.extend_from_slice(arg));
-    }
-
-    /// An argument written by `f` into the buffer.
-    pub fn push_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
-        assert!(
-            self.n < Argv::MAX,
-            "a request has at most {} arguments",
-            Argv::MAX
-        );
-        f(&mut self.data);
-        self.ends[self.n] = self.data.len();
-        self.n += 1;
-    }
-
-    /// Call `f` with the arguments as slices.
-    pub fn with<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
-        let mut args: [&[u8]; Argv::MAX] = [&[]; Argv::MAX];
-        let mut start = 0;
-        for (a, &end) in args.iter_mut().zip(&self.ends[..self.n]) {
-            *a = &self.data[start..end];
-            start = end;
-        }
-        f(&args[..self.n])
     }
 }
 

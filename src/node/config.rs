@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use super::keyspace::MemoryPolicy;
+
 /// A directive's value as written in a scenario file.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConfigValue {
@@ -292,11 +294,11 @@ impl Default for Config {
             appendfsync: Appendfsync::Everysec,
             save: vec![(3600, 1), (300, 100), (60, 10000)],
             maxmemory_bytes: 0,
-            maxmemory_policy: MaxmemoryPolicy::Noeviction,
-            maxmemory_samples: 5,
+            maxmemory_policy: MemoryPolicy::DEFAULT.maxmemory_policy,
+            maxmemory_samples: MemoryPolicy::DEFAULT.maxmemory_samples,
             maxmemory_eviction_tenacity: 10,
-            lfu_log_factor: 10,
-            lfu_decay_time_min: 1,
+            lfu_log_factor: MemoryPolicy::DEFAULT.lfu_log_factor,
+            lfu_decay_time_min: MemoryPolicy::DEFAULT.lfu_decay_time,
             hz: 10,
             dynamic_hz: true,
             active_expire_effort: 1,

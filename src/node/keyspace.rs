@@ -18,6 +18,7 @@ mod expire;
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
+use super::argv::Argv;
 use super::command_table::lookup_command;
 use crate::engine::Rng;
 pub use evict::{
@@ -121,7 +122,7 @@ pub enum Caller {
 pub struct Executed {
     pub reply: Reply,
     /// What to propagate to replicas and the AOF, in order.
-    pub propagate: Vec<Vec<Vec<u8>>>,
+    pub propagate: Vec<Argv>,
 }
 
 /// Counters of `INFO stats` kept by the keyspace.
@@ -239,10 +240,6 @@ pub fn key_memory(key_len: usize, entry: &Entry) -> u64 {
 }
 
 /// A command as an owned argument vector (what is propagated).
-fn owned(argv: &[&[u8]]) -> Vec<Vec<u8>> {
-    argv.iter().map(|a| a.to_vec()).collect()
-}
-
 fn arity_error(name: &str) -> Reply {
     Reply::Error(format!(
         "ERR wrong number of arguments for '{}' command",
@@ -483,7 +480,7 @@ impl Keyspace {
         now_ms: i64,
         replica: bool,
         caller: Caller,
-        propagate: &mut Vec<Vec<Vec<u8>>>,
+        propagate: &mut Vec<Argv>,
     ) -> bool {
         if !self.dict.get(key).is_some_and(|e| e.expired(now_ms)) {
             return false;
@@ -493,7 +490,7 @@ impl Keyspace {
         }
         self.remove(key);
         self.stats.expired_keys += 1;
-        propagate.push(vec![b"DEL".to_vec(), key.to_vec()]);
+        propagate.push(Argv::from_slices(&[b"DEL", key]));
         true
     }
 
@@ -504,7 +501,7 @@ impl Keyspace {
         now_ms: i64,
         replica: bool,
         caller: Caller,
-        propagate: &mut Vec<Vec<Vec<u8>>>,
+        propagate: &mut Vec<Argv>,
     ) -> Option<&Entry> {
         let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
         match self.dict.get_index_of(key).filter(|_| !expired) {
@@ -526,7 +523,7 @@ impl Keyspace {
         now_ms: i64,
         replica: bool,
         caller: Caller,
-        propagate: &mut Vec<Vec<Vec<u8>>>,
+        propagate: &mut Vec<Argv>,
     ) -> Option<&Entry> {
         if self.expire_if_needed(key, now_ms, replica, caller, propagate) {
             return None;
@@ -571,7 +568,7 @@ impl Keyspace {
         now: i64,
         replica: bool,
         caller: Caller,
-        prop: &mut Vec<Vec<Vec<u8>>>,
+        prop: &mut Vec<Argv>,
     ) -> Reply {
         let spec = match lookup_command(argv) {
             Ok(spec) => spec,
@@ -608,7 +605,7 @@ impl Keyspace {
                         },
                     );
                 }
-                prop.push(owned(argv));
+                prop.push(Argv::from_slices(argv));
                 Reply::Ok
             }
             "incr" => {
@@ -632,7 +629,7 @@ impl Keyspace {
                         lru: 0,
                     },
                 );
-                prop.push(owned(argv));
+                prop.push(Argv::from_slices(argv));
                 Reply::Int(value)
             }
             "append" => {
@@ -660,7 +657,7 @@ impl Keyspace {
                 };
                 let len = entry.value.len();
                 self.insert(key, entry);
-                prop.push(owned(argv));
+                prop.push(Argv::from_slices(argv));
                 Reply::Int(len as i64)
             }
             "del" => {
@@ -672,7 +669,7 @@ impl Keyspace {
                     }
                 }
                 if deleted > 0 {
-                    prop.push(owned(argv));
+                    prop.push(Argv::from_slices(argv));
                 }
                 Reply::Int(deleted)
             }
@@ -720,7 +717,7 @@ impl Keyspace {
         now: i64,
         replica: bool,
         caller: Caller,
-        prop: &mut Vec<Vec<Vec<u8>>>,
+        prop: &mut Vec<Argv>,
     ) -> Reply {
         #[derive(PartialEq)]
         enum Unit {
@@ -805,18 +802,16 @@ impl Keyspace {
             },
         );
         match expire_at {
-            Some(at) => prop.push(vec![
-                b"SET".to_vec(),
-                key.to_vec(),
-                argv[2].to_vec(),
-                b"PXAT".to_vec(),
-                at.to_string().into_bytes(),
-            ]),
+            Some(at) => {
+                let mut p = Argv::from_slices(&[b"SET", key, argv[2], b"PXAT"]);
+                p.push(at.to_string().as_bytes());
+                prop.push(p);
+            }
             None => prop.push(
                 argv.iter()
                     .enumerate()
                     .filter(|(i, a)| *i < 3 || !eq(a, "GET"))
-                    .map(|(_, a)| a.to_vec())
+                    .map(|(_, a)| a)
                     .collect(),
             ),
         }
@@ -835,7 +830,7 @@ impl Keyspace {
         now: i64,
         replica: bool,
         caller: Caller,
-        prop: &mut Vec<Vec<Vec<u8>>>,
+        prop: &mut Vec<Argv>,
     ) -> Reply {
         let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
         for opt in &argv[3..] {
@@ -891,16 +886,14 @@ impl Keyspace {
         if when <= now && !replica {
             // checkAlreadyExpired: delete now, propagate a DEL.
             self.remove(key);
-            prop.push(vec![b"DEL".to_vec(), key.to_vec()]);
+            prop.push(Argv::from_slices(&[b"DEL", key]));
             return Reply::Int(1);
         }
         self.set_expire(key, Some(when));
-        let mut p = vec![
-            b"PEXPIREAT".to_vec(),
-            key.to_vec(),
-            when.to_string().into_bytes(),
-        ];
-        p.extend(argv[3..].iter().map(|a| a.to_vec()));
+        let mut p = Argv::from_slices(&[b"PEXPIREAT", key, when.to_string().as_bytes()]);
+        for a in &argv[3..] {
+            p.push(a);
+        }
         prop.push(p);
         Reply::Int(1)
     }
@@ -1007,7 +1000,8 @@ mod tests {
         assert_eq!(ks.volatile_len(), 1);
         // A time in the past deletes the key and propagates DEL.
         let e = exec(&mut ks, 5, "EXPIRE k -1");
-        assert_eq!((e.reply, e.propagate), (Reply::Int(1), vec![argv("DEL k")]));
+        assert_eq!(e.reply, Reply::Int(1));
+        assert_eq!(e.propagate, vec![argv("DEL k")]);
         assert_eq!((ks.len(), ks.volatile_len()), (0, 0));
         assert_eq!(
             reply(&mut ks, 0, "EXPIRE k 1 NX XX"),
@@ -1041,10 +1035,8 @@ mod tests {
         );
         assert_eq!(reply(&mut ks, 0, "EXISTS a b a zz"), Reply::Int(3));
         let e = exec(&mut ks, 0, "DEL a zz");
-        assert_eq!(
-            (e.reply, e.propagate),
-            (Reply::Int(1), vec![argv("DEL a zz")])
-        );
+        assert_eq!(e.reply, Reply::Int(1));
+        assert_eq!(e.propagate, vec![argv("DEL a zz")]);
         // Nothing deleted: nothing propagated.
         assert!(exec(&mut ks, 0, "DEL a").propagate.is_empty());
     }

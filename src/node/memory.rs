@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use super::argv::Argv;
 use super::keyspace::{EvictResult, Keyspace};
 use super::Node;
 
@@ -76,7 +77,7 @@ impl Node {
     pub(super) fn perform_evictions(
         &self,
         keyspace: &mut Keyspace,
-        propagate: &mut Vec<Vec<Vec<u8>>>,
+        propagate: &mut Vec<Argv>,
     ) -> bool {
         let maxmemory = self.maxmemory();
         let cfg = &self.setup.config;
@@ -153,7 +154,7 @@ impl Node {
     /// ticks): `activeExpireCycle(SLOW)` on a master, nothing on a
     /// replica (it waits for its master's `DEL`s), nothing while clients
     /// are paused. Returns the `DEL`s to propagate.
-    pub(super) fn databases_cron(&mut self) -> Vec<Vec<Vec<u8>>> {
+    pub(super) fn databases_cron(&mut self) -> Vec<Argv> {
         let mut dels = Vec::new();
         if !self.repl.has_child() && !self.persist.has_child() {
             self.keyspace.try_resize_hash_tables();
@@ -269,8 +270,8 @@ mod tests {
             assert_eq!(e.reply, Reply::Ok);
             // The DELs of what was evicted come first, then the SET.
             let (set, dels) = e.propagate.split_last().unwrap();
-            assert_eq!(set[0], b"SET");
-            assert!(dels.iter().all(|d| d[0] == b"DEL" && d.len() == 2));
+            assert_eq!(&set[0], b"SET");
+            assert!(dels.iter().all(|d| &d[0] == b"DEL" && d.len() == 2));
         }
         let evicted = s.node.keyspace.stats.evicted_keys;
         assert!(evicted > 100, "{evicted}");

@@ -23,6 +23,7 @@
 //! checksum is not computed: the payload never leaves the simulation),
 //! so a `RESTORE-ASKING` is as long on the wire as Redis's.
 
+use super::argv::Argv;
 use super::bus::{NodeId, SlotBitmap};
 use super::election::BroadcastTarget;
 use super::keyspace::{parse_i64, Entry, Keyspace, Reply, Value};
@@ -362,7 +363,7 @@ impl Node {
     ) -> Reply {
         self.set_now(now);
         let mut error = None;
-        let mut del = vec![b"DEL".to_vec()];
+        let mut del = Argv::from_slices(&[b"DEL"]);
         for (key, reply) in batch.keys.iter().zip(replies) {
             match reply {
                 Reply::Error(e) => {
@@ -372,7 +373,7 @@ impl Node {
                 }
                 _ => {
                     self.keyspace.remove(key);
-                    del.push(key.clone());
+                    del.push(key);
                 }
             }
         }
@@ -391,7 +392,7 @@ impl Node {
 /// [ABSTTL]` on `keyspace` at `now_ms`: the reply and what it propagates
 /// (the key as a `SET ... PXAT`, the absolute expiry Redis rewrites the
 /// TTL to; a `DEL` when it replaced a key with an expired one).
-pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, Vec<Vec<Vec<u8>>>) {
+pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, Vec<Argv>) {
     let err = |e: &str| (Reply::Error(e.into()), Vec::new());
     let (mut replace, mut absttl) = (false, false);
     for a in &argv[4..] {
@@ -424,7 +425,7 @@ pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, 
     // checkAlreadyExpired (a master that is not loading).
     if ttl != 0 && ttl <= now_ms {
         let propagate = if deleted {
-            vec![vec![b"DEL".to_vec(), key.to_vec()]]
+            vec![Argv::from_slices(&[b"DEL", key])]
         } else {
             Vec::new()
         };
@@ -432,10 +433,10 @@ pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, 
     }
     // A key found expired is replaced like a missing one.
     keyspace.remove(key);
-    let mut set = vec![b"SET".to_vec(), key.to_vec(), value.clone()];
+    let mut set = Argv::from_slices(&[b"SET", key, &value]);
     if ttl != 0 {
-        set.push(b"PXAT".to_vec());
-        set.push(ttl.to_string().into_bytes());
+        set.push(b"PXAT");
+        set.push(ttl.to_string().as_bytes());
     }
     keyspace.insert(
         key,

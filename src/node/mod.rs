@@ -11,6 +11,7 @@
 //! inside the node are Unix milliseconds (`mstime()`), derived from the
 //! simulated clock with [`mstime`].
 
+pub mod argv;
 pub mod bus;
 pub mod command_table;
 pub mod conf_file;

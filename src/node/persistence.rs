@@ -317,7 +317,7 @@ mod tests {
     use super::*;
 
     fn set(k: &str, v: &str) -> Rc<ReplCommand> {
-        ReplCommand::new(vec![b"SET".to_vec(), k.into(), v.into()])
+        ReplCommand::new(["SET", k, v].into_iter().collect())
     }
 
     #[test]

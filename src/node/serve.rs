@@ -10,6 +10,9 @@
 //! replication stream (`replicationFeedSlaves`), whose messages are
 //! effects like any other.
 
+use std::rc::Rc;
+
+use super::argv::Argv;
 use super::bus::flags::MYSELF;
 use super::command_table::CMD_DENYOOM;
 use super::config::EndpointType;
@@ -117,19 +120,17 @@ impl Node {
     /// `propagateNow` for commands executed here: into the replication
     /// stream and the AOF (then `flushAppendOnlyFile`'s fsync, as in
     /// `beforeSleep`).
-    pub(super) fn feed_commands(&mut self, commands: &[Vec<Vec<u8>>], out: &mut Vec<Effect>) {
-        for argv in commands {
+    pub(super) fn feed_commands(&mut self, commands: &[Argv], out: &mut Vec<Effect>) {
+        let commands: Vec<Rc<ReplCommand>> = commands
+            .iter()
+            .map(|argv| ReplCommand::new(argv.clone()))
+            .collect();
+        for cmd in &commands {
             self.with_repl(out, |r, now, ctx, o| {
-                r.replication_feed_slaves(now, argv.clone(), ctx.config, o)
+                r.replication_feed_slaves(now, Rc::clone(cmd), ctx.config, o)
             });
         }
-        let owned = || {
-            commands
-                .iter()
-                .map(|argv| ReplCommand::new(argv.clone()))
-                .collect()
-        };
-        self.persist_feed(commands.len(), owned, out);
+        self.persist_feed(commands.len(), || commands, out);
         self.aof_flush(out);
     }
 
@@ -150,7 +151,7 @@ impl Node {
         keyspace: &mut Keyspace,
         argv: &[&[u8]],
         client: &mut ClientFlags,
-    ) -> (ClientReply, Vec<Vec<Vec<u8>>>) {
+    ) -> (ClientReply, Vec<Argv>) {
         let now_ms = self.now_ms;
         keyspace.child_active = self.repl.has_child() || self.persist.has_child();
         let routed = {
@@ -402,13 +403,7 @@ mod tests {
         let at = (mstime(T) + 5000).to_string();
         assert_eq!(
             e.propagate,
-            vec![vec![
-                b"SET".to_vec(),
-                b"bar".to_vec(),
-                b"v1".to_vec(),
-                b"PXAT".to_vec(),
-                at.into_bytes()
-            ]]
+            [["SET", "bar", "v1", "PXAT", &at].into_iter().collect::<Argv>()]
         );
         assert_eq!(reply(&mut s, "GET bar"), bulk("v1"));
         assert_eq!(
@@ -438,7 +433,7 @@ mod tests {
             run(&mut s, "SET foo 1", &mut c),
             ClientReply::Done(Executed {
                 reply: Reply::Ok,
-                propagate: vec![vec![b"SET".to_vec(), b"foo".to_vec(), b"1".to_vec()]],
+                propagate: vec![["SET", "foo", "1"].into_iter().collect()],
             })
         );
         assert!(!c.asking, "cleared by the next command");

@@ -17,7 +17,7 @@
 
 use rand::RngExt;
 
-use super::{Entry, Keyspace};
+use super::{Argv, Entry, Keyspace};
 use crate::node::config::{Config, MaxmemoryPolicy};
 
 /// `LRU_CLOCK_MAX`: the clock has 24 bits.
@@ -95,13 +95,21 @@ pub struct MemoryPolicy {
 }
 
 impl Default for MemoryPolicy {
-    /// Redis 7.0.15's defaults.
     fn default() -> Self {
-        MemoryPolicy::from_config(&Config::default())
+        MemoryPolicy::DEFAULT
     }
 }
 
 impl MemoryPolicy {
+    /// Redis 7.0.15's defaults (what [`Config::default`] holds). Cheap: a
+    /// keyspace is taken out of its node (`mem::take`) for every command.
+    pub const DEFAULT: MemoryPolicy = MemoryPolicy {
+        maxmemory_policy: MaxmemoryPolicy::Noeviction,
+        maxmemory_samples: 5,
+        lfu_log_factor: 10,
+        lfu_decay_time: 1,
+    };
+
     pub fn from_config(c: &Config) -> MemoryPolicy {
         MemoryPolicy {
             maxmemory_policy: c.maxmemory_policy,
@@ -181,7 +189,7 @@ impl Keyspace {
         &mut self,
         mem_tofree: u64,
         now_ms: i64,
-        propagate: &mut Vec<Vec<Vec<u8>>>,
+        propagate: &mut Vec<Argv>,
     ) -> EvictResult {
         use MaxmemoryPolicy::*;
         let policy = self.policy.maxmemory_policy;
@@ -201,7 +209,7 @@ impl Keyspace {
             self.remove(&key);
             freed += before - self.used_memory();
             self.stats.evicted_keys += 1;
-            propagate.push(vec![b"DEL".to_vec(), key]);
+            propagate.push(Argv::from_slices(&[b"DEL", &key]));
         }
         EvictResult::Ok
     }

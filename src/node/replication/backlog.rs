@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use crate::node::argv::Argv;
 use crate::node::keyspace::jemalloc_size;
 
 use super::resp;
@@ -34,13 +35,13 @@ const REPL_BACKLOG_TRIM_BLOCKS_PER_CALL: usize = 64;
 /// One command of the replication stream.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReplCommand {
-    pub argv: Vec<Vec<u8>>,
+    pub argv: Argv,
     /// Its RESP size: what it adds to the replication offset.
     pub size: u64,
 }
 
 impl ReplCommand {
-    pub fn new(argv: Vec<Vec<u8>>) -> Rc<ReplCommand> {
+    pub fn new(argv: Argv) -> Rc<ReplCommand> {
         let size = resp::multibulk_size(&argv);
         Rc::new(ReplCommand { argv, size })
     }
@@ -333,7 +334,7 @@ mod tests {
     use super::*;
 
     fn feed(b: &mut ReplBuffer, len: u64, backlog_size: u64) {
-        let cmd = ReplCommand::new(vec![vec![b'x'; len as usize]]);
+        let cmd = ReplCommand::new(Argv::from_slices(&[&vec![b'x'; len as usize]]));
         let size = cmd.size;
         b.log_command(cmd);
         let mut left = size;

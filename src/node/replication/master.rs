@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::engine::SimTime;
+use crate::node::argv::Argv;
 use crate::node::config::Config;
 use crate::node::persistence::PersistEffect;
 use crate::node::LinkId;
@@ -920,7 +921,7 @@ impl Replication {
     pub fn replication_feed_slaves(
         &mut self,
         now: SimTime,
-        argv: Vec<Vec<u8>>,
+        cmd: Rc<ReplCommand>,
         cfg: &Config,
         out: &mut Vec<ReplEffect>,
     ) {
@@ -928,7 +929,7 @@ impl Replication {
         if let Some(child) = &mut self.master.child {
             child.writes += 1;
         }
-        self.feed_slaves(argv, true, cfg, out);
+        self.feed_slaves(cmd, true, cfg, out);
     }
 
     /// `replicationRequestAckFromSlaves` as `beforeSleep` carries it out:
@@ -942,14 +943,14 @@ impl Replication {
     ) {
         self.set_time(now);
         let argv = [&b"REPLCONF"[..], b"GETACK", b"*"];
-        self.feed_slaves(argv.map(<[u8]>::to_vec).to_vec(), false, cfg, out);
+        self.feed_slaves(ReplCommand::new(Argv::from_slices(&argv)), false, cfg, out);
     }
 
     /// `replicationFeedSlaves`; `select`: the command touches database 0
     /// (a `PING` is fed with `dictid = slaveseldb`: no `SELECT`).
     fn feed_slaves(
         &mut self,
-        argv: Vec<Vec<u8>>,
+        cmd: Rc<ReplCommand>,
         select: bool,
         cfg: &Config,
         out: &mut Vec<ReplEffect>,
@@ -961,14 +962,13 @@ impl Replication {
             return;
         }
         if select && self.master.slaveseldb != 0 {
-            let cmd = ReplCommand::new(vec![b"SELECT".to_vec(), b"0".to_vec()]);
+            let cmd = ReplCommand::new(Argv::from_slices(&[b"SELECT", b"0"]));
             let size = cmd.size;
             self.buf.log_command(cmd);
             self.feed_replication_buffer(size, cfg);
             self.master.slaveseldb = 0;
         }
-        let cmd = ReplCommand::new(argv);
-        self.buf.log_command(cmd.clone());
+        self.buf.log_command(Rc::clone(&cmd));
         for piece in resp::feed_pieces(&cmd.argv) {
             self.feed_replication_buffer(piece, cfg);
         }
@@ -1150,7 +1150,8 @@ impl Replication {
             && !self.master.slaves.is_empty()
             && !mf_paused
         {
-            self.feed_slaves(vec![b"PING".to_vec()], false, cfg, out);
+            let ping = ReplCommand::new(Argv::from_slices(&[b"PING"]));
+            self.feed_slaves(ping, false, cfg, out);
         }
         let socket_child = self.master.child.as_ref().is_some_and(|c| c.diskless);
         for &link in &self.master.slaves {

@@ -395,7 +395,8 @@ pub fn apply_replicated(cmd: &ReplCommand, keyspace: &mut Keyspace, now_ms: i64)
     {
         return false;
     }
-    keyspace.execute(&cmd.argv, now_ms, true, Caller::Master);
+    cmd.argv
+        .with(|argv| keyspace.execute(argv, now_ms, true, Caller::Master));
     true
 }
 

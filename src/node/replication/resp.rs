@@ -3,6 +3,8 @@
 //! The model keeps commands, not bytes; these functions say how many bytes
 //! Redis would put on the wire or into the replication buffer for them.
 
+use crate::node::argv::Argv;
+
 /// Decimal digits of `n` (`ll2string` length of a non-negative value).
 pub fn digits(n: u64) -> u64 {
     n.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
@@ -17,7 +19,7 @@ pub fn digits_i64(n: i64) -> u64 {
 /// one command, in order: `*<argc>\r\n`, then per argument `$<len>\r\n`, the
 /// argument itself and `\r\n`. Empty pieces (an empty argument) are kept:
 /// feeding zero bytes does nothing.
-pub fn feed_pieces(argv: &[Vec<u8>]) -> impl Iterator<Item = u64> + '_ {
+pub fn feed_pieces(argv: &Argv) -> impl Iterator<Item = u64> + '_ {
     let head = 3 + digits(argv.len() as u64);
     std::iter::once(head).chain(argv.iter().flat_map(|a| {
         let len = a.len() as u64;
@@ -26,7 +28,7 @@ pub fn feed_pieces(argv: &[Vec<u8>]) -> impl Iterator<Item = u64> + '_ {
 }
 
 /// Size of a command as a RESP multi-bulk (`*<n>\r\n$<len>\r\n<arg>\r\n...`).
-pub fn multibulk_size(argv: &[Vec<u8>]) -> u64 {
+pub fn multibulk_size(argv: &Argv) -> u64 {
     feed_pieces(argv).sum()
 }
 
@@ -45,8 +47,8 @@ pub fn line_size(s_len: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn argv(args: &[&str]) -> Vec<Vec<u8>> {
-        args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    fn argv(args: &[&str]) -> Argv {
+        args.iter().collect()
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::engine::{actor_rng, Actor, EventQueue, MS, SEC};
+use crate::node::argv::Argv;
 use crate::node::keyspace::{Caller, Keyspace};
 use crate::node::INBOUND_LINK_BIT;
 
@@ -330,7 +331,7 @@ impl Harness {
         let mut out = Vec::new();
         for cmd in ex.propagate {
             pr.repl
-                .replication_feed_slaves(self.now, cmd, &pr.cfg, &mut out);
+                .replication_feed_slaves(self.now, ReplCommand::new(cmd), &pr.cfg, &mut out);
         }
         self.effects(p, out);
         Ok(())
@@ -493,7 +494,7 @@ fn handshake_full_sync_then_streaming() {
     // Streaming: a SELECT 0 (23 bytes) precedes the first command after the
     // full sync, then commands and PINGs (14 bytes) every 10 s.
     h.write(0, &["SET", "a", "1"]).unwrap();
-    let set_a = resp::multibulk_size(&argv(&["SET", "a", "1"])) as i64;
+    let set_a = resp::multibulk_size(&Argv::from_iter(&["SET", "a", "1"])) as i64;
     assert_eq!(h.repl(0).master_repl_offset(), 14 + 23 + set_a);
     h.write(0, &["SET", "b", "2"]).unwrap();
     assert_eq!(h.repl(0).master_repl_offset(), 14 + 23 + 2 * set_a);
@@ -572,7 +573,7 @@ fn partial_resync_after_a_short_disconnect() {
     // The replica kept its selected database: no SELECT after +CONTINUE.
     let before = h.repl(0).master_repl_offset();
     h.write(0, &["SET", "x", "y"]).unwrap();
-    let set = resp::multibulk_size(&argv(&["SET", "x", "y"])) as i64;
+    let set = resp::multibulk_size(&Argv::from_iter(&["SET", "x", "y"])) as i64;
     assert_eq!(h.repl(0).master_repl_offset() - before, set);
     h.run_for(SEC);
     h.assert_in_sync(0, 1);
@@ -634,7 +635,7 @@ fn psync2_siblings_and_the_old_master_continue_after_a_promotion() {
     // resets `slaveseldb`).
     let before = h.repl(1).master_repl_offset();
     h.write(1, &["SET", "after", "failover"]).unwrap();
-    let set = resp::multibulk_size(&argv(&["SET", "after", "failover"])) as i64;
+    let set = resp::multibulk_size(&Argv::from_iter(&["SET", "after", "failover"])) as i64;
     assert_eq!(h.repl(1).master_repl_offset() - before, 23 + set);
     h.run_for(SEC);
     h.assert_in_sync(1, 2);
