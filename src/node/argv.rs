@@ -17,14 +17,7 @@ pub struct Argv {
 impl Argv {
     /// The arguments `args`, in a buffer of their exact size.
     pub fn from_slices(args: &[&[u8]]) -> Argv {
-        let mut argv = Argv {
-            data: Vec::with_capacity(args.iter().map(|a| a.len()).sum()),
-            ends: SmallVec::new(),
-        };
-        for a in args {
-            argv.push(a);
-        }
-        argv
+        args.iter().collect()
     }
 
     pub fn clear(&mut self) {
@@ -53,11 +46,7 @@ impl Argv {
     /// Argument `i`.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends[i - 1] as usize
-        };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         Some(&self.data[start..end])
     }
 
@@ -105,10 +94,15 @@ impl PartialEq<Vec<Vec<u8>>> for Argv {
     }
 }
 
+/// The arguments in a buffer of their exact size.
 impl<A: AsRef<[u8]>> FromIterator<A> for Argv {
     fn from_iter<I: IntoIterator<Item = A>>(args: I) -> Argv {
-        let mut argv = Argv::default();
-        for a in args {
+        let args: SmallVec<[A; 8]> = args.into_iter().collect();
+        let mut argv = Argv {
+            data: Vec::with_capacity(args.iter().map(|a| a.as_ref().len()).sum()),
+            ends: SmallVec::new(),
+        };
+        for a in &args {
             argv.push(a.as_ref());
         }
         argv
@@ -136,7 +130,10 @@ mod tests {
         a.push_with(|b| b.extend_from_slice(b"v1"));
         assert_eq!(a.len(), 3);
         assert_eq!(a.iter().collect::<Vec<_>>(), [&b"SET"[..], b"", b"v1"]);
-        assert_eq!((a.get(1), a.get(2), a.get(3)), (Some(&b""[..]), Some(&b"v1"[..]), None));
+        assert_eq!(
+            (a.get(1), a.get(2), a.get(3)),
+            (Some(&b""[..]), Some(&b"v1"[..]), None)
+        );
         assert_eq!(a.with(|s| s.concat()), b"SETv1");
         assert_eq!(Argv::from_slices(&[b"SET", b"", b"v1"]), a);
         assert_eq!(["SET", "", "v1"].into_iter().collect::<Argv>(), a);
@@ -146,6 +143,9 @@ mod tests {
         let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
         let a = Argv::from_slices(&refs);
         assert!(a.with(|s| s == refs));
-        assert_eq!(format!("{:?}", Argv::from_slices(&[b"GET", b"k"])), "[\"GET\", \"k\"]");
+        assert_eq!(
+            format!("{:?}", Argv::from_slices(&[b"GET", b"k"])),
+            "[\"GET\", \"k\"]"
+        );
     }
 }

@@ -184,9 +184,9 @@ impl CommandSpec {
     /// `getKeysFromCommand`: the key arguments of `argv`, in order; none
     /// if the range falls outside `argv` (the arity check rules that out
     /// for every command of the table).
-    pub fn keys<'a>(&self, argv: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    pub fn keys<'a>(&self, argv: &[&'a [u8]]) -> Keys<'a> {
         if self.first_key == 0 {
-            return Vec::new();
+            return Keys::new();
         }
         let argc = argv.len() as i64;
         let first = self.first_key as i64;
@@ -196,7 +196,7 @@ impl CommandSpec {
             argc + i64::from(self.last_key)
         };
         if last >= argc || last < first || first >= argc {
-            return Vec::new();
+            return Keys::new();
         }
         (first as usize..=last as usize)
             .step_by(self.step)
@@ -204,6 +204,9 @@ impl CommandSpec {
             .collect()
     }
 }
+
+/// The key arguments of a command (on the stack for up to four).
+pub type Keys<'a> = smallvec::SmallVec<[&'a [u8]; 4]>;
 
 #[cfg(test)]
 mod tests {

@@ -28,7 +28,7 @@
 //! what a replica answers every write.
 
 use super::command_table::{
-    lookup_command, CommandSpec, CMD_ASKING, CMD_LOADING, CMD_MAY_REPLICATE, CMD_READONLY,
+    lookup_command, CommandSpec, Keys, CMD_ASKING, CMD_LOADING, CMD_MAY_REPLICATE, CMD_READONLY,
     CMD_WRITE,
 };
 use super::config::EndpointType;
@@ -74,7 +74,7 @@ pub struct Request<'a> {
     /// The command's `CMD_*` flags (`getCommandFlags`).
     pub flags: u64,
     /// Its key arguments, in order (`getKeysFromCommand`).
-    pub keys: Vec<&'a [u8]>,
+    pub keys: Keys<'a>,
     pub client: ClientFlags,
 }
 
@@ -862,7 +862,7 @@ pub(super) mod tests {
         for (j, key) in key_of.iter().enumerate() {
             let req = Request {
                 flags: CMD_READONLY,
-                keys: vec![key.as_deref().unwrap().as_bytes()],
+                keys: [key.as_deref().unwrap().as_bytes()].into_iter().collect(),
                 client: ClientFlags::default(),
             };
             let owner = s.node.slot_owner(j).unwrap();
@@ -886,7 +886,7 @@ pub(super) mod tests {
         // No key at all: served here, whatever the state.
         let req = Request {
             flags: CMD_WRITE,
-            keys: Vec::new(),
+            keys: Keys::new(),
             client: ClientFlags::default(),
         };
         assert_eq!(s.node.get_node_by_query(&req, &|_| false), Ok(()));

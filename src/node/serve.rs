@@ -403,7 +403,9 @@ mod tests {
         let at = (mstime(T) + 5000).to_string();
         assert_eq!(
             e.propagate,
-            [["SET", "bar", "v1", "PXAT", &at].into_iter().collect::<Argv>()]
+            [["SET", "bar", "v1", "PXAT", &at]
+                .into_iter()
+                .collect::<Argv>()]
         );
         assert_eq!(reply(&mut s, "GET bar"), bulk("v1"));
         assert_eq!(

@@ -159,6 +159,11 @@ impl ReplBuffer {
         }
     }
 
+    /// The free bytes of the tail block (0 without blocks).
+    pub fn tail_room(&self) -> u64 {
+        self.blocks.back().map_or(0, |t| t.size - t.used)
+    }
+
     /// One round of `feedReplicationBuffer`'s loop: fill the tail block,
     /// then, if bytes remain, allocate one new block (at least 16 KiB, at
     /// most `max(backlog size / 16, 16 KiB)`, its capacity jemalloc's size

@@ -969,8 +969,15 @@ impl Replication {
             self.master.slaveseldb = 0;
         }
         self.buf.log_command(Rc::clone(&cmd));
-        for piece in resp::feed_pieces(&cmd.argv) {
-            self.feed_replication_buffer(piece, cfg);
+        if self.buf.tail_room() >= cmd.size {
+            // The pieces would all go to the tail block: no new block, so
+            // no limit check nor trim between them; feeding them at once
+            // is the same.
+            self.feed_replication_buffer(cmd.size, cfg);
+        } else {
+            for piece in resp::feed_pieces(&cmd.argv) {
+                self.feed_replication_buffer(piece, cfg);
+            }
         }
         self.free_clients_close_asap(cfg, out);
         self.write_to_online_slaves(cfg, out);
