@@ -17,7 +17,14 @@ pub struct Argv {
 impl Argv {
     /// The arguments `args`, in a buffer of their exact size.
     pub fn from_slices(args: &[&[u8]]) -> Argv {
-        args.iter().collect()
+        let mut argv = Argv {
+            data: Vec::with_capacity(args.iter().map(|a| a.len()).sum()),
+            ends: SmallVec::new(),
+        };
+        for a in args {
+            argv.push(a);
+        }
+        argv
     }
 
     pub fn clear(&mut self) {
@@ -98,14 +105,8 @@ impl PartialEq<Vec<Vec<u8>>> for Argv {
 impl<A: AsRef<[u8]>> FromIterator<A> for Argv {
     fn from_iter<I: IntoIterator<Item = A>>(args: I) -> Argv {
         let args: SmallVec<[A; 8]> = args.into_iter().collect();
-        let mut argv = Argv {
-            data: Vec::with_capacity(args.iter().map(|a| a.as_ref().len()).sum()),
-            ends: SmallVec::new(),
-        };
-        for a in &args {
-            argv.push(a.as_ref());
-        }
-        argv
+        let slices: SmallVec<[&[u8]; 8]> = args.iter().map(AsRef::as_ref).collect();
+        Argv::from_slices(&slices)
     }
 }
 

@@ -67,9 +67,9 @@ impl Value {
     /// `tryObjectEncoding`: strings of at most 20 bytes that are canonical
     /// integers are stored as integers.
     pub fn encode(bytes: &[u8]) -> Value {
-        match parse_i64(bytes) {
-            Some(i) if bytes.len() <= 20 => Value::Int(i),
-            _ => Value::Str(bytes.to_vec()),
+        match (bytes.len() <= 20).then(|| parse_i64(bytes)).flatten() {
+            Some(i) => Value::Int(i),
+            None => Value::Str(bytes.to_vec()),
         }
     }
 
@@ -807,6 +807,7 @@ impl Keyspace {
                 p.push(at.to_string().as_bytes());
                 prop.push(p);
             }
+            None if !get => prop.push(Argv::from_slices(argv)),
             None => prop.push(
                 argv.iter()
                     .enumerate()
