@@ -270,10 +270,12 @@ impl Node {
         let mut start = 0;
         while start < CLUSTER_SLOTS {
             let owner = self.slot_owner[start];
-            let mut end = start;
-            while end + 1 < CLUSTER_SLOTS && self.slot_owner[end + 1] == owner {
-                end += 1;
-            }
+            // The run of slots with this owner, 16 at a time.
+            let rest = &self.slot_owner[start..];
+            let same = |c: &[u32]| c.iter().all(|&o| o == owner);
+            let whole = rest.chunks_exact(16).take_while(|c| same(c)).count() * 16;
+            let len = whole + rest[whole..].iter().take_while(|&&o| o == owner).count();
+            let end = start + len - 1;
             if owner != NO_OWNER {
                 let n = self.n(owner);
                 let mut entry = vec![
