@@ -196,4 +196,21 @@ fn a_base_scenario_keeps_its_cluster_and_draws_faults() {
     )
     .expect("loads");
     assert_eq!(s.nodes.len(), 6);
+    // Every run's file loads with the run's seed, those above i64::MAX too
+    // (they were written wrapped to negative numbers, and rejected).
+    let mut big = 0;
+    for i in 0..8 {
+        let seed = fuzz::run_seed(5, i);
+        big += usize::from(seed > i64::MAX as u64);
+        let text = fuzz::show(5, i, Some(&base));
+        let s = redsim::scenario::parse(
+            &text,
+            redsim::scenario::Format::Toml,
+            "x.toml",
+            std::path::Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("run {i}: {e}\n{text}"));
+        assert_eq!(s.seed, seed, "run {i}");
+    }
+    assert!(big > 0, "some seed above i64::MAX was tried");
 }

@@ -113,11 +113,13 @@ pub fn scenario_text(case: &Case, seed: u64, base: Option<&Base>) -> String {
         Some(b) => {
             let mut table = b.table.clone();
             table.insert("name".into(), format!("{} fuzz {seed}", b.name).into());
-            table.insert("seed".into(), toml::Value::Integer(seed as i64));
             table.insert("duration".into(), duration.into());
             let faults: toml::Table = toml::from_str(&faults).expect("generated faults parse");
             table.extend(faults);
-            toml::to_string(&table).expect("a TOML table serialises")
+            // The seed as text: a TOML integer is an i64, and half the
+            // seeds are above i64::MAX (redsim reads them as u64).
+            let table = toml::to_string(&table).expect("a TOML table serialises");
+            format!("seed = {seed}\n{table}")
         }
     }
 }
