@@ -4,6 +4,7 @@
 //! backlog's commands touched each of them).
 
 use std::fmt;
+use std::rc::Rc;
 
 use smallvec::SmallVec;
 
@@ -85,12 +86,38 @@ impl Argv {
     }
 }
 
+/// A command as it is propagated (to replicas and the AOF) and carried by
+/// the replication stream: its arguments and its RESP size, shared.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReplCommand {
+    pub argv: Argv,
+    /// Its RESP size: what it adds to the replication offset.
+    pub size: u64,
+}
+
+impl ReplCommand {
+    pub fn new(argv: Argv) -> Rc<ReplCommand> {
+        let size = crate::node::replication::resp::multibulk_size(&argv);
+        Rc::new(ReplCommand { argv, size })
+    }
+
+    pub fn from_slices(args: &[&[u8]]) -> Rc<ReplCommand> {
+        ReplCommand::new(Argv::from_slices(args))
+    }
+}
+
 impl std::ops::Index<usize> for Argv {
     type Output = [u8];
 
     fn index(&self, i: usize) -> &[u8] {
         self.get(i).expect("argument index out of range")
     }
+}
+
+/// The arguments of propagated commands, for tests to compare.
+#[cfg(test)]
+pub fn argvs(cmds: &[Rc<ReplCommand>]) -> Vec<Argv> {
+    cmds.iter().map(|c| c.argv.clone()).collect()
 }
 
 /// Tests compare with the arguments as vectors.

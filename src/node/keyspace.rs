@@ -18,7 +18,9 @@ mod expire;
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
-use super::argv::Argv;
+use std::rc::Rc;
+
+use super::argv::{Argv, ReplCommand};
 use super::command_table::lookup_command;
 use crate::engine::Rng;
 pub use evict::{
@@ -122,7 +124,7 @@ pub enum Caller {
 pub struct Executed {
     pub reply: Reply,
     /// What to propagate to replicas and the AOF, in order.
-    pub propagate: Vec<Argv>,
+    pub propagate: Vec<Rc<ReplCommand>>,
 }
 
 /// Counters of `INFO stats` kept by the keyspace.
@@ -480,7 +482,7 @@ impl Keyspace {
         now_ms: i64,
         replica: bool,
         caller: Caller,
-        propagate: &mut Vec<Argv>,
+        propagate: &mut Vec<Rc<ReplCommand>>,
     ) -> bool {
         if !self.dict.get(key).is_some_and(|e| e.expired(now_ms)) {
             return false;
@@ -490,7 +492,7 @@ impl Keyspace {
         }
         self.remove(key);
         self.stats.expired_keys += 1;
-        propagate.push(Argv::from_slices(&[b"DEL", key]));
+        propagate.push(ReplCommand::from_slices(&[b"DEL", key]));
         true
     }
 
@@ -501,7 +503,7 @@ impl Keyspace {
         now_ms: i64,
         replica: bool,
         caller: Caller,
-        propagate: &mut Vec<Argv>,
+        propagate: &mut Vec<Rc<ReplCommand>>,
     ) -> Option<&Entry> {
         let expired = self.expire_if_needed(key, now_ms, replica, caller, propagate);
         match self.dict.get_index_of(key).filter(|_| !expired) {
@@ -523,7 +525,7 @@ impl Keyspace {
         now_ms: i64,
         replica: bool,
         caller: Caller,
-        propagate: &mut Vec<Argv>,
+        propagate: &mut Vec<Rc<ReplCommand>>,
     ) -> Option<&Entry> {
         if self.expire_if_needed(key, now_ms, replica, caller, propagate) {
             return None;
@@ -568,7 +570,7 @@ impl Keyspace {
         now: i64,
         replica: bool,
         caller: Caller,
-        prop: &mut Vec<Argv>,
+        prop: &mut Vec<Rc<ReplCommand>>,
     ) -> Reply {
         let spec = match lookup_command(argv) {
             Ok(spec) => spec,
@@ -605,7 +607,7 @@ impl Keyspace {
                         },
                     );
                 }
-                prop.push(Argv::from_slices(argv));
+                prop.push(ReplCommand::from_slices(argv));
                 Reply::Ok
             }
             "incr" => {
@@ -629,7 +631,7 @@ impl Keyspace {
                         lru: 0,
                     },
                 );
-                prop.push(Argv::from_slices(argv));
+                prop.push(ReplCommand::from_slices(argv));
                 Reply::Int(value)
             }
             "append" => {
@@ -657,7 +659,7 @@ impl Keyspace {
                 };
                 let len = entry.value.len();
                 self.insert(key, entry);
-                prop.push(Argv::from_slices(argv));
+                prop.push(ReplCommand::from_slices(argv));
                 Reply::Int(len as i64)
             }
             "del" => {
@@ -669,7 +671,7 @@ impl Keyspace {
                     }
                 }
                 if deleted > 0 {
-                    prop.push(Argv::from_slices(argv));
+                    prop.push(ReplCommand::from_slices(argv));
                 }
                 Reply::Int(deleted)
             }
@@ -717,7 +719,7 @@ impl Keyspace {
         now: i64,
         replica: bool,
         caller: Caller,
-        prop: &mut Vec<Argv>,
+        prop: &mut Vec<Rc<ReplCommand>>,
     ) -> Reply {
         #[derive(PartialEq)]
         enum Unit {
@@ -803,18 +805,23 @@ impl Keyspace {
         );
         match expire_at {
             Some(at) => {
-                let mut p = Argv::from_slices(&[b"SET", key, argv[2], b"PXAT"]);
-                p.push(at.to_string().as_bytes());
-                prop.push(p);
+                let at = at.to_string();
+                prop.push(ReplCommand::from_slices(&[
+                    b"SET",
+                    key,
+                    argv[2],
+                    b"PXAT",
+                    at.as_bytes(),
+                ]));
             }
-            None if !get => prop.push(Argv::from_slices(argv)),
-            None => prop.push(
+            None if !get => prop.push(ReplCommand::from_slices(argv)),
+            None => prop.push(ReplCommand::new(
                 argv.iter()
                     .enumerate()
                     .filter(|(i, a)| *i < 3 || !eq(a, "GET"))
                     .map(|(_, a)| a)
                     .collect(),
-            ),
+            )),
         }
         if get {
             old_reply
@@ -831,7 +838,7 @@ impl Keyspace {
         now: i64,
         replica: bool,
         caller: Caller,
-        prop: &mut Vec<Argv>,
+        prop: &mut Vec<Rc<ReplCommand>>,
     ) -> Reply {
         let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
         for opt in &argv[3..] {
@@ -887,7 +894,7 @@ impl Keyspace {
         if when <= now && !replica {
             // checkAlreadyExpired: delete now, propagate a DEL.
             self.remove(key);
-            prop.push(Argv::from_slices(&[b"DEL", key]));
+            prop.push(ReplCommand::from_slices(&[b"DEL", key]));
             return Reply::Int(1);
         }
         self.set_expire(key, Some(when));
@@ -895,7 +902,7 @@ impl Keyspace {
         for a in &argv[3..] {
             p.push(a);
         }
-        prop.push(p);
+        prop.push(ReplCommand::new(p));
         Reply::Int(1)
     }
 }
@@ -903,6 +910,7 @@ impl Keyspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::argv::argvs;
 
     fn argv(s: &str) -> Vec<Vec<u8>> {
         s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
@@ -965,7 +973,7 @@ mod tests {
         let mut ks = Keyspace::new();
         let e = exec(&mut ks, 1_000, "SET k v EX 10");
         // Propagated with an absolute time.
-        assert_eq!(e.propagate, vec![argv("SET k v PXAT 11000")]);
+        assert_eq!(argvs(&e.propagate), vec![argv("SET k v PXAT 11000")]);
         assert_eq!(reply(&mut ks, 1_000, "TTL k"), Reply::Int(10));
         assert_eq!(reply(&mut ks, 1_600, "TTL k"), Reply::Int(9)); // 9.4 s rounds to 9
         assert_eq!(reply(&mut ks, 1_600, "PTTL k"), Reply::Int(9_400));
@@ -981,7 +989,7 @@ mod tests {
         // On the master: deleted on access, DEL propagated, counted.
         let e = exec(&mut ks, 11_001, "GET k");
         assert_eq!(e.reply, Reply::Nil);
-        assert_eq!(e.propagate, vec![argv("DEL k")]);
+        assert_eq!(argvs(&e.propagate), vec![argv("DEL k")]);
         assert_eq!((ks.len(), ks.stats.expired_keys), (0, 1));
         assert_eq!(reply(&mut ks, 11_001, "TTL k"), Reply::Int(-2));
     }
@@ -995,14 +1003,14 @@ mod tests {
         assert_eq!(reply(&mut ks, 0, "EXPIRE k 10 XX"), Reply::Int(0));
         let e = exec(&mut ks, 5, "EXPIRE k 10");
         assert_eq!(e.reply, Reply::Int(1));
-        assert_eq!(e.propagate, vec![argv("PEXPIREAT k 10005")]);
+        assert_eq!(argvs(&e.propagate), vec![argv("PEXPIREAT k 10005")]);
         assert_eq!(reply(&mut ks, 5, "PEXPIRE k 5000 GT"), Reply::Int(0));
         assert_eq!(reply(&mut ks, 5, "PEXPIRE k 5000 LT"), Reply::Int(1));
         assert_eq!(ks.volatile_len(), 1);
         // A time in the past deletes the key and propagates DEL.
         let e = exec(&mut ks, 5, "EXPIRE k -1");
         assert_eq!(e.reply, Reply::Int(1));
-        assert_eq!(e.propagate, vec![argv("DEL k")]);
+        assert_eq!(argvs(&e.propagate), vec![argv("DEL k")]);
         assert_eq!((ks.len(), ks.volatile_len()), (0, 0));
         assert_eq!(
             reply(&mut ks, 0, "EXPIRE k 1 NX XX"),
@@ -1037,7 +1045,7 @@ mod tests {
         assert_eq!(reply(&mut ks, 0, "EXISTS a b a zz"), Reply::Int(3));
         let e = exec(&mut ks, 0, "DEL a zz");
         assert_eq!(e.reply, Reply::Int(1));
-        assert_eq!(e.propagate, vec![argv("DEL a zz")]);
+        assert_eq!(argvs(&e.propagate), vec![argv("DEL a zz")]);
         // Nothing deleted: nothing propagated.
         assert!(exec(&mut ks, 0, "DEL a").propagate.is_empty());
     }

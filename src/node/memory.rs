@@ -6,7 +6,9 @@
 
 use std::fmt::Write;
 
-use super::argv::Argv;
+use std::rc::Rc;
+
+use super::argv::ReplCommand;
 use super::keyspace::{EvictResult, Keyspace};
 use super::Node;
 
@@ -77,7 +79,7 @@ impl Node {
     pub(super) fn perform_evictions(
         &self,
         keyspace: &mut Keyspace,
-        propagate: &mut Vec<Argv>,
+        propagate: &mut Vec<Rc<ReplCommand>>,
     ) -> bool {
         let maxmemory = self.maxmemory();
         let cfg = &self.setup.config;
@@ -154,7 +156,7 @@ impl Node {
     /// ticks): `activeExpireCycle(SLOW)` on a master, nothing on a
     /// replica (it waits for its master's `DEL`s), nothing while clients
     /// are paused. Returns the `DEL`s to propagate.
-    pub(super) fn databases_cron(&mut self) -> Vec<Argv> {
+    pub(super) fn databases_cron(&mut self) -> Vec<Rc<ReplCommand>> {
         let mut dels = Vec::new();
         if !self.repl.has_child() && !self.persist.has_child() {
             self.keyspace.try_resize_hash_tables();
@@ -270,8 +272,10 @@ mod tests {
             assert_eq!(e.reply, Reply::Ok);
             // The DELs of what was evicted come first, then the SET.
             let (set, dels) = e.propagate.split_last().unwrap();
-            assert_eq!(&set[0], b"SET");
-            assert!(dels.iter().all(|d| &d[0] == b"DEL" && d.len() == 2));
+            assert_eq!(&set.argv[0], b"SET");
+            assert!(dels
+                .iter()
+                .all(|d| &d.argv[0] == b"DEL" && d.argv.len() == 2));
         }
         let evicted = s.node.keyspace.stats.evicted_keys;
         assert!(evicted > 100, "{evicted}");

@@ -23,7 +23,9 @@
 //! checksum is not computed: the payload never leaves the simulation),
 //! so a `RESTORE-ASKING` is as long on the wire as Redis's.
 
-use super::argv::Argv;
+use std::rc::Rc;
+
+use super::argv::{Argv, ReplCommand};
 use super::bus::{NodeId, SlotBitmap};
 use super::election::BroadcastTarget;
 use super::keyspace::{parse_i64, Entry, Keyspace, Reply, Value};
@@ -378,7 +380,7 @@ impl Node {
             }
         }
         if del.len() > 1 {
-            self.feed_commands(&[del], out);
+            self.feed_commands(&[ReplCommand::new(del)], out);
         }
         self.before_sleep(out);
         match error {
@@ -392,7 +394,11 @@ impl Node {
 /// [ABSTTL]` on `keyspace` at `now_ms`: the reply and what it propagates
 /// (the key as a `SET ... PXAT`, the absolute expiry Redis rewrites the
 /// TTL to; a `DEL` when it replaced a key with an expired one).
-pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, Vec<Argv>) {
+pub fn restore(
+    keyspace: &mut Keyspace,
+    argv: &[&[u8]],
+    now_ms: i64,
+) -> (Reply, Vec<Rc<ReplCommand>>) {
     let err = |e: &str| (Reply::Error(e.into()), Vec::new());
     let (mut replace, mut absttl) = (false, false);
     for a in &argv[4..] {
@@ -425,7 +431,7 @@ pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, 
     // checkAlreadyExpired (a master that is not loading).
     if ttl != 0 && ttl <= now_ms {
         let propagate = if deleted {
-            vec![Argv::from_slices(&[b"DEL", key])]
+            vec![ReplCommand::from_slices(&[b"DEL", key])]
         } else {
             Vec::new()
         };
@@ -447,7 +453,7 @@ pub fn restore(keyspace: &mut Keyspace, argv: &[&[u8]], now_ms: i64) -> (Reply, 
             lru: 0,
         },
     );
-    (Reply::Ok, vec![set])
+    (Reply::Ok, vec![ReplCommand::new(set)])
 }
 
 #[cfg(test)]
@@ -579,7 +585,7 @@ mod tests {
         assert_eq!(e.reply, Reply::Ok);
         let at = (super::super::mstime(T) + 5000).to_string();
         assert_eq!(
-            e.propagate,
+            crate::node::argv::argvs(&e.propagate),
             vec![vec![
                 b"SET".to_vec(),
                 b"foo".to_vec(),

@@ -12,7 +12,6 @@
 
 use std::rc::Rc;
 
-use super::argv::Argv;
 use super::bus::flags::MYSELF;
 use super::command_table::CMD_DENYOOM;
 use super::config::EndpointType;
@@ -120,17 +119,13 @@ impl Node {
     /// `propagateNow` for commands executed here: into the replication
     /// stream and the AOF (then `flushAppendOnlyFile`'s fsync, as in
     /// `beforeSleep`).
-    pub(super) fn feed_commands(&mut self, commands: &[Argv], out: &mut Vec<Effect>) {
-        let commands: Vec<Rc<ReplCommand>> = commands
-            .iter()
-            .map(|argv| ReplCommand::new(argv.clone()))
-            .collect();
-        for cmd in &commands {
+    pub(super) fn feed_commands(&mut self, commands: &[Rc<ReplCommand>], out: &mut Vec<Effect>) {
+        for cmd in commands {
             self.with_repl(out, |r, now, ctx, o| {
                 r.replication_feed_slaves(now, Rc::clone(cmd), ctx.config, o)
             });
         }
-        self.persist_feed(commands.len(), || commands, out);
+        self.persist_feed(commands.len(), || commands.to_vec(), out);
         self.aof_flush(out);
     }
 
@@ -151,7 +146,7 @@ impl Node {
         keyspace: &mut Keyspace,
         argv: &[&[u8]],
         client: &mut ClientFlags,
-    ) -> (ClientReply, Vec<Argv>) {
+    ) -> (ClientReply, Vec<Rc<ReplCommand>>) {
         let now_ms = self.now_ms;
         keyspace.child_active = self.repl.has_child() || self.persist.has_child();
         let routed = {
@@ -404,10 +399,10 @@ mod tests {
         // What the replication stream will carry: an absolute expiry.
         let at = (mstime(T) + 5000).to_string();
         assert_eq!(
-            e.propagate,
+            crate::node::argv::argvs(&e.propagate),
             [["SET", "bar", "v1", "PXAT", &at]
                 .into_iter()
-                .collect::<Argv>()]
+                .collect::<crate::node::argv::Argv>()]
         );
         assert_eq!(reply(&mut s, "GET bar"), bulk("v1"));
         assert_eq!(
@@ -437,7 +432,7 @@ mod tests {
             run(&mut s, "SET foo 1", &mut c),
             ClientReply::Done(Executed {
                 reply: Reply::Ok,
-                propagate: vec![["SET", "foo", "1"].into_iter().collect()],
+                propagate: vec![ReplCommand::from_slices(&[b"SET", b"foo", b"1"])],
             })
         );
         assert!(!c.asking, "cleared by the next command");

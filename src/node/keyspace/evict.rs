@@ -17,7 +17,9 @@
 
 use rand::RngExt;
 
-use super::{Argv, Entry, Keyspace};
+use std::rc::Rc;
+
+use super::{Entry, Keyspace, ReplCommand};
 use crate::node::config::{Config, MaxmemoryPolicy};
 
 /// `LRU_CLOCK_MAX`: the clock has 24 bits.
@@ -189,7 +191,7 @@ impl Keyspace {
         &mut self,
         mem_tofree: u64,
         now_ms: i64,
-        propagate: &mut Vec<Argv>,
+        propagate: &mut Vec<Rc<ReplCommand>>,
     ) -> EvictResult {
         use MaxmemoryPolicy::*;
         let policy = self.policy.maxmemory_policy;
@@ -209,7 +211,7 @@ impl Keyspace {
             self.remove(&key);
             freed += before - self.used_memory();
             self.stats.evicted_keys += 1;
-            propagate.push(Argv::from_slices(&[b"DEL", &key]));
+            propagate.push(ReplCommand::from_slices(&[b"DEL", &key]));
         }
         EvictResult::Ok
     }

@@ -18,7 +18,9 @@
 //! by default), i.e. at most 1250 loops (25 000 keys) per cycle at `hz` 10.
 //! The fast cycle of `beforeSleep` is not modelled.
 
-use super::{Argv, Keyspace};
+use std::rc::Rc;
+
+use super::{Keyspace, ReplCommand};
 
 /// `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`.
 pub const ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP: u64 = 20;
@@ -44,7 +46,7 @@ impl Keyspace {
         now_ms: i64,
         hz: u32,
         effort: u32,
-        propagate: &mut Vec<Argv>,
+        propagate: &mut Vec<Rc<ReplCommand>>,
     ) {
         let effort = u64::from(effort.clamp(1, 10)) - 1;
         let keys_per_loop =
@@ -77,7 +79,7 @@ impl Keyspace {
                     let key = key.clone();
                     self.remove(&key);
                     self.stats.expired_keys += 1;
-                    propagate.push(Argv::from_slices(&[b"DEL", &key]));
+                    propagate.push(ReplCommand::from_slices(&[b"DEL", &key]));
                     expired += 1;
                 } else {
                     self.expire.cursor = pos + 1;
@@ -120,7 +122,7 @@ mod tests {
         let mut dels = Vec::new();
         ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);
         assert_eq!((ks.stats.expired_keys, dels.len()), (1, 1));
-        assert_eq!(dels[0], ["DEL", "k0"].into_iter().collect::<Argv>());
+        assert_eq!(dels[0].argv, vec![b"DEL".to_vec(), b"k0".to_vec()]);
         // The cursor goes on from there: in 50 cycles it has seen them all.
         for _ in 0..50 {
             ks.active_expire_cycle(T0 + 100, 10, 1, &mut dels);

@@ -17,10 +17,8 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use crate::node::argv::Argv;
+use crate::node::argv::ReplCommand;
 use crate::node::keyspace::jemalloc_size;
-
-use super::resp;
 
 /// `PROTO_REPLY_CHUNK_BYTES`: the smallest block.
 const PROTO_REPLY_CHUNK_BYTES: u64 = 16 * 1024;
@@ -31,21 +29,6 @@ const REPL_BUF_BLOCK_HEADER: u64 = 40;
 const REPL_NODE_SIZE: u64 = 24 + REPL_BUF_BLOCK_HEADER;
 /// `REPL_BACKLOG_TRIM_BLOCKS_PER_CALL`.
 const REPL_BACKLOG_TRIM_BLOCKS_PER_CALL: usize = 64;
-
-/// One command of the replication stream.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ReplCommand {
-    pub argv: Argv,
-    /// Its RESP size: what it adds to the replication offset.
-    pub size: u64,
-}
-
-impl ReplCommand {
-    pub fn new(argv: Argv) -> Rc<ReplCommand> {
-        let size = resp::multibulk_size(&argv);
-        Rc::new(ReplCommand { argv, size })
-    }
-}
 
 /// `replBufBlock`.
 #[derive(Clone, Debug)]
@@ -339,7 +322,10 @@ mod tests {
     use super::*;
 
     fn feed(b: &mut ReplBuffer, len: u64, backlog_size: u64) {
-        let cmd = ReplCommand::new(Argv::from_slices(&[&vec![b'x'; len as usize]]));
+        let cmd = ReplCommand::new(crate::node::argv::Argv::from_slices(&[&vec![
+            b'x';
+            len as usize
+        ]]));
         let size = cmd.size;
         b.log_command(cmd);
         let mut left = size;

@@ -331,7 +331,7 @@ impl Harness {
         let mut out = Vec::new();
         for cmd in ex.propagate {
             pr.repl
-                .replication_feed_slaves(self.now, ReplCommand::new(cmd), &pr.cfg, &mut out);
+                .replication_feed_slaves(self.now, cmd, &pr.cfg, &mut out);
         }
         self.effects(p, out);
         Ok(())

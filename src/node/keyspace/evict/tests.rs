@@ -42,8 +42,11 @@ fn evict_keys(ks: &mut Keyspace, count: u64, now: i64) -> (EvictResult, Vec<usiz
     let idx = dels
         .iter()
         .map(|d| {
-            assert_eq!(&d[0], b"DEL");
-            std::str::from_utf8(&d[1][1..]).unwrap().parse().unwrap()
+            assert_eq!(&d.argv[0], b"DEL");
+            std::str::from_utf8(&d.argv[1][1..])
+                .unwrap()
+                .parse()
+                .unwrap()
         })
         .collect();
     (r, idx)
