@@ -43,6 +43,16 @@ pub fn write_value(id: u64, size: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// The length [`write_value`] writes.
+pub fn value_len(id: u64, size: usize) -> usize {
+    let token = digits(id >> 32) + 1 + digits(id & 0xffff_ffff) + 1;
+    token.max(size)
+}
+
+fn digits(n: u64) -> usize {
+    crate::node::replication::resp::digits(n) as usize
+}
+
 /// Append `n` in decimal.
 pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
@@ -129,6 +139,14 @@ impl KeyNames {
         self.extra.push(name.to_vec());
         self.by_name.insert(name.to_vec(), id);
         Ok(id)
+    }
+
+    /// The length of the name [`KeyNames::write`] writes.
+    pub fn len(&self, id: u32) -> usize {
+        match u64::from(id).checked_sub(self.numbered) {
+            None => "key:".len() + digits(u64::from(id)),
+            Some(i) => self.extra[i as usize].len(),
+        }
     }
 
     /// Append the name of key `id`.

@@ -72,6 +72,8 @@ use crate::engine::{actor_rng, Actor, Rng, SimTime, SEC};
 use crate::net::Addr;
 pub use crate::node::argv::Argv;
 use crate::node::keyspace::Reply;
+use crate::node::replication::resp;
+use crate::node::serve::request_len;
 use crate::scenario::{OnMiss, Workload, WriteCmd};
 use keys::{read_id, write_id, write_value, KeyChooser, KeyNames, TraceOp, NO_VALUE};
 
@@ -777,6 +779,25 @@ impl Population {
             argv.push(b"PX");
             argv.push_with(|b| keys::push_decimal(b, ms));
         }
+    }
+
+    /// The RESP size of the request [`Population::command`] writes for
+    /// `req`, without writing it.
+    pub fn request_len(&self, req: &Req) -> u64 {
+        if req.cmd == Cmd::ClusterSlots {
+            return request_len(&[b"CLUSTER", b"SLOTS"]);
+        }
+        let mut lens: smallvec::SmallVec<[u64; 6]> = smallvec::SmallVec::new();
+        lens.push(req.cmd.name().len() as u64);
+        lens.push(self.names.len(req.key) as u64);
+        if matches!(req.cmd, Cmd::Set | Cmd::Append) {
+            lens.push(keys::value_len(req.value, self.cfg.value_size) as u64);
+        }
+        if let (true, Some(ms)) = (req.ttl, self.cfg.ttl_ms) {
+            lens.push(2);
+            lens.push(resp::digits(ms));
+        }
+        resp::multibulk_size_of(&lens)
     }
 
     /// Handle one input at `now`; effects go to `out`.

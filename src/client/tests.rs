@@ -507,6 +507,46 @@ fn ttl_share_picks_the_keys_written_with_a_ttl() {
 }
 
 #[test]
+fn request_len_is_the_size_of_the_written_request() {
+    for value_size in [1, 20, 100] {
+        let (mut h, t, _, mut req) = ready(Workload {
+            clients: 1,
+            rate: 1_000_000.0,
+            read_ratio: 0.5,
+            value_size_bytes: value_size,
+            ttl: Some(1234 * SEC),
+            ttl_share: 0.5,
+            ..Workload::default()
+        });
+        let mut argv = Argv::default();
+        let written = |h: &H, r: &Req, argv: &mut Argv| {
+            h.pop.command(r, argv);
+            argv.with(crate::node::serve::request_len)
+        };
+        for i in 0..50u64 {
+            for cmd in [
+                Cmd::Get,
+                Cmd::Set,
+                Cmd::Incr,
+                Cmd::Append,
+                Cmd::ClusterSlots,
+            ] {
+                let r = Req {
+                    cmd,
+                    ttl: cmd == Cmd::Set && req.ttl,
+                    key: (req.key + i as u32 * 37) % 100,
+                    value: keys::write_id(i as u32 * 100_003, (i * i * 1_000_003) as u32),
+                    ..req
+                };
+                assert_eq!(h.pop.request_len(&r), written(&h, &r, &mut argv), "{r:?}");
+            }
+            let e = h.answer(t, 0, &req, Answer::Ok);
+            req = one_send(&e).1;
+        }
+    }
+}
+
+#[test]
 fn nothing_new_after_stop_and_traces_end() {
     let (mut h, t, _, req) = ready(Workload {
         clients: 1,

@@ -17,7 +17,7 @@ use super::command_table::CMD_DENYOOM;
 use super::config::EndpointType;
 use super::keyspace::{parse_i64, Caller, Executed, Keyspace, Reply};
 use super::memory::OOM_ERR;
-use super::replication::{ReplCommand, SlaveReplState};
+use super::replication::{resp, ReplCommand, SlaveReplState};
 use super::route::{ClientFlags, Verdict};
 use super::slots::CLUSTER_SLOTS;
 use super::{ClusterNode, Effect, Node, NO_OWNER};
@@ -325,25 +325,14 @@ impl Node {
     }
 }
 
-/// Decimal digits of `n`, with its sign.
-fn digits(n: i64) -> u64 {
-    let mut m = n.unsigned_abs();
-    let mut d = 1 + u64::from(n < 0);
-    while m >= 10 {
-        m /= 10;
-        d += 1;
-    }
-    d
-}
-
 /// The bytes of `reply` in RESP2, as the client reads them.
 pub fn resp_len(reply: &Reply) -> u64 {
     match reply {
         Reply::Ok | Reply::Nil => 5,
-        Reply::Int(i) => 3 + digits(*i),
-        Reply::Bulk(b) => 5 + digits(b.len() as i64) + b.len() as u64,
+        Reply::Int(i) => 3 + resp::digits_i64(*i),
+        Reply::Bulk(b) => 5 + resp::digits(b.len() as u64) + b.len() as u64,
         Reply::Array(items) => {
-            3 + digits(items.len() as i64) + items.iter().map(resp_len).sum::<u64>()
+            3 + resp::digits(items.len() as u64) + items.iter().map(resp_len).sum::<u64>()
         }
         Reply::Error(e) => 3 + e.len() as u64,
     }
@@ -352,11 +341,8 @@ pub fn resp_len(reply: &Reply) -> u64 {
 /// The bytes of a request in RESP: `*<argc>`, then `$<len>` and the bytes
 /// of each argument.
 pub fn request_len(argv: &[&[u8]]) -> u64 {
-    3 + digits(argv.len() as i64)
-        + argv
-            .iter()
-            .map(|a| 5 + digits(a.len() as i64) + a.len() as u64)
-            .sum::<u64>()
+    let lens: smallvec::SmallVec<[u64; 8]> = argv.iter().map(|a| a.len() as u64).collect();
+    resp::multibulk_size_of(&lens)
 }
 
 #[cfg(test)]

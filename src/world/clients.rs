@@ -413,9 +413,7 @@ impl World {
         let c = &mut self.clients.conns[conn as usize];
         let (pop, node) = (c.pop, c.node);
         let readonly = std::mem::take(&mut c.readonly_first);
-        let cl = &mut self.clients;
-        cl.pops[pop as usize].command(&req, &mut cl.argv);
-        let mut bytes = cl.argv.with(request_len);
+        let mut bytes = self.clients.pops[pop as usize].request_len(&req);
         if readonly {
             bytes += request_len(&[b"READONLY"]);
         }
