@@ -1048,6 +1048,10 @@ impl Replication {
 
     /// `freeClientsInAsyncFreeQueue` for replicas over their limits.
     fn free_clients_close_asap(&mut self, cfg: &Config, out: &mut Vec<ReplEffect>) {
+        let doomed = |l: &LinkId| self.master.slave(*l).is_some_and(|s| s.close_asap.is_some());
+        if !self.master.slaves.iter().any(doomed) {
+            return;
+        }
         for link in self.master.slaves.clone() {
             if let Some(reason) = self.master.slave(link).and_then(|s| s.close_asap) {
                 self.free_client(link, true, Some(reason), cfg, out);
@@ -1107,8 +1111,9 @@ impl Replication {
     }
 
     fn write_to_online_slaves(&mut self, cfg: &Config, out: &mut Vec<ReplEffect>) {
-        for link in self.master.slaves.clone() {
-            self.write_to_slave(link, cfg, out);
+        // By index: writing leaves the list of replicas as it is.
+        for i in 0..self.master.slaves.len() {
+            self.write_to_slave(self.master.slaves[i], cfg, out);
         }
     }
 
