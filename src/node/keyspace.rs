@@ -119,6 +119,16 @@ pub enum Caller {
     Master,
 }
 
+impl Caller {
+    /// Whether what the command changes is propagated. Not for my
+    /// master's commands: a replica passes its master's stream on as it is
+    /// (`replicationFeedStreamFromMasterStream`), and Redis does not
+    /// propagate what its master client executes.
+    fn propagates(self) -> bool {
+        self == Caller::Client
+    }
+}
+
 /// The outcome of one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Executed {
@@ -607,7 +617,9 @@ impl Keyspace {
                         },
                     );
                 }
-                prop.push(ReplCommand::from_slices(argv));
+                if caller.propagates() {
+                    prop.push(ReplCommand::from_slices(argv));
+                }
                 Reply::Ok
             }
             "incr" => {
@@ -631,7 +643,9 @@ impl Keyspace {
                         lru: 0,
                     },
                 );
-                prop.push(ReplCommand::from_slices(argv));
+                if caller.propagates() {
+                    prop.push(ReplCommand::from_slices(argv));
+                }
                 Reply::Int(value)
             }
             "append" => {
@@ -659,7 +673,9 @@ impl Keyspace {
                 };
                 let len = entry.value.len();
                 self.insert(key, entry);
-                prop.push(ReplCommand::from_slices(argv));
+                if caller.propagates() {
+                    prop.push(ReplCommand::from_slices(argv));
+                }
                 Reply::Int(len as i64)
             }
             "del" => {
@@ -670,7 +686,7 @@ impl Keyspace {
                         deleted += 1;
                     }
                 }
-                if deleted > 0 {
+                if deleted > 0 && caller.propagates() {
                     prop.push(ReplCommand::from_slices(argv));
                 }
                 Reply::Int(deleted)
@@ -804,6 +820,7 @@ impl Keyspace {
             },
         );
         match expire_at {
+            _ if !caller.propagates() => {}
             Some(at) => {
                 let at = at.to_string();
                 prop.push(ReplCommand::from_slices(&[
@@ -898,6 +915,9 @@ impl Keyspace {
             return Reply::Int(1);
         }
         self.set_expire(key, Some(when));
+        if !caller.propagates() {
+            return Reply::Int(1);
+        }
         let mut p = Argv::from_slices(&[b"PEXPIREAT", key, when.to_string().as_bytes()]);
         for a in &argv[3..] {
             p.push(a);
@@ -966,6 +986,29 @@ mod tests {
         // Hits and misses: GET foo (miss), GET foo x3 (hits), SET..GET (hit).
         assert_eq!(ks.stats.keyspace_misses, 1);
         assert_eq!(ks.stats.keyspace_hits, 3);
+    }
+
+    #[test]
+    fn my_masters_commands_change_the_keyspace_and_propagate_nothing() {
+        let mut ks = Keyspace::new();
+        for cmd in [
+            "SET k v EX 10",
+            "SET k v",
+            "MSET a 1 b 2",
+            "INCR n",
+            "APPEND k w",
+            "PEXPIRE k 500",
+            "DEL a",
+        ] {
+            let client = ks.clone().execute(&argv(cmd), 1_000, false, Caller::Client);
+            assert_eq!(client.propagate.len(), 1, "{cmd}");
+            let master = ks.execute(&argv(cmd), 1_000, true, Caller::Master);
+            assert!(master.propagate.is_empty(), "{cmd}");
+            assert_eq!(master.reply, client.reply, "{cmd}");
+        }
+        assert_eq!(reply(&mut ks, 1_000, "GET k"), bulk("vw"));
+        assert_eq!(reply(&mut ks, 1_000, "PTTL k"), Reply::Int(500));
+        assert_eq!(reply(&mut ks, 1_000, "GET a"), Reply::Nil);
     }
 
     #[test]

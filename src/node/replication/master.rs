@@ -1048,7 +1048,11 @@ impl Replication {
 
     /// `freeClientsInAsyncFreeQueue` for replicas over their limits.
     fn free_clients_close_asap(&mut self, cfg: &Config, out: &mut Vec<ReplEffect>) {
-        let doomed = |l: &LinkId| self.master.slave(*l).is_some_and(|s| s.close_asap.is_some());
+        let doomed = |l: &LinkId| {
+            self.master
+                .slave(*l)
+                .is_some_and(|s| s.close_asap.is_some())
+        };
         if !self.master.slaves.iter().any(doomed) {
             return;
         }
