@@ -562,6 +562,7 @@ fn sweep_prints_medians_and_refuses_bad_settings() {
 fn bench_and_scale_scenarios_load() {
     for (file, nodes) in [
         ("scenarios/bench/clients-3x3.toml", 6),
+        ("scenarios/bench/fuzz-3x3.toml", 6),
         ("scenarios/scale/1000-nodes.toml", 1000),
         ("scenarios/scale/1000-nodes-create.toml", 1000),
     ] {
