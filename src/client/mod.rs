@@ -526,16 +526,30 @@ struct SlotMap {
 
 impl SlotMap {
     fn apply(&mut self, ranges: &[SlotRange], now: SimTime) {
-        self.master.fill(NO_NODE);
         self.replicas.iter_mut().for_each(Vec::clear);
+        // Ranges in slot order (as `CLUSTER SLOTS` lists them): each slot
+        // is written once, the gaps between them marked unknown.
+        let sorted = ranges.windows(2).all(|w| w[0].end < w[1].start);
+        if !sorted {
+            self.master.fill(NO_NODE);
+        }
+        let mut next = 0;
         for r in ranges {
             let Some(Some(m)) = r.nodes.first().copied() else {
                 continue;
             };
-            self.master[usize::from(r.start)..=usize::from(r.end)].fill(m);
+            let (start, end) = (usize::from(r.start), usize::from(r.end));
+            if sorted {
+                self.master[next..start].fill(NO_NODE);
+                next = end + 1;
+            }
+            self.master[start..=end].fill(m);
             let reps = &mut self.replicas[m as usize];
             reps.clear();
             reps.extend(r.nodes[1..].iter().flatten());
+        }
+        if sorted {
+            self.master[next..].fill(NO_NODE);
         }
         self.loaded_at = Some(now);
     }
