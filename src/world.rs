@@ -1482,7 +1482,10 @@ impl World {
                 }
                 // ADDSLOTS on masters.
                 for m in &alloc.masters {
-                    let slots: Vec<u16> = m.slots.iter().flat_map(|&(a, b)| a..=b).collect();
+                    let mut slots = Vec::new();
+                    for &(a, b) in &m.slots {
+                        slots.extend(a..=b);
+                    }
                     self.command(create[m.node], now, ClusterCommand::AddSlots(slots), queue);
                 }
                 // SET-CONFIG-EPOCH 1..N in argument order.
@@ -1999,6 +2002,11 @@ impl Touches {
         match event {
             Event::Cron { proc, .. } => Touches::Proc(*proc),
             Event::SynArrive { .. } => Touches::Nothing,
+            // A SYN sent again reaches no process; only the last retry,
+            // the connect giving up, tells the connecting end.
+            Event::SynRetry { attempt, .. } if usize::from(*attempt) < SYN_RETRY_AT_S.len() => {
+                Touches::Nothing
+            }
             Event::SynRetry { conn, .. }
             | Event::Established { conn }
             | Event::ConnectFailed { conn } => Touches::ConnEnd(*conn, false),
