@@ -663,6 +663,9 @@ impl World {
 
     /// Turn the effects process `p` just returned into events.
     fn flush_effects(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        if self.effects.is_empty() {
+            return;
+        }
         let mut effects = std::mem::take(&mut self.effects);
         for e in effects.drain(..) {
             match e {
@@ -2052,6 +2055,7 @@ impl Touches {
 
 impl World {
     /// The processes `t` stands for: `None` for any.
+    #[inline]
     pub fn touched(&self, t: Touches) -> Option<std::ops::Range<u32>> {
         let one = |p: u32| Some(p..p + 1);
         match t {
