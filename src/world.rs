@@ -663,6 +663,9 @@ impl World {
 
     /// Turn the effects process `p` just returned into events.
     fn flush_effects(&mut self, p: u32, now: SimTime, queue: &mut EventQueue<Event>) {
+        if self.effects.is_empty() {
+            return;
+        }
         let mut effects = std::mem::take(&mut self.effects);
         for e in effects.drain(..) {
             match e {
@@ -1482,7 +1485,10 @@ impl World {
                 }
                 // ADDSLOTS on masters.
                 for m in &alloc.masters {
-                    let slots: Vec<u16> = m.slots.iter().flat_map(|&(a, b)| a..=b).collect();
+                    let mut slots = Vec::new();
+                    for &(a, b) in &m.slots {
+                        slots.extend(a..=b);
+                    }
                     self.command(create[m.node], now, ClusterCommand::AddSlots(slots), queue);
                 }
                 // SET-CONFIG-EPOCH 1..N in argument order.
@@ -1999,6 +2005,11 @@ impl Touches {
         match event {
             Event::Cron { proc, .. } => Touches::Proc(*proc),
             Event::SynArrive { .. } => Touches::Nothing,
+            // A SYN sent again reaches no process; only the last retry,
+            // the connect giving up, tells the connecting end.
+            Event::SynRetry { attempt, .. } if usize::from(*attempt) < SYN_RETRY_AT_S.len() => {
+                Touches::Nothing
+            }
             Event::SynRetry { conn, .. }
             | Event::Established { conn }
             | Event::ConnectFailed { conn } => Touches::ConnEnd(*conn, false),
@@ -2044,6 +2055,7 @@ impl Touches {
 
 impl World {
     /// The processes `t` stands for: `None` for any.
+    #[inline]
     pub fn touched(&self, t: Touches) -> Option<std::ops::Range<u32>> {
         let one = |p: u32| Some(p..p + 1);
         match t {

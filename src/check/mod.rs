@@ -342,6 +342,7 @@ impl Hooks<World> for Checks {
         self.touches = Touches::of(event);
     }
 
+    #[inline]
     fn after(&mut self, stats: &RunStats, world: &World) {
         self.observe(stats.now, world);
     }

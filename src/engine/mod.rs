@@ -230,9 +230,11 @@ pub trait Hooks<M: Model> {
 impl<M: Model> Hooks<M> for () {}
 
 impl<M: Model, H: Hooks<M> + ?Sized> Hooks<M> for &mut H {
+    #[inline]
     fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {
         (**self).before(at, seq, event, model);
     }
+    #[inline]
     fn after(&mut self, stats: &RunStats, model: &M) {
         (**self).after(stats, model);
     }
@@ -240,11 +242,13 @@ impl<M: Model, H: Hooks<M> + ?Sized> Hooks<M> for &mut H {
 
 /// An observer that may be absent.
 impl<M: Model, H: Hooks<M>> Hooks<M> for Option<H> {
+    #[inline]
     fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {
         if let Some(h) = self {
             h.before(at, seq, event, model);
         }
     }
+    #[inline]
     fn after(&mut self, stats: &RunStats, model: &M) {
         if let Some(h) = self {
             h.after(stats, model);
@@ -254,10 +258,12 @@ impl<M: Model, H: Hooks<M>> Hooks<M> for Option<H> {
 
 /// Two observers, called in order.
 impl<M: Model, A: Hooks<M>, B: Hooks<M>> Hooks<M> for (A, B) {
+    #[inline]
     fn before(&mut self, at: SimTime, seq: u64, event: &M::Event, model: &M) {
         self.0.before(at, seq, event, model);
         self.1.before(at, seq, event, model);
     }
+    #[inline]
     fn after(&mut self, stats: &RunStats, model: &M) {
         self.0.after(stats, model);
         self.1.after(stats, model);

@@ -31,7 +31,7 @@ use super::election::BroadcastTarget;
 use super::keyspace::{parse_i64, Entry, Keyspace, Reply, Value};
 use super::render::CommandError;
 use super::slots::{key_hash_slot, CLUSTER_SLOTS};
-use super::{todo, Effect, Node};
+use super::{todo, Effect, Node, NO_OWNER};
 
 /// The `RDB_VERSION` of Redis 7.0, as `createDumpPayload` writes it.
 const RDB_VERSION: u16 = 10;
@@ -221,7 +221,7 @@ impl Node {
         let mut seen = SlotBitmap::default();
         for &s in slots {
             let s = usize::from(s);
-            let owned = self.slot_owner(s).is_some();
+            let owned = self.slot_owner[s] != NO_OWNER;
             if del && !owned {
                 return Err(format!("ERR Slot {s} is already unassigned"));
             }

@@ -762,7 +762,8 @@ impl Node {
     pub(crate) fn slots_of_owner_in_word(&self, w: usize, mask: u64) -> u64 {
         let owners = &self.slot_owner[w * 64..w * 64 + 64];
         let owner = owners[mask.trailing_zeros() as usize];
-        if owners.iter().all(|&o| o == owner) {
+        // Every owner compared, no early exit: the loop vectorizes.
+        if owners.iter().fold(true, |all, &o| all & (o == owner)) {
             return mask;
         }
         let mut same = 0u64;
