@@ -302,10 +302,11 @@ pub enum DataEvent {
         fork_us: SimTime,
         used_memory: u64,
     },
-    /// Master: `fork()` for a full sync failed (`Cannot allocate memory`:
-    /// the host has less free memory than the node uses, with
-    /// `overcommit_memory` 0); the replicas waiting for it were dropped.
-    ForkFailed,
+    /// Master: `fork()` for a BGSAVE (`for_replication`: a full sync, whose
+    /// waiting replicas were dropped; or a save point) failed (`Cannot
+    /// allocate memory`: the host has less free memory than the node uses,
+    /// with `overcommit_memory` 0).
+    ForkFailed { for_replication: bool },
     /// Replica: the RDB is in; it loads for `load_us`.
     RdbLoadStarted { rdb_bytes: u64, load_us: SimTime },
     /// Replica: the full sync is over (`MASTER <-> REPLICA sync: Finished
@@ -338,7 +339,7 @@ impl DataEvent {
     /// (`rdbSaveBackground`, `readSyncBulkPayload`), if it logs one.
     pub fn redis_log(&self) -> Option<String> {
         match self {
-            DataEvent::ForkFailed => {
+            DataEvent::ForkFailed { .. } => {
                 Some("Can't save in background: fork: Cannot allocate memory".into())
             }
             DataEvent::SyncAborted { error } => {
@@ -830,24 +831,33 @@ impl World {
             }
             ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
             ReplNote::SyncAborted { error } => DataEvent::SyncAborted { error },
-            ReplNote::ForkFailed => {
-                let name = &self.procs[p as usize].name;
-                let host = self.procs[p as usize].host + 1;
-                if !self
-                    .warnings
-                    .iter()
-                    .any(|w| w.starts_with(&format!("{name}: fork()")))
-                {
-                    self.warnings.push(format!(
-                        "{name}: fork() for a full sync failed at {} (Cannot allocate memory: host-{host} has less free memory than the node uses, with overcommit_memory 0); its replicas retry",
-                        fmt_time(now)
-                    ));
-                }
-                DataEvent::ForkFailed
-            }
+            ReplNote::ForkFailed { .. } => self.fork_failed(p, true, now),
             ReplNote::ChildDone { .. } | ReplNote::Applied { .. } => return,
         };
         self.data_event(p, now, event);
+    }
+
+    /// Process `p`'s `fork()` for a BGSAVE failed: a warning (the first
+    /// time), and the event.
+    fn fork_failed(&mut self, p: u32, for_replication: bool, now: SimTime) -> DataEvent {
+        let name = &self.procs[p as usize].name;
+        let host = self.procs[p as usize].host + 1;
+        if !self
+            .warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("{name}: fork()")))
+        {
+            let (what, then) = if for_replication {
+                ("a full sync", "its replicas retry")
+            } else {
+                ("a save point's BGSAVE", "it retries 5 s later")
+            };
+            self.warnings.push(format!(
+                "{name}: fork() for {what} failed at {} (Cannot allocate memory: host-{host} has less free memory than the node uses, with overcommit_memory 0); {then}",
+                fmt_time(now)
+            ));
+        }
+        DataEvent::ForkFailed { for_replication }
     }
 
     fn data_event(&mut self, p: u32, now: SimTime, event: DataEvent) {
@@ -888,6 +898,7 @@ impl World {
                     used_memory,
                 }
             }
+            PersistEffect::ForkFailed => self.fork_failed(p, false, now),
             PersistEffect::RdbSaved { rdb } => {
                 let keys = rdb.keys();
                 disk.rdb = Some(rdb);

@@ -902,7 +902,14 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
                 "save point"
             }
         ),
-        DataEvent::ForkFailed => "cannot fork for a full sync (Cannot allocate memory)".to_string(),
+        DataEvent::ForkFailed { for_replication } => format!(
+            "cannot fork for {} (Cannot allocate memory)",
+            if *for_replication {
+                "a full sync"
+            } else {
+                "a save point's BGSAVE"
+            }
+        ),
         DataEvent::RdbLoadStarted { rdb_bytes, load_us } => {
             format!("loads its master's RDB ({rdb_bytes} bytes, {load_us} µs)")
         }

@@ -98,9 +98,10 @@ impl Node {
     }
 
     /// `INFO [section ...]` (`genRedisInfoString`) with `keyspace` as my
-    /// dataset: the `memory` and `stats` sections, with the fields redsim
-    /// models, in Redis's order and format. No section, `default`, `all`
-    /// or `everything`: both; an unknown section: nothing.
+    /// dataset: the `memory`, `persistence` and `stats` sections, with the
+    /// fields redsim models, in Redis's order and format. No section,
+    /// `default`, `all` or `everything`: all three; an unknown section:
+    /// nothing.
     pub(super) fn info(&self, keyspace: &Keyspace, sections: &[&[u8]]) -> String {
         let want = |name: &str| {
             sections.is_empty()
@@ -126,6 +127,13 @@ impl Node {
                 self.repl.not_counted_memory(cfg),
                 self.repl.repl_buffer_mem(),
             );
+        }
+        if want("persistence") {
+            if !info.is_empty() {
+                info.push_str("\r\n");
+            }
+            let bgsave = self.persist.has_child() || self.repl.has_child();
+            info.push_str(&self.persist.info(self.loading(), bgsave));
         }
         if want("stats") {
             if !info.is_empty() {

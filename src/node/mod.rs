@@ -577,9 +577,7 @@ impl Node {
         f: impl FnOnce(&mut Replication, SimTime, &mut ReplCtx, &mut Vec<ReplEffect>),
     ) {
         let mut effects = std::mem::take(&mut self.repl_out);
-        let fork_enomem = self
-            .host_memory_free
-            .is_some_and(|free| self.used_memory() > free);
+        let fork_enomem = self.fork_enomem();
         let mut ctx = ReplCtx {
             config: &self.setup.config,
             keyspace: &mut self.keyspace,
@@ -595,10 +593,21 @@ impl Node {
                     self.persist_feed(count, || commands, out)
                 }
                 ReplEffect::Persist(e) => out.push(Effect::Persist(e)),
+                ReplEffect::Note(note) => {
+                    self.persist_repl_note(&note);
+                    out.push(Effect::Repl(ReplEffect::Note(note)));
+                }
                 e => out.push(Effect::Repl(e)),
             }
         }
         self.repl_out = effects;
+    }
+
+    /// Whether a `fork()` now fails with `Cannot allocate memory`: my host
+    /// has less free memory than I use, with `vm.overcommit_memory` 0.
+    fn fork_enomem(&self) -> bool {
+        self.host_memory_free
+            .is_some_and(|free| self.used_memory() > free)
     }
 
     /// `replicationSetMaster(n->ip, n->port)` for node `idx`, if its

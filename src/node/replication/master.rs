@@ -696,7 +696,7 @@ impl Replication {
         cfg: &Config,
         out: &mut Vec<ReplEffect>,
     ) {
-        out.push(ReplEffect::Note(ReplNote::ForkFailed));
+        out.push(ReplEffect::Note(ReplNote::ForkFailed { diskless }));
         for link in self.master.slaves.clone() {
             if self.master.slave(link).map(|s| s.replstate) != Some(SlaveReplState::WaitBgsaveStart)
             {
@@ -789,6 +789,7 @@ impl Replication {
         let ok = !child.killed;
         out.push(ReplEffect::Note(ReplNote::ChildDone {
             ok,
+            diskless: child.diskless,
             cow_bytes: rdb::cow_bytes(child.writes, child.used_memory),
         }));
         // A child is only killed once no replica waits for it (`freeClient`,

@@ -305,10 +305,14 @@ pub enum ReplNote {
     /// Master: `fork()` for a replication BGSAVE failed ("Can't save in
     /// background: fork: Cannot allocate memory"): the replicas waiting for
     /// it got an error and were dropped.
-    ForkFailed,
-    /// Master: the child exited (`ok` false: killed), after `cow_bytes` of
-    /// copy-on-write.
-    ChildDone { ok: bool, cow_bytes: u64 },
+    ForkFailed { diskless: bool },
+    /// Master: the child (`diskless`, or writing to disk) exited (`ok`
+    /// false: killed), after `cow_bytes` of copy-on-write.
+    ChildDone {
+        ok: bool,
+        diskless: bool,
+        cow_bytes: u64,
+    },
     /// Master: a replica was dropped.
     ReplicaDropped { link: LinkId, reason: DropReason },
     /// Master: a replica went online (`replicaPutOnline`).
