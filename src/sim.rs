@@ -678,19 +678,20 @@ impl Simulation {
             let (crate::world::HistoryKind::Data(e), Some(p)) = (&h.kind, h.proc) else {
                 continue;
             };
-            let Some(line) = e.redis_log() else { continue };
-            match out.iter_mut().find(|l| l.proc == p && l.line == line) {
-                Some(l) => {
-                    l.count += 1;
-                    l.last = h.at;
+            for line in e.redis_log() {
+                match out.iter_mut().find(|l| l.proc == p && l.line == line) {
+                    Some(l) => {
+                        l.count += 1;
+                        l.last = h.at;
+                    }
+                    None => out.push(RedisLogLine {
+                        proc: p,
+                        line,
+                        count: 1,
+                        first: h.at,
+                        last: h.at,
+                    }),
                 }
-                None => out.push(RedisLogLine {
-                    proc: p,
-                    line,
-                    count: 1,
-                    first: h.at,
-                    last: h.at,
-                }),
             }
         }
         out

@@ -316,6 +316,9 @@ pub enum DataEvent {
     PartialResyncAccepted { offset: i64 },
     /// Replica: the link with its master went down.
     MasterLinkDown,
+    /// Replica: its master answered `PSYNC` with `reply` (with the leading
+    /// `-` or `+`), not one it expects (`-NOAUTH ...`): it tries `SYNC`.
+    PsyncUnexpectedReply { reply: String },
     /// Replica: its master answered the sync with `error` (an
     /// authentication error, a failed BGSAVE): it reconnects and tries
     /// again.
@@ -335,17 +338,27 @@ pub enum DataEvent {
 }
 
 impl DataEvent {
-    /// The line Redis 7.0.15 logs at warning level for this event, verbatim
-    /// (`rdbSaveBackground`, `readSyncBulkPayload`), if it logs one.
-    pub fn redis_log(&self) -> Option<String> {
+    /// The lines Redis 7.0.15 logs at warning level for this event,
+    /// verbatim (`rdbSaveBackground` or `rdbSaveToSlavesSockets`, then
+    /// `startBgsaveForReplication`; `slaveTryPartialResynchronization`;
+    /// `readSyncBulkPayload`), in order.
+    pub fn redis_log(&self) -> Vec<String> {
         match self {
-            DataEvent::ForkFailed { .. } => {
-                Some("Can't save in background: fork: Cannot allocate memory".into())
+            DataEvent::ForkFailed { for_replication } => {
+                let mut lines =
+                    vec!["Can't save in background: fork: Cannot allocate memory".to_string()];
+                if *for_replication {
+                    lines.push("BGSAVE for replication failed".into());
+                }
+                lines
+            }
+            DataEvent::PsyncUnexpectedReply { reply } => {
+                vec![format!("Unexpected reply to PSYNC from master: {reply}")]
             }
             DataEvent::SyncAborted { error } => {
-                Some(format!("MASTER aborted replication with an error: {error}"))
+                vec![format!("MASTER aborted replication with an error: {error}")]
             }
-            _ => None,
+            _ => Vec::new(),
         }
     }
 }
@@ -831,6 +844,7 @@ impl World {
             }
             ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
             ReplNote::SyncAborted { error } => DataEvent::SyncAborted { error },
+            ReplNote::PsyncUnexpectedReply { reply } => DataEvent::PsyncUnexpectedReply { reply },
             ReplNote::ForkFailed { .. } => self.fork_failed(p, true, now),
             ReplNote::ChildDone { .. } | ReplNote::Applied { .. } => return,
         };

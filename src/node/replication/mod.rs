@@ -327,6 +327,10 @@ pub enum ReplNote {
     Applied { reploff: i64, commands: usize },
     /// Replica: the link with the master went down.
     MasterLinkDown,
+    /// Replica: the master answered `PSYNC` with `reply`, neither a
+    /// resynchronization nor an error it understands (`Unexpected reply to
+    /// PSYNC from master: <reply>` in Redis's log): it falls back to `SYNC`.
+    PsyncUnexpectedReply { reply: String },
     /// Replica: the master answered the sync with an error (`MASTER
     /// aborted replication with an error: <error>` in Redis's log).
     SyncAborted { error: String },
