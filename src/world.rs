@@ -316,6 +316,9 @@ pub enum DataEvent {
     PartialResyncAccepted { offset: i64 },
     /// Replica: the link with its master went down.
     MasterLinkDown,
+    /// `CONFIG SET maxmemory` to `maxmemory`, below the `used` memory
+    /// (without what does not count for eviction).
+    MaxmemoryBelowUsage { maxmemory: u64, used: u64 },
     /// Replica: its master answered `PSYNC` with `reply` (with the leading
     /// `-` or `+`), not one it expects (`-NOAUTH ...`): it tries `SYNC`.
     PsyncUnexpectedReply { reply: String },
@@ -340,8 +343,8 @@ pub enum DataEvent {
 impl DataEvent {
     /// The lines Redis 7.0.15 logs at warning level for this event,
     /// verbatim (`rdbSaveBackground` or `rdbSaveToSlavesSockets`, then
-    /// `startBgsaveForReplication`; `slaveTryPartialResynchronization`;
-    /// `readSyncBulkPayload`), in order.
+    /// `startBgsaveForReplication`; `updateMaxmemory`;
+    /// `slaveTryPartialResynchronization`; `readSyncBulkPayload`), in order.
     pub fn redis_log(&self) -> Vec<String> {
         match self {
             DataEvent::ForkFailed { for_replication } => {
@@ -352,6 +355,9 @@ impl DataEvent {
                 }
                 lines
             }
+            DataEvent::MaxmemoryBelowUsage { maxmemory, used } => vec![format!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({maxmemory}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
+            )],
             DataEvent::PsyncUnexpectedReply { reply } => {
                 vec![format!("Unexpected reply to PSYNC from master: {reply}")]
             }
@@ -690,6 +696,9 @@ impl World {
                 Effect::Close { link } => self.close(p, Plane::Bus, link, now, queue),
                 Effect::Repl(e) => self.repl_effect(p, e, now, queue),
                 Effect::Persist(e) => self.persist_effect(p, e, now, queue),
+                Effect::MaxmemoryBelowUsage { maxmemory, used } => {
+                    self.data_event(p, now, DataEvent::MaxmemoryBelowUsage { maxmemory, used })
+                }
                 Effect::SaveConfig { conf, fsync } => {
                     let disk = &mut self.procs[p as usize].disk;
                     let conf = ConfFile::Saved(conf);
@@ -1358,7 +1367,9 @@ impl World {
                     let proc = &mut self.procs[p];
                     let problem = match proc.node.as_mut() {
                         Some(n) if proc.state == ProcState::Running => {
-                            n.config_set(&directive, &value).err()
+                            let r = n.config_set(now, &directive, &value, &mut self.effects);
+                            self.flush_effects(p as u32, now, queue);
+                            r.err()
                         }
                         _ => Some("it is not running; the command was lost".to_string()),
                     };

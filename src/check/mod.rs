@@ -920,7 +920,9 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
             format!("continues from its master at offset {offset} (partial resync)")
         }
         DataEvent::MasterLinkDown => "loses its link with its master".into(),
-        DataEvent::SyncAborted { .. } | DataEvent::PsyncUnexpectedReply { .. } => {
+        DataEvent::SyncAborted { .. }
+        | DataEvent::PsyncUnexpectedReply { .. }
+        | DataEvent::MaxmemoryBelowUsage { .. } => {
             format!("logs: {}", e.redis_log().join(" "))
         }
         DataEvent::RdbSaved { keys } => format!("saves dump.rdb ({keys} keys)"),

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::argv::Argv;
 use super::keyspace::{EvictResult, Keyspace};
-use super::Node;
+use super::{Effect, Node};
 
 /// `shared.oomerr`, without the leading `-`.
 pub const OOM_ERR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -95,6 +95,31 @@ impl Node {
             return false;
         }
         keyspace.evict(mem_used - maxmemory, self.now_ms, propagate) == EvictResult::Fail
+    }
+
+    /// `updateMaxmemory` (`CONFIG SET maxmemory`): with a limit, a warning
+    /// if it is below the memory used, then `startEvictionTimeProc`, whose
+    /// `performEvictions` runs at once (the next event loop iteration,
+    /// before any command); the evictions' `DEL`s are propagated.
+    pub(super) fn update_maxmemory(&mut self, out: &mut Vec<Effect>) {
+        let maxmemory = self.maxmemory();
+        if maxmemory == 0 {
+            return;
+        }
+        let used = self
+            .used_memory()
+            .saturating_sub(self.repl.not_counted_memory(&self.setup.config));
+        if maxmemory < used {
+            out.push(Effect::MaxmemoryBelowUsage { maxmemory, used });
+        }
+        let mut keyspace = std::mem::take(&mut self.keyspace);
+        keyspace.child_active = self.repl.has_child() || self.persist.has_child();
+        let mut evicted = Vec::new();
+        self.perform_evictions(&mut keyspace, &mut evicted);
+        self.keyspace = keyspace;
+        if !evicted.is_empty() {
+            self.feed_commands(&evicted, out);
+        }
     }
 
     /// `INFO [section ...]` (`genRedisInfoString`) with `keyspace` as my

@@ -236,6 +236,20 @@ impl Replication {
             || self.master.repl_good_slaves_count >= cfg.min_replicas_to_write
     }
 
+    /// `refreshGoodSlavesCount` at `now` (`CONFIG SET min-replicas-*`).
+    pub fn refresh_good_slaves_count_at(&mut self, now: SimTime, cfg: &Config) {
+        self.set_time(now);
+        self.refresh_good_slaves_count(cfg);
+    }
+
+    /// `resizeReplicationBacklog` at `now` (`CONFIG SET repl-backlog-size`,
+    /// at least `CONFIG_REPL_BACKLOG_MIN_SIZE`): trim the backlog to the
+    /// new size.
+    pub fn resize_replication_backlog(&mut self, now: SimTime, cfg: &Config) {
+        self.set_time(now);
+        self.buf.trim(cfg.repl_backlog_size_bytes);
+    }
+
     /// `refreshGoodSlavesCount`.
     fn refresh_good_slaves_count(&mut self, cfg: &Config) {
         if cfg.min_replicas_to_write == 0 || cfg.min_replicas_max_lag_s == 0 {

@@ -82,6 +82,10 @@ pub const WRONGPASS_ERR: &str = "WRONGPASS invalid username-password pair or use
 pub const AUTH_NOPASS_ERR: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 /// What replicas waiting for a full sync get when its `fork()` failed
 /// (`startBgsaveForReplication`).
+/// `CONFIG_REPL_BACKLOG_MIN_SIZE`: `CONFIG SET repl-backlog-size` raises a
+/// smaller value to it (`resizeReplicationBacklog`).
+pub const CONFIG_REPL_BACKLOG_MIN_SIZE: u64 = 16 * 1024;
+
 pub const BGSAVE_FAILED_ERR: &str = "ERR BGSAVE failed, replication can't continue";
 /// `syncCommand` on a replica whose own link is down.
 pub const NOMASTERLINK_ERR: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
