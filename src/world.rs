@@ -47,6 +47,7 @@ use crate::client::Req;
 use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
 use crate::node::bus::{BusMsg, NodeId};
+use crate::node::config::ConfigValue;
 use crate::node::persistence::{AofFile, DiskData, PersistEffect};
 use crate::node::render::{ClusterCommand, ConfFile};
 use crate::node::replication::{
@@ -166,6 +167,16 @@ enum Pending {
     Restored(admin::Migration, Option<Vec<crate::node::keyspace::Reply>>),
     /// A sentinel's command.
     Sentinel(Box<SentinelEvent>),
+    ConfigSet(ConfigSet),
+}
+
+/// The `CONFIG SET` of fault `fault`, applied at `at`.
+#[derive(Debug)]
+struct ConfigSet {
+    fault: u32,
+    at: SimTime,
+    directive: String,
+    value: ConfigValue,
 }
 
 impl Conn {
@@ -1364,21 +1375,24 @@ impl World {
                     None => 0..self.procs.len(),
                 };
                 for p in targets {
-                    let proc = &mut self.procs[p];
-                    let problem = match proc.node.as_mut() {
-                        Some(n) if proc.state == ProcState::Running => {
-                            let r = n.config_set(now, &directive, &value, &mut self.effects);
-                            self.flush_effects(p as u32, now, queue);
-                            r.err()
-                        }
-                        _ => Some("it is not running; the command was lost".to_string()),
+                    let cmd = ConfigSet {
+                        fault: i,
+                        at: now,
+                        directive: directive.clone(),
+                        value: value.clone(),
                     };
-                    if let Some(problem) = problem {
-                        self.warnings.push(format!(
-                            "fault {i} at {}: CONFIG SET {directive} to {}: {problem}",
-                            fmt_time(now),
-                            self.procs[p].name
-                        ));
+                    match self.procs[p].state {
+                        ProcState::Dead => self.config_set_problem(
+                            p as u32,
+                            &cmd,
+                            "it is not running; the command was lost",
+                        ),
+                        // A stopped process (or one in `fork()`) reads the
+                        // command from its socket when it runs again.
+                        _ if self.holds_input(p as u32, now) => {
+                            self.procs[p].inbox.push(Pending::ConfigSet(cmd))
+                        }
+                        _ => self.config_set(p as u32, &cmd, now, queue),
                     }
                 }
             }
@@ -1421,6 +1435,30 @@ impl World {
             FaultAction::BlockBusPort { node } => node.is_none_or(|n| n as u32 == p),
             _ => false,
         }
+    }
+
+    /// Running process `p` executes `cmd`.
+    fn config_set(&mut self, p: u32, cmd: &ConfigSet, now: SimTime, queue: &mut EventQueue<Event>) {
+        let node = self.procs[p as usize]
+            .node
+            .as_mut()
+            .expect("running process has a node");
+        let r = node.config_set(now, &cmd.directive, &cmd.value, &mut self.effects);
+        self.flush_effects(p, now, queue);
+        if let Err(problem) = r {
+            self.config_set_problem(p, cmd, &problem);
+        }
+    }
+
+    /// The warning for `cmd` to process `p`.
+    fn config_set_problem(&mut self, p: u32, cmd: &ConfigSet, problem: &str) {
+        self.warnings.push(format!(
+            "fault {} at {}: CONFIG SET {} to {}: {problem}",
+            cmd.fault,
+            fmt_time(cmd.at),
+            cmd.directive,
+            self.procs[p as usize].name
+        ));
     }
 
     /// `SIGCONT`: the process reads what its sockets buffered, in order, then
@@ -1479,6 +1517,7 @@ impl World {
                 Pending::Sentinel(e) => {
                     self.sentinel_event(now, *e, queue);
                 }
+                Pending::ConfigSet(cmd) => self.config_set(p, &cmd, now, queue),
             }
         }
         if missed {

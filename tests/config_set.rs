@@ -6,6 +6,7 @@ use std::path::Path;
 
 use common::{data_events, run};
 use redsim::engine::{MS, SEC};
+use redsim::node::config::MaxmemoryPolicy;
 use redsim::node::keyspace::Reply;
 use redsim::node::route::ClientFlags;
 use redsim::node::serve::ClientReply;
@@ -194,4 +195,26 @@ fn cluster_announce_port_set_at_run_time_is_myselfs_and_gossiped() {
     for p in 1..6 {
         assert_eq!(me(&sim, p), "10.0.0.1:7000@16379", "node-{}", p + 1);
     }
+}
+
+#[test]
+fn config_set_to_a_paused_node_waits_in_its_socket_and_runs_at_resume() {
+    let toml = common::cluster_3x3(
+        5000,
+        "10s",
+        &format!(
+            "{}{}{}",
+            common::fault("5s", "pause", "node-1"),
+            config_set("6s", "node-1", "maxmemory-policy", "allkeys-lru"),
+            common::fault("7s", "resume", "node-1"),
+        ),
+    );
+    let policy = |sim: &Simulation| sim.world.node(0).unwrap().setup.config.maxmemory_policy;
+    let mut sim = Simulation::new(common::scenario(&toml), 1).unwrap();
+    sim.run_until(7 * SEC - 1, &mut ());
+    assert_eq!(policy(&sim), MaxmemoryPolicy::Noeviction);
+    sim.run_until(7 * SEC, &mut ());
+    assert_eq!(policy(&sim), MaxmemoryPolicy::AllkeysLru);
+    sim.run(&mut ());
+    assert!(sim.world.warnings.is_empty(), "{:?}", sim.world.warnings);
 }
