@@ -218,3 +218,24 @@ fn config_set_to_a_paused_node_waits_in_its_socket_and_runs_at_resume() {
     sim.run(&mut ());
     assert!(sim.world.warnings.is_empty(), "{:?}", sim.world.warnings);
 }
+
+#[test]
+fn the_json_summary_reports_the_maxmemory_set_at_run_time() {
+    let toml = common::cluster_3x3(
+        5000,
+        "5s",
+        &format!(
+            "{}{}{}",
+            config_set("2s", "node-1", "maxmemory", "100mb"),
+            config_set("2s", "node-2", "maxmemory", "100mb"),
+            common::fault("3s", "kill", "node-2"),
+        ),
+    );
+    let sim = run(&toml, 1);
+    let json = sim.summary(&[]);
+    let maxmemory = |i: usize| json["final"]["nodes"][i]["stats"]["maxmemory"].clone();
+    assert_eq!(maxmemory(0), 100 << 20);
+    // A dead node restarts with the scenario's (no limit).
+    assert_eq!(maxmemory(1), 0);
+    assert_eq!(maxmemory(2), 0);
+}
