@@ -678,19 +678,20 @@ impl Simulation {
             let (crate::world::HistoryKind::Data(e), Some(p)) = (&h.kind, h.proc) else {
                 continue;
             };
-            let Some(line) = e.redis_log() else { continue };
-            match out.iter_mut().find(|l| l.proc == p && l.line == line) {
-                Some(l) => {
-                    l.count += 1;
-                    l.last = h.at;
+            for line in e.redis_log() {
+                match out.iter_mut().find(|l| l.proc == p && l.line == line) {
+                    Some(l) => {
+                        l.count += 1;
+                        l.last = h.at;
+                    }
+                    None => out.push(RedisLogLine {
+                        proc: p,
+                        line,
+                        count: 1,
+                        first: h.at,
+                        last: h.at,
+                    }),
                 }
-                None => out.push(RedisLogLine {
-                    proc: p,
-                    line,
-                    count: 1,
-                    first: h.at,
-                    last: h.at,
-                }),
             }
         }
         out
@@ -869,14 +870,25 @@ impl Simulation {
 
     fn node_summary(&self, i: usize) -> Value {
         let proc = &self.world.procs[i];
-        // A dead process holds nothing: zeros.
-        let (used, peak, ks) = match &proc.node {
-            Some(n) => (n.used_memory(), n.used_memory_peak(), n.keyspace.stats),
-            None => (0, 0, Default::default()),
+        // A dead process holds nothing: zeros, and the `maxmemory` it
+        // restarts with (a `config-set` dies with it).
+        let (used, peak, maxmemory, ks) = match &proc.node {
+            Some(n) => (
+                n.used_memory(),
+                n.used_memory_peak(),
+                n.maxmemory(),
+                n.keyspace.stats,
+            ),
+            None => (
+                0,
+                0,
+                self.world.scenario.nodes[i].config.maxmemory_bytes,
+                Default::default(),
+            ),
         };
         let stats = json!({
             "used_memory": used, "used_memory_peak": peak,
-            "maxmemory": self.world.scenario.nodes[i].config.maxmemory_bytes, "evicted_keys": ks.evicted_keys,
+            "maxmemory": maxmemory, "evicted_keys": ks.evicted_keys,
             "expired_keys": ks.expired_keys, "keyspace_hits": ks.keyspace_hits,
             "keyspace_misses": ks.keyspace_misses
         });

@@ -47,6 +47,7 @@ use crate::client::Req;
 use crate::engine::{actor_rng, Actor, EventQueue, Model, Rng, SimTime, MS, SEC};
 use crate::net::{Endpoint, Network, Pipe};
 use crate::node::bus::{BusMsg, NodeId};
+use crate::node::config::ConfigValue;
 use crate::node::persistence::{AofFile, DiskData, PersistEffect};
 use crate::node::render::{ClusterCommand, ConfFile};
 use crate::node::replication::{
@@ -166,6 +167,16 @@ enum Pending {
     Restored(admin::Migration, Option<Vec<crate::node::keyspace::Reply>>),
     /// A sentinel's command.
     Sentinel(Box<SentinelEvent>),
+    ConfigSet(ConfigSet),
+}
+
+/// The `CONFIG SET` of fault `fault`, applied at `at`.
+#[derive(Debug)]
+struct ConfigSet {
+    fault: u32,
+    at: SimTime,
+    directive: String,
+    value: ConfigValue,
 }
 
 impl Conn {
@@ -302,10 +313,11 @@ pub enum DataEvent {
         fork_us: SimTime,
         used_memory: u64,
     },
-    /// Master: `fork()` for a full sync failed (`Cannot allocate memory`:
-    /// the host has less free memory than the node uses, with
-    /// `overcommit_memory` 0); the replicas waiting for it were dropped.
-    ForkFailed,
+    /// Master: `fork()` for a BGSAVE (`for_replication`: a full sync, whose
+    /// waiting replicas were dropped; or a save point) failed (`Cannot
+    /// allocate memory`: the host has less free memory than the node uses,
+    /// with `overcommit_memory` 0).
+    ForkFailed { for_replication: bool },
     /// Replica: the RDB is in; it loads for `load_us`.
     RdbLoadStarted { rdb_bytes: u64, load_us: SimTime },
     /// Replica: the full sync is over (`MASTER <-> REPLICA sync: Finished
@@ -315,6 +327,12 @@ pub enum DataEvent {
     PartialResyncAccepted { offset: i64 },
     /// Replica: the link with its master went down.
     MasterLinkDown,
+    /// `CONFIG SET maxmemory` to `maxmemory`, below the `used` memory
+    /// (without what does not count for eviction).
+    MaxmemoryBelowUsage { maxmemory: u64, used: u64 },
+    /// Replica: its master answered `PSYNC` with `reply` (with the leading
+    /// `-` or `+`), not one it expects (`-NOAUTH ...`): it tries `SYNC`.
+    PsyncUnexpectedReply { reply: String },
     /// Replica: its master answered the sync with `error` (an
     /// authentication error, a failed BGSAVE): it reconnects and tries
     /// again.
@@ -334,17 +352,30 @@ pub enum DataEvent {
 }
 
 impl DataEvent {
-    /// The line Redis 7.0.15 logs at warning level for this event, verbatim
-    /// (`rdbSaveBackground`, `readSyncBulkPayload`), if it logs one.
-    pub fn redis_log(&self) -> Option<String> {
+    /// The lines Redis 7.0.15 logs at warning level for this event,
+    /// verbatim (`rdbSaveBackground` or `rdbSaveToSlavesSockets`, then
+    /// `startBgsaveForReplication`; `updateMaxmemory`;
+    /// `slaveTryPartialResynchronization`; `readSyncBulkPayload`), in order.
+    pub fn redis_log(&self) -> Vec<String> {
         match self {
-            DataEvent::ForkFailed => {
-                Some("Can't save in background: fork: Cannot allocate memory".into())
+            DataEvent::ForkFailed { for_replication } => {
+                let mut lines =
+                    vec!["Can't save in background: fork: Cannot allocate memory".to_string()];
+                if *for_replication {
+                    lines.push("BGSAVE for replication failed".into());
+                }
+                lines
+            }
+            DataEvent::MaxmemoryBelowUsage { maxmemory, used } => vec![format!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({maxmemory}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
+            )],
+            DataEvent::PsyncUnexpectedReply { reply } => {
+                vec![format!("Unexpected reply to PSYNC from master: {reply}")]
             }
             DataEvent::SyncAborted { error } => {
-                Some(format!("MASTER aborted replication with an error: {error}"))
+                vec![format!("MASTER aborted replication with an error: {error}")]
             }
-            _ => None,
+            _ => Vec::new(),
         }
     }
 }
@@ -679,6 +710,9 @@ impl World {
                 Effect::Close { link } => self.close(p, Plane::Bus, link, now, queue),
                 Effect::Repl(e) => self.repl_effect(p, e, now, queue),
                 Effect::Persist(e) => self.persist_effect(p, e, now, queue),
+                Effect::MaxmemoryBelowUsage { maxmemory, used } => {
+                    self.data_event(p, now, DataEvent::MaxmemoryBelowUsage { maxmemory, used })
+                }
                 Effect::SaveConfig { conf, fsync } => {
                     let disk = &mut self.procs[p as usize].disk;
                     let conf = ConfFile::Saved(conf);
@@ -833,24 +867,34 @@ impl World {
             }
             ReplNote::MasterLinkDown => DataEvent::MasterLinkDown,
             ReplNote::SyncAborted { error } => DataEvent::SyncAborted { error },
-            ReplNote::ForkFailed => {
-                let name = &self.procs[p as usize].name;
-                let host = self.procs[p as usize].host + 1;
-                if !self
-                    .warnings
-                    .iter()
-                    .any(|w| w.starts_with(&format!("{name}: fork()")))
-                {
-                    self.warnings.push(format!(
-                        "{name}: fork() for a full sync failed at {} (Cannot allocate memory: host-{host} has less free memory than the node uses, with overcommit_memory 0); its replicas retry",
-                        fmt_time(now)
-                    ));
-                }
-                DataEvent::ForkFailed
-            }
+            ReplNote::PsyncUnexpectedReply { reply } => DataEvent::PsyncUnexpectedReply { reply },
+            ReplNote::ForkFailed { .. } => self.fork_failed(p, true, now),
             ReplNote::ChildDone { .. } | ReplNote::Applied { .. } => return,
         };
         self.data_event(p, now, event);
+    }
+
+    /// Process `p`'s `fork()` for a BGSAVE failed: a warning (the first
+    /// time), and the event.
+    fn fork_failed(&mut self, p: u32, for_replication: bool, now: SimTime) -> DataEvent {
+        let name = &self.procs[p as usize].name;
+        let host = self.procs[p as usize].host + 1;
+        if !self
+            .warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("{name}: fork()")))
+        {
+            let (what, then) = if for_replication {
+                ("a full sync", "its replicas retry")
+            } else {
+                ("a save point's BGSAVE", "it retries 5 s later")
+            };
+            self.warnings.push(format!(
+                "{name}: fork() for {what} failed at {} (Cannot allocate memory: host-{host} has less free memory than the node uses, with overcommit_memory 0); {then}",
+                fmt_time(now)
+            ));
+        }
+        DataEvent::ForkFailed { for_replication }
     }
 
     fn data_event(&mut self, p: u32, now: SimTime, event: DataEvent) {
@@ -891,6 +935,7 @@ impl World {
                     used_memory,
                 }
             }
+            PersistEffect::ForkFailed => self.fork_failed(p, false, now),
             PersistEffect::RdbSaved { rdb } => {
                 let keys = rdb.keys();
                 disk.rdb = Some(rdb);
@@ -1333,19 +1378,24 @@ impl World {
                     None => 0..self.procs.len(),
                 };
                 for p in targets {
-                    let proc = &mut self.procs[p];
-                    let problem = match proc.node.as_mut() {
-                        Some(n) if proc.state == ProcState::Running => {
-                            n.config_set(&directive, &value).err()
-                        }
-                        _ => Some("it is not running; the command was lost".to_string()),
+                    let cmd = ConfigSet {
+                        fault: i,
+                        at: now,
+                        directive: directive.clone(),
+                        value: value.clone(),
                     };
-                    if let Some(problem) = problem {
-                        self.warnings.push(format!(
-                            "fault {i} at {}: CONFIG SET {directive} to {}: {problem}",
-                            fmt_time(now),
-                            self.procs[p].name
-                        ));
+                    match self.procs[p].state {
+                        ProcState::Dead => self.config_set_problem(
+                            p as u32,
+                            &cmd,
+                            "it is not running; the command was lost",
+                        ),
+                        // A stopped process (or one in `fork()`) reads the
+                        // command from its socket when it runs again.
+                        _ if self.holds_input(p as u32, now) => {
+                            self.procs[p].inbox.push(Pending::ConfigSet(cmd))
+                        }
+                        _ => self.config_set(p as u32, &cmd, now, queue),
                     }
                 }
             }
@@ -1388,6 +1438,30 @@ impl World {
             FaultAction::BlockBusPort { node } => node.is_none_or(|n| n as u32 == p),
             _ => false,
         }
+    }
+
+    /// Running process `p` executes `cmd`.
+    fn config_set(&mut self, p: u32, cmd: &ConfigSet, now: SimTime, queue: &mut EventQueue<Event>) {
+        let node = self.procs[p as usize]
+            .node
+            .as_mut()
+            .expect("running process has a node");
+        let r = node.config_set(now, &cmd.directive, &cmd.value, &mut self.effects);
+        self.flush_effects(p, now, queue);
+        if let Err(problem) = r {
+            self.config_set_problem(p, cmd, &problem);
+        }
+    }
+
+    /// The warning for `cmd` to process `p`.
+    fn config_set_problem(&mut self, p: u32, cmd: &ConfigSet, problem: &str) {
+        self.warnings.push(format!(
+            "fault {} at {}: CONFIG SET {} to {}: {problem}",
+            cmd.fault,
+            fmt_time(cmd.at),
+            cmd.directive,
+            self.procs[p as usize].name
+        ));
     }
 
     /// `SIGCONT`: the process reads what its sockets buffered, in order, then
@@ -1446,6 +1520,7 @@ impl World {
                 Pending::Sentinel(e) => {
                     self.sentinel_event(now, *e, queue);
                 }
+                Pending::ConfigSet(cmd) => self.config_set(p, &cmd, now, queue),
             }
         }
         if missed {

@@ -91,6 +91,21 @@ fn a_replica_without_masterauth_loops_on_noauth_and_its_shard_is_lost() {
     );
     // The replicas with masterauth synced.
     assert!(synced(&sim, 3) && synced(&sim, 5));
+    // Before that, at each try, its PSYNC got -NOAUTH: logged as unexpected
+    // (`slaveTryPartialResynchronization`), then SYNC got it too.
+    let aborted = logged(
+        &sim,
+        4,
+        "MASTER aborted replication with an error: NOAUTH Authentication required.",
+    );
+    assert_eq!(
+        logged(
+            &sim,
+            4,
+            "Unexpected reply to PSYNC from master: -NOAUTH Authentication required."
+        ),
+        aborted
+    );
     // The summaries show the line verbatim, with how often and when.
     let l = &sim.redis_log()[0];
     let json = sim.summary(&[]);
@@ -116,6 +131,15 @@ fn overcommit_0_makes_the_fork_fail_and_the_replica_never_syncs() {
         0,
         "Can't save in background: fork: Cannot allocate memory",
         1,
+    );
+    // `startBgsaveForReplication` logs each failure after `rdbSaveToSlavesSockets`.
+    assert_eq!(
+        logged(&sim, 0, "BGSAVE for replication failed"),
+        logged(
+            &sim,
+            0,
+            "Can't save in background: fork: Cannot allocate memory"
+        )
     );
     // The replica reads the error its master wrote before closing.
     assert!(

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use redsim::engine::SEC;
+use redsim::engine::{SimTime, SEC};
 use redsim::node::keyspace::{Executed, Reply};
 use redsim::node::route::ClientFlags;
 use redsim::node::serve::ClientReply;
@@ -301,4 +301,124 @@ fn runs_with_persistence_and_wait_are_deterministic() {
     let a = hash(5);
     assert_eq!(a, hash(5));
     assert_ne!(a.0, hash(6).0);
+}
+
+/// Node `p`'s `INFO <section>` field `key`, as an integer or text.
+fn info(sim: &Simulation, p: usize, section: &str, key: &str) -> String {
+    match sim.query(p, &[b"INFO", section.as_bytes()], ClientFlags::default()) {
+        Ok(ClientReply::Done(Executed {
+            reply: Reply::Bulk(b),
+            ..
+        })) => info_field(&String::from_utf8(b).unwrap(), key).expect(key),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// node-5 (node-1's replica) is down while node-1 takes 6 MB of writes (more
+/// than its backlog) and comes back at 9 s for a full sync. A sync to disk
+/// is `rdbSaveBackground`: when its child is done, `dirty` drops by what it
+/// was at the fork and `lastsave` is now (`backgroundSaveDoneHandlerDisk`);
+/// a diskless one's child changes neither (`backgroundSaveDoneHandlerSocket`).
+#[test]
+fn a_full_sync_to_disk_counts_as_a_save_and_a_diskless_one_does_not() {
+    let toml = |diskless: &str| {
+        format!(
+            "duration = \"15s\"\n[cluster]\nnodes = 6\nreplicas = 1\n[config]\n\
+             cluster-node-timeout = 5000\ncluster-replica-no-failover = \"yes\"\n\
+             repl-diskless-sync = \"{diskless}\"\n\
+             [[workload]]\nclients = 2\nrate = 2000\nkeys = 5000\nvalue_size = 1000\n\
+             read_ratio = 0\nslots = \"0-5460\"\nstart = \"4s\"\nstop = \"7s\"\n{}{}",
+            fault("3s", "kill", "node-5"),
+            fault("9s", "restart", "node-5")
+        )
+    };
+    let field = |sim: &Simulation, key| info(sim, 0, "persistence", key);
+    let disk = run(&toml("no"), 1);
+    let diskless = run(&toml("yes"), 1);
+    for sim in [&disk, &diskless] {
+        assert_eq!(master_of(sim, 4), Some(0));
+        assert_eq!(sim.world.node(0).unwrap().replication().stats.sync_full, 2);
+        assert_eq!(field(sim, "rdb_last_bgsave_status"), "ok");
+    }
+    let writes = diskless.client_totals().writes.acknowledged;
+    assert!(writes > 5000, "{writes}");
+    assert_eq!(
+        field(&diskless, "rdb_changes_since_last_save"),
+        writes.to_string()
+    );
+    assert_eq!(field(&disk, "rdb_changes_since_last_save"), "0");
+    let saved = |sim: &Simulation| -> i64 { field(sim, "rdb_last_save_time").parse().unwrap() };
+    // The diskless run's is the start; the disk sync forked at about 9 s.
+    assert!(
+        (9..=11).contains(&(saved(&disk) - saved(&diskless))),
+        "{} {}",
+        saved(&disk),
+        saved(&diskless)
+    );
+}
+
+/// `vm.overcommit_memory` 0 on 64 MB hosts; node-1 takes about 45 MB from
+/// 3 s to 6 s with a save point `save 1 1`. Its first BGSAVEs fork; once
+/// it uses more than its host has free, `fork()` fails: Redis logs `Can't
+/// save in background: fork: Cannot allocate memory`, `lastbgsave_status`
+/// is `err`, and `serverCron` tries again only more than
+/// `CONFIG_BGSAVE_RETRY_DELAY` (5 s) after the failed attempt.
+#[test]
+fn a_save_points_fork_fails_without_memory_and_is_retried_after_5_seconds() {
+    let toml = "duration = \"30s\"\n[cluster]\nnodes = 3\nreplicas = 0\n\
+                host_memory = \"64mb\"\novercommit_memory = 0\n[config]\nsave = \"1 1\"\n\
+                [[workload]]\nclients = 10\nrate = 15000\nkeys = 60000\nslots = \"0-5460\"\n\
+                read_ratio = 0\nvalue_size = 2000\nstart = \"3s\"\nstop = \"6s\"\n";
+    let sim = run(toml, 1);
+    let ev = data_events(&sim, 0);
+    let forks = ev
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                DataEvent::Fork {
+                    for_replication: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    let failed: Vec<SimTime> = ev
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                DataEvent::ForkFailed {
+                    for_replication: false
+                }
+            )
+        })
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(forks > 0 && failed.len() >= 3, "{forks} {failed:?}");
+    assert!(failed[0] > 4 * SEC, "{failed:?}");
+    for w in failed.windows(2) {
+        assert!((5 * SEC..7 * SEC).contains(&(w[1] - w[0])), "{failed:?}");
+    }
+    // Successful forks only count in `total_forks`.
+    assert_eq!(info(&sim, 0, "stats", "total_forks"), forks.to_string());
+    assert_eq!(
+        info(&sim, 0, "persistence", "rdb_last_bgsave_status"),
+        "err"
+    );
+    let log = sim.redis_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].proc, log[0].line.as_str(), log[0].count as usize),
+        (
+            0,
+            "Can't save in background: fork: Cannot allocate memory",
+            failed.len()
+        )
+    );
+    assert!(
+        sim.world.warnings[0].starts_with("node-1: fork() for a save point's BGSAVE failed at"),
+        "{:?}",
+        sim.world.warnings
+    );
 }

@@ -903,7 +903,14 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
                 "save point"
             }
         ),
-        DataEvent::ForkFailed => "cannot fork for a full sync (Cannot allocate memory)".to_string(),
+        DataEvent::ForkFailed { for_replication } => format!(
+            "cannot fork for {} (Cannot allocate memory)",
+            if *for_replication {
+                "a full sync"
+            } else {
+                "a save point's BGSAVE"
+            }
+        ),
         DataEvent::RdbLoadStarted { rdb_bytes, load_us } => {
             format!("loads its master's RDB ({rdb_bytes} bytes, {load_us} µs)")
         }
@@ -914,7 +921,11 @@ fn describe_data<'a>(e: &DataEvent, name: impl Fn(u32) -> &'a str) -> String {
             format!("continues from its master at offset {offset} (partial resync)")
         }
         DataEvent::MasterLinkDown => "loses its link with its master".into(),
-        DataEvent::SyncAborted { .. } => format!("logs: {}", e.redis_log().unwrap_or_default()),
+        DataEvent::SyncAborted { .. }
+        | DataEvent::PsyncUnexpectedReply { .. }
+        | DataEvent::MaxmemoryBelowUsage { .. } => {
+            format!("logs: {}", e.redis_log().join(" "))
+        }
         DataEvent::RdbSaved { keys } => format!("saves dump.rdb ({keys} keys)"),
         DataEvent::LoadingFromDisk {
             from_aof,

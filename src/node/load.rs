@@ -113,11 +113,9 @@ impl Node {
         if node.setup.planted == Some(super::Planted::ForgetCurrentEpoch) {
             node.current_epoch = 0;
         }
-        // Our own address is what we were started with.
-        let port = node.setup.port;
-        let m = node.nm(me);
-        m.port = port;
-        m.cport = u32::from(port) + 10000;
+        // Our own ports are what we were started with (`clusterInit`:
+        // `deriveAnnouncedPorts`).
+        (node.nm(me).port, node.nm(me).cport) = node.derive_announced_ports();
         Ok(node)
     }
 }

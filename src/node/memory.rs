@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::argv::ReplCommand;
 use super::keyspace::{EvictResult, Keyspace};
-use super::Node;
+use super::{Effect, Node};
 
 /// `shared.oomerr`, without the leading `-`.
 pub const OOM_ERR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -99,10 +99,36 @@ impl Node {
         keyspace.evict(mem_used - maxmemory, self.now_ms, propagate) == EvictResult::Fail
     }
 
+    /// `updateMaxmemory` (`CONFIG SET maxmemory`): with a limit, a warning
+    /// if it is below the memory used, then `startEvictionTimeProc`, whose
+    /// `performEvictions` runs at once (the next event loop iteration,
+    /// before any command); the evictions' `DEL`s are propagated.
+    pub(super) fn update_maxmemory(&mut self, out: &mut Vec<Effect>) {
+        let maxmemory = self.maxmemory();
+        if maxmemory == 0 {
+            return;
+        }
+        let used = self
+            .used_memory()
+            .saturating_sub(self.repl.not_counted_memory(&self.setup.config));
+        if maxmemory < used {
+            out.push(Effect::MaxmemoryBelowUsage { maxmemory, used });
+        }
+        let mut keyspace = std::mem::take(&mut self.keyspace);
+        keyspace.child_active = self.repl.has_child() || self.persist.has_child();
+        let mut evicted = Vec::new();
+        self.perform_evictions(&mut keyspace, &mut evicted);
+        self.keyspace = keyspace;
+        if !evicted.is_empty() {
+            self.feed_commands(&evicted, out);
+        }
+    }
+
     /// `INFO [section ...]` (`genRedisInfoString`) with `keyspace` as my
-    /// dataset: the `memory` and `stats` sections, with the fields redsim
-    /// models, in Redis's order and format. No section, `default`, `all`
-    /// or `everything`: both; an unknown section: nothing.
+    /// dataset: the `memory`, `persistence` and `stats` sections, with the
+    /// fields redsim models, in Redis's order and format. No section,
+    /// `default`, `all` or `everything`: all three; an unknown section:
+    /// nothing.
     pub(super) fn info(&self, keyspace: &Keyspace, sections: &[&[u8]]) -> String {
         let want = |name: &str| {
             sections.is_empty()
@@ -128,6 +154,13 @@ impl Node {
                 self.repl.not_counted_memory(cfg),
                 self.repl.repl_buffer_mem(),
             );
+        }
+        if want("persistence") {
+            if !info.is_empty() {
+                info.push_str("\r\n");
+            }
+            let bgsave = self.persist.has_child() || self.repl.has_child();
+            info.push_str(&self.persist.info(self.loading(), bgsave));
         }
         if want("stats") {
             if !info.is_empty() {

@@ -43,7 +43,7 @@ use config::{Config, ConfigValue};
 pub use election::FailoverMode;
 use persistence::{PersistEffect, Persistence};
 use render::NodesConf;
-use replication::{ReplCtx, ReplEffect, ReplInput, Replication};
+use replication::{ReplCtx, ReplEffect, ReplInput, Replication, CONFIG_REPL_BACKLOG_MIN_SIZE};
 use slots::CLUSTER_SLOTS;
 
 /// Simulated time 0 as Unix milliseconds: the clock the `CLUSTER NODES`
@@ -144,6 +144,12 @@ pub enum Note {
 /// What a node asks for.
 #[derive(Clone, Debug)]
 pub enum Effect {
+    /// `updateMaxmemory` (`CONFIG SET maxmemory`) found the new limit
+    /// below the memory used (`used`, without what does not count).
+    MaxmemoryBelowUsage {
+        maxmemory: u64,
+        used: u64,
+    },
     /// Open an outbound bus connection to `ip:cport`.
     Connect {
         link: LinkId,
@@ -408,8 +414,7 @@ impl Node {
         let mut node = Node::empty(setup, rng, now);
         let now_ms = node.now_ms;
         let mut me = ClusterNode::new(id, MYSELF | MASTER, now_ms);
-        me.port = node.setup.port;
-        me.cport = u32::from(node.setup.port) + 10000;
+        (me.port, me.cport) = node.derive_announced_ports();
         me.ip = node.announce_ip;
         node.myself = node.add_node(me);
         // `clusterInit()` (which writes nodes.conf) only runs in cluster
@@ -577,9 +582,7 @@ impl Node {
         f: impl FnOnce(&mut Replication, SimTime, &mut ReplCtx, &mut Vec<ReplEffect>),
     ) {
         let mut effects = std::mem::take(&mut self.repl_out);
-        let fork_enomem = self
-            .host_memory_free
-            .is_some_and(|free| self.used_memory() > free);
+        let fork_enomem = self.fork_enomem();
         let mut ctx = ReplCtx {
             config: &self.setup.config,
             keyspace: &mut self.keyspace,
@@ -595,10 +598,21 @@ impl Node {
                     self.persist_feed(count, || commands, out)
                 }
                 ReplEffect::Persist(e) => out.push(Effect::Persist(e)),
+                ReplEffect::Note(note) => {
+                    self.persist_repl_note(&note);
+                    out.push(Effect::Repl(ReplEffect::Note(note)));
+                }
                 e => out.push(Effect::Repl(e)),
             }
         }
         self.repl_out = effects;
+    }
+
+    /// Whether a `fork()` now fails with `Cannot allocate memory`: my host
+    /// has less free memory than I use, with `vm.overcommit_memory` 0.
+    fn fork_enomem(&self) -> bool {
+        self.host_memory_free
+            .is_some_and(|free| self.used_memory() > free)
     }
 
     /// `replicationSetMaster(n->ip, n->port)` for node `idx`, if its
@@ -944,14 +958,22 @@ impl Node {
         }
     }
 
-    /// `CONFIG SET directive value` (the name canonical, the value checked
-    /// when the scenario was loaded): from now on the node runs with it. A
-    /// restart forgets it (no `CONFIG REWRITE`). `appendonly` is refused:
-    /// turning the AOF on starts a rewrite this version does not model.
-    pub fn config_set(&mut self, directive: &str, value: &ConfigValue) -> Result<(), String> {
+    /// `CONFIG SET directive value` at `now` (the name canonical, the value
+    /// checked when the scenario was loaded): from now on the node runs with
+    /// it, after the directive's apply function (`config.c`). A restart
+    /// forgets it (no `CONFIG REWRITE`). `appendonly` is refused: turning
+    /// the AOF on starts a rewrite this version does not model.
+    pub fn config_set(
+        &mut self,
+        now: SimTime,
+        directive: &str,
+        value: &ConfigValue,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), String> {
         if directive == "appendonly" {
             return Err("CONFIG SET appendonly is not modelled yet (the AOF rewrite it starts); the command was skipped".into());
         }
+        self.set_now(now);
         self.setup.config.set(directive, value)?;
         match directive {
             "maxmemory-policy" | "maxmemory-samples" | "lfu-log-factor" | "lfu-decay-time" => {
@@ -965,9 +987,51 @@ impl Node {
                 let me = self.myself;
                 self.nm(me).ip = self.announce_ip;
             }
+            "maxmemory" => self.update_maxmemory(out),
+            // `updateReplBacklogSize`: `resizeReplicationBacklog`.
+            "repl-backlog-size" => {
+                let cfg = &mut self.setup.config;
+                cfg.repl_backlog_size_bytes = cfg
+                    .repl_backlog_size_bytes
+                    .max(CONFIG_REPL_BACKLOG_MIN_SIZE);
+                self.with_repl(out, |r, now, ctx, _| {
+                    r.resize_replication_backlog(now, ctx.config)
+                });
+            }
+            // `updateGoodSlaves`: `refreshGoodSlavesCount`.
+            "min-replicas-to-write" | "min-replicas-max-lag" => {
+                self.with_repl(out, |r, now, ctx, _| {
+                    r.refresh_good_slaves_count_at(now, ctx.config)
+                });
+            }
+            // `updateClusterAnnouncedPort`: `clusterUpdateMyselfAnnouncedPorts`;
+            // the next messages' headers carry them.
+            "cluster-announce-port" | "cluster-announce-bus-port" | "cluster-announce-tls-port" => {
+                let me = self.myself;
+                (self.nm(me).port, self.nm(me).cport) = self.derive_announced_ports();
+            }
             _ => {}
         }
+        self.before_sleep(out);
+        self.record_peak_memory();
         Ok(())
+    }
+
+    /// `deriveAnnouncedPorts` (without TLS): my client port and bus port
+    /// as I announce them, `cluster-announce-port` and
+    /// `cluster-announce-bus-port` if set, else my port and port + 10000.
+    fn derive_announced_ports(&self) -> (u16, u32) {
+        let cfg = &self.setup.config;
+        let port = self.setup.port;
+        let announced_port = match cfg.cluster_announce_port {
+            0 => port,
+            p => p,
+        };
+        let announced_cport = match cfg.cluster_announce_bus_port {
+            0 => u32::from(port) + 10000,
+            p => u32::from(p),
+        };
+        (announced_port, announced_cport)
     }
 
     // ----- read-only views ----------------------------------------------------

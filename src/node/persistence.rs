@@ -32,8 +32,19 @@
 //! if rewritten with its RDB preamble, `aof-use-rdb-preamble yes`); clients
 //! get `-LOADING` meanwhile and `serverCron` does not run.
 //!
+//! A BGSAVE to disk, a save point's or a full sync's (`rdbSaveBackground`
+//! from `startBgsaveForReplication`), records its start (`dirty_before_bgsave`,
+//! `lastbgsave_try`) and, done, the save (`backgroundSaveDoneHandlerDisk`:
+//! `dirty`, `lastsave`, `lastbgsave_status`); a diskless sync's child
+//! (`backgroundSaveDoneHandlerSocket`) touches none of them. A `fork()`
+//! fails with `Cannot allocate memory` when the host's free memory is
+//! smaller than the node's (`vm.overcommit_memory` 0): `lastbgsave_status`
+//! is `err` and `serverCron` tries a save point again only
+//! `CONFIG_BGSAVE_RETRY_DELAY` (5 s) after the failed attempt.
+//!
 //! Not modelled: AOF rewrites (`auto-aof-rewrite-*`) and their fork, a
-//! failing BGSAVE, `SAVE`/`BGSAVE`/`SHUTDOWN` commands, and a BGSAVE child
+//! BGSAVE child failing to write, `-MISCONF` (`stop-writes-on-bgsave-error`),
+//! `SAVE`/`BGSAVE`/`SHUTDOWN` commands, and a BGSAVE child
 //! outliving its killed parent (it dies with it here).
 
 use std::rc::Rc;
@@ -44,13 +55,17 @@ use super::config::Appendfsync;
 use super::keyspace::Keyspace;
 use super::mstime;
 use super::replication::rdb::{self, RdbSnapshot};
-use super::replication::{apply_replicated, ReplCommand};
+use super::replication::{apply_replicated, ReplCommand, ReplNote};
 use super::{Effect, Node};
 
 /// How long the OS keeps a written page dirty before writing it back by
 /// itself (`vm.dirty_expire_centisecs` = 3000): what `appendfsync no` has
 /// on disk when the machine dies.
 pub const OS_WRITEBACK_US: SimTime = 30_000_000;
+
+/// `CONFIG_BGSAVE_RETRY_DELAY`: seconds after a failed BGSAVE before a save
+/// point tries again.
+const CONFIG_BGSAVE_RETRY_DELAY: i64 = 5;
 
 /// What persistence asks of the disk, and tells observers.
 #[derive(Clone, Debug)]
@@ -61,6 +76,8 @@ pub enum PersistEffect {
         used_memory: u64,
         rdb_bytes: u64,
     },
+    /// `fork()` of a save point's BGSAVE failed (`Cannot allocate memory`).
+    ForkFailed,
     /// A BGSAVE finished, or a replica received its master's RDB: this is
     /// `dump.rdb` now (written, fsynced and renamed).
     RdbSaved { rdb: Rc<RdbSnapshot> },
@@ -97,6 +114,10 @@ pub struct Persistence {
     dirty_before_bgsave: u64,
     /// `server.lastsave` (Unix seconds): at start the dataset counts as saved.
     lastsave_s: i64,
+    /// `server.lastbgsave_try` (Unix seconds).
+    lastbgsave_try_s: i64,
+    /// `server.lastbgsave_status == C_OK`.
+    lastbgsave_ok: bool,
     child: Option<SaveChild>,
     /// `server.aof_last_fsync` (Unix seconds).
     aof_last_fsync_s: i64,
@@ -113,6 +134,8 @@ impl Persistence {
             dirty: 0,
             dirty_before_bgsave: 0,
             lastsave_s: unixtime,
+            lastbgsave_try_s: 0,
+            lastbgsave_ok: true,
             child: None,
             aof_last_fsync_s: unixtime,
             aof_unsynced: false,
@@ -127,6 +150,32 @@ impl Persistence {
 
     pub(super) fn loading_until(&self) -> SimTime {
         self.loading_until
+    }
+
+    /// `rdbSaveBackground` before its `fork()`.
+    fn bgsave_start(&mut self, unixtime: i64) {
+        self.dirty_before_bgsave = self.dirty;
+        self.lastbgsave_try_s = unixtime;
+    }
+
+    /// `backgroundSaveDoneHandlerDisk` after a successful child.
+    fn bgsave_done(&mut self, unixtime: i64) {
+        self.dirty -= self.dirty_before_bgsave.min(self.dirty);
+        self.lastsave_s = unixtime;
+        self.lastbgsave_ok = true;
+    }
+
+    /// `INFO persistence`'s fields redsim models, in Redis's order;
+    /// `loading` and `bgsave_in_progress` are the process's.
+    pub(super) fn info(&self, loading: bool, bgsave_in_progress: bool) -> String {
+        format!(
+            "# Persistence\r\nloading:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n",
+            u8::from(loading),
+            self.dirty,
+            u8::from(bgsave_in_progress),
+            self.lastsave_s,
+            if self.lastbgsave_ok { "ok" } else { "err" },
+        )
     }
 }
 
@@ -237,15 +286,16 @@ impl Node {
         if let Some(child) = &p.child {
             if child.done_at <= self.now {
                 let child = p.child.take().expect("checked above");
-                p.dirty -= p.dirty_before_bgsave.min(p.dirty);
-                p.lastsave_s = unixtime;
+                p.bgsave_done(unixtime);
                 out.push(Effect::Persist(PersistEffect::RdbSaved { rdb: child.rdb }));
                 // `checkChildrenDone` starts the fork replicas wait for.
                 self.with_repl(out, |r, now, ctx, o| r.child_exited(now, ctx, o));
             }
         } else if !self.repl.has_child() {
+            let retry =
+                unixtime - p.lastbgsave_try_s > CONFIG_BGSAVE_RETRY_DELAY || p.lastbgsave_ok;
             let due = self.setup.config.save.iter().any(|&(seconds, changes)| {
-                p.dirty >= changes && unixtime - p.lastsave_s > seconds as i64
+                p.dirty >= changes && unixtime - p.lastsave_s > seconds as i64 && retry
             });
             if due {
                 self.rdb_save_background(out);
@@ -256,21 +306,51 @@ impl Node {
     /// `rdbSaveBackground`: fork; the child writes the keyspace as it is
     /// now, with `rdbPopulateSaveInfo`'s replication info.
     fn rdb_save_background(&mut self, out: &mut Vec<Effect>) {
+        self.persist.bgsave_start(self.now_ms / 1000);
+        if self.fork_enomem() {
+            self.persist.lastbgsave_ok = false;
+            out.push(Effect::Persist(PersistEffect::ForkFailed));
+            return;
+        }
+        self.repl.stats.total_forks += 1;
         let used_memory = self.keyspace.used_memory();
         let rsi = self.repl.rdb_save_info();
         let snapshot = RdbSnapshot::take(&self.keyspace, self.now_ms / 1000, rsi);
         let fork_us = rdb::fork_us(used_memory);
-        let p = &mut self.persist;
-        p.dirty_before_bgsave = p.dirty;
         out.push(Effect::Persist(PersistEffect::Fork {
             fork_us,
             used_memory,
             rdb_bytes: snapshot.rdb_bytes,
         }));
-        p.child = Some(SaveChild {
+        self.persist.child = Some(SaveChild {
             done_at: self.now + fork_us + rdb::rdb_save_us(used_memory),
             rdb: snapshot,
         });
+    }
+
+    /// What a replication BGSAVE to disk (`rdbSaveBackground` from
+    /// `startBgsaveForReplication`) does to my persistence state: its
+    /// `fork()` (successful or not), and its end (`backgroundSaveDoneHandler`:
+    /// the disk handler after a child that was not killed). A diskless
+    /// sync's child changes none of it.
+    pub(super) fn persist_repl_note(&mut self, note: &ReplNote) {
+        let unixtime = self.now_ms / 1000;
+        let p = &mut self.persist;
+        match note {
+            ReplNote::Fork {
+                diskless: false, ..
+            } => p.bgsave_start(unixtime),
+            ReplNote::ForkFailed { diskless: false } => {
+                p.bgsave_start(unixtime);
+                p.lastbgsave_ok = false;
+            }
+            ReplNote::ChildDone {
+                ok: true,
+                diskless: false,
+                ..
+            } => p.bgsave_done(unixtime),
+            _ => {}
+        }
     }
 
     /// `call()`'s `server.dirty++` and `feedAppendOnlyFile` for `commands`

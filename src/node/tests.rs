@@ -182,7 +182,7 @@ impl Net {
                     }
                 }
                 // This harness carries the bus only.
-                Effect::Repl(_) | Effect::Persist(_) => {}
+                Effect::Repl(_) | Effect::Persist(_) | Effect::MaxmemoryBelowUsage { .. } => {}
                 Effect::Close { link } => {
                     self.pending_connects
                         .retain(|p| !(p.0 == from && p.1 == link));

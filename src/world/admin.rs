@@ -1349,8 +1349,11 @@ impl World {
     /// `rand()` with the time at each pick, so within a second every pick
     /// is the same master: one draw here), those with keys in one master
     /// to it, those with keys in several to the one with the most, the
-    /// others' keys moved to it. redis-cli prints `>>> Covering slot <n>
-    /// with <addr>` for each slot; here one line per run of slots.
+    /// others' keys moved to it. Each case's slots are listed, then each
+    /// slot gets its `>>> Covering slot <n> ...` line, as redis-cli prints
+    /// them (all at the time of the plan; redis-cli prints each before
+    /// its commands). redis-cli takes the slots in the order of its
+    /// `clusterManagerUncoveredSlots` dict (a hash order); here ascending.
     fn cover_slots(&mut self, slots: &[u16], now: SimTime) {
         let nodes = self.manager.job.as_ref().expect("a job").loaded.clone();
         let masters = all_masters(&nodes);
@@ -1370,7 +1373,6 @@ impl World {
             }
         }
         let mut steps: Vec<Step> = Vec::new();
-        let mut covering: Vec<(u32, Vec<u16>)> = Vec::new();
         if !none.is_empty() {
             self.manager_log(
                 now,
@@ -1381,9 +1383,9 @@ impl World {
             );
             let m = masters[self.manager.rng.random_range(0..masters.len())];
             for &slot in &none {
+                self.log_covering(slot, m, now);
                 steps.extend(set_slot_owner(m, slot, false));
             }
-            covering.push((m, none));
         }
         if !single.is_empty() {
             self.manager_log(
@@ -1395,11 +1397,8 @@ impl World {
             );
             for &slot in &single {
                 let m = holders(self, slot)[0].1;
+                self.log_covering(slot, m, now);
                 steps.extend(set_slot_owner(m, slot, false));
-                match covering.iter_mut().find(|(p, _)| *p == m) {
-                    Some((_, s)) => s.push(slot),
-                    None => covering.push((m, vec![slot])),
-                }
             }
         }
         if !multi.is_empty() {
@@ -1439,19 +1438,19 @@ impl World {
                 }
             }
         }
-        for (m, s) in covering {
-            let mut ranges = String::new();
-            crate::node::render::write_slot_ranges(&mut ranges, slot_runs(&s).into_iter());
-            let line = format!(
-                ">>> Covering slot{ranges} with {}",
-                self.procs[m as usize].addr
-            );
-            self.manager_log(now, line);
-        }
         let job = self.manager.job.as_mut().expect("a job");
         for s in steps.into_iter().rev() {
             job.steps.push_front(s);
         }
+    }
+
+    /// `>>> Covering slot <slot> with <ip>:<port>` (master `m`).
+    fn log_covering(&mut self, slot: u16, m: u32, now: SimTime) {
+        let line = format!(
+            ">>> Covering slot {slot} with {}",
+            self.procs[m as usize].addr
+        );
+        self.manager_log(now, line);
     }
 
     /// `clusterManagerFixOpenSlot` for `slot`: its owners (by

@@ -236,6 +236,20 @@ impl Replication {
             || self.master.repl_good_slaves_count >= cfg.min_replicas_to_write
     }
 
+    /// `refreshGoodSlavesCount` at `now` (`CONFIG SET min-replicas-*`).
+    pub fn refresh_good_slaves_count_at(&mut self, now: SimTime, cfg: &Config) {
+        self.set_time(now);
+        self.refresh_good_slaves_count(cfg);
+    }
+
+    /// `resizeReplicationBacklog` at `now` (`CONFIG SET repl-backlog-size`,
+    /// at least `CONFIG_REPL_BACKLOG_MIN_SIZE`): trim the backlog to the
+    /// new size.
+    pub fn resize_replication_backlog(&mut self, now: SimTime, cfg: &Config) {
+        self.set_time(now);
+        self.buf.trim(cfg.repl_backlog_size_bytes);
+    }
+
     /// `refreshGoodSlavesCount`.
     fn refresh_good_slaves_count(&mut self, cfg: &Config) {
         if cfg.min_replicas_to_write == 0 || cfg.min_replicas_max_lag_s == 0 {
@@ -696,7 +710,7 @@ impl Replication {
         cfg: &Config,
         out: &mut Vec<ReplEffect>,
     ) {
-        out.push(ReplEffect::Note(ReplNote::ForkFailed));
+        out.push(ReplEffect::Note(ReplNote::ForkFailed { diskless }));
         for link in self.master.slaves.clone() {
             if self.master.slave(link).map(|s| s.replstate) != Some(SlaveReplState::WaitBgsaveStart)
             {
@@ -789,6 +803,7 @@ impl Replication {
         let ok = !child.killed;
         out.push(ReplEffect::Note(ReplNote::ChildDone {
             ok,
+            diskless: child.diskless,
             cow_bytes: rdb::cow_bytes(child.writes, child.used_memory),
         }));
         // A child is only killed once no replica waits for it (`freeClient`,

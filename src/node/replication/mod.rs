@@ -82,6 +82,10 @@ pub const WRONGPASS_ERR: &str = "WRONGPASS invalid username-password pair or use
 pub const AUTH_NOPASS_ERR: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 /// What replicas waiting for a full sync get when its `fork()` failed
 /// (`startBgsaveForReplication`).
+/// `CONFIG_REPL_BACKLOG_MIN_SIZE`: `CONFIG SET repl-backlog-size` raises a
+/// smaller value to it (`resizeReplicationBacklog`).
+pub const CONFIG_REPL_BACKLOG_MIN_SIZE: u64 = 16 * 1024;
+
 pub const BGSAVE_FAILED_ERR: &str = "ERR BGSAVE failed, replication can't continue";
 /// `syncCommand` on a replica whose own link is down.
 pub const NOMASTERLINK_ERR: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
@@ -305,10 +309,14 @@ pub enum ReplNote {
     /// Master: `fork()` for a replication BGSAVE failed ("Can't save in
     /// background: fork: Cannot allocate memory"): the replicas waiting for
     /// it got an error and were dropped.
-    ForkFailed,
-    /// Master: the child exited (`ok` false: killed), after `cow_bytes` of
-    /// copy-on-write.
-    ChildDone { ok: bool, cow_bytes: u64 },
+    ForkFailed { diskless: bool },
+    /// Master: the child (`diskless`, or writing to disk) exited (`ok`
+    /// false: killed), after `cow_bytes` of copy-on-write.
+    ChildDone {
+        ok: bool,
+        diskless: bool,
+        cow_bytes: u64,
+    },
     /// Master: a replica was dropped.
     ReplicaDropped { link: LinkId, reason: DropReason },
     /// Master: a replica went online (`replicaPutOnline`).
@@ -323,6 +331,10 @@ pub enum ReplNote {
     Applied { reploff: i64, commands: usize },
     /// Replica: the link with the master went down.
     MasterLinkDown,
+    /// Replica: the master answered `PSYNC` with `reply`, neither a
+    /// resynchronization nor an error it understands (`Unexpected reply to
+    /// PSYNC from master: <reply>` in Redis's log): it falls back to `SYNC`.
+    PsyncUnexpectedReply { reply: String },
     /// Replica: the master answered the sync with an error (`MASTER
     /// aborted replication with an error: <error>` in Redis's log).
     SyncAborted { error: String },

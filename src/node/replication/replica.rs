@@ -468,7 +468,15 @@ impl Replication {
             }
             // Any other reply: the master does not support PSYNC. Retry
             // with SYNC; its reply is read as the transfer's first line.
-            _ => {
+            // An error but `-ERR` is logged as unexpected (at warning
+            // level; `-ERR` at notice level).
+            other => {
+                if let ReplMsg::Error(e) = other {
+                    if !e.starts_with("ERR") {
+                        let reply = format!("-{e}");
+                        out.push(ReplEffect::Note(ReplNote::PsyncUnexpectedReply { reply }));
+                    }
+                }
                 out.push(ReplEffect::Send {
                     link,
                     msg: ReplMsg::Sync,
