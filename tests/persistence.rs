@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use redsim::client::{Cmd, Outcome};
 use redsim::engine::{SimTime, SEC};
 use redsim::node::keyspace::{Executed, Reply};
 use redsim::node::route::ClientFlags;
@@ -420,5 +421,61 @@ fn a_save_points_fork_fails_without_memory_and_is_retried_after_5_seconds() {
         sim.world.warnings[0].starts_with("node-1: fork() for a save point's BGSAVE failed at"),
         "{:?}",
         sim.world.warnings
+    );
+}
+
+/// After a failed BGSAVE (save points set, `stop-writes-on-bgsave-error
+/// yes`, Redis's default) a master refuses its clients' writes with
+/// `-MISCONF` and keeps serving reads; with `stop-writes-on-bgsave-error
+/// no` the writes go on.
+#[test]
+fn writes_get_misconf_after_a_failed_bgsave_unless_stop_writes_is_off() {
+    const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+    let toml = |stop: &str| {
+        format!(
+            "duration = \"12s\"\n[cluster]\nnodes = 3\nreplicas = 0\n\
+             host_memory = \"64mb\"\novercommit_memory = 0\n[config]\nsave = \"1 1\"\n\
+             stop-writes-on-bgsave-error = \"{stop}\"\n\
+             [[workload]]\nclients = 10\nrate = 15000\nkeys = 60000\nslots = \"0-5460\"\n\
+             read_ratio = 0.2\nvalue_size = 2000\nstart = \"3s\"\nstop = \"10s\"\n"
+        )
+    };
+    let sim = run(&toml("yes"), 1);
+    let first_failure = data_events(&sim, 0)
+        .iter()
+        .find(|(_, e)| {
+            matches!(
+                e,
+                DataEvent::ForkFailed {
+                    for_replication: false
+                }
+            )
+        })
+        .map(|&(t, _)| t)
+        .expect("the save point's fork fails");
+    let c = &sim.world.clients;
+    let refused: Vec<_> = c
+        .ops
+        .iter()
+        .filter(|r| r.outcome == Outcome::Error)
+        .collect();
+    assert!(refused.len() > 1000, "{}", refused.len());
+    for r in &refused {
+        assert!(r.cmd.is_write() && r.done > first_failure, "{r:?}");
+        assert_eq!(c.errors.text(r.error), Some(MISCONF));
+    }
+    // Writes before the failure went through, reads all along.
+    assert!(c.ops.iter().any(|r| r.cmd.is_write() && r.outcome.is_ok()));
+    assert!(c
+        .ops
+        .iter()
+        .filter(|r| r.cmd == Cmd::Get)
+        .all(|r| r.outcome.is_ok()));
+
+    let sim = run(&toml("no"), 1);
+    let c = &sim.world.clients;
+    assert!(
+        c.ops.iter().all(|r| r.outcome.is_ok()),
+        "no MISCONF with stop-writes-on-bgsave-error no"
     );
 }

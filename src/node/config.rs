@@ -212,6 +212,9 @@ pub struct Config {
     pub appendfsync: Appendfsync,
     /// `save`: (seconds, changes) points; empty = RDB snapshots disabled.
     pub save: Vec<(u64, u64)>,
+    /// `stop-writes-on-bgsave-error`: writes get `-MISCONF` after a failed
+    /// BGSAVE (while save points are set).
+    pub stop_writes_on_bgsave_error: bool,
     /// `maxmemory`, bytes; 0 = no limit.
     pub maxmemory_bytes: u64,
     /// `maxmemory-policy`.
@@ -293,6 +296,7 @@ impl Default for Config {
             appendonly: false,
             appendfsync: Appendfsync::Everysec,
             save: vec![(3600, 1), (300, 100), (60, 10000)],
+            stop_writes_on_bgsave_error: true,
             maxmemory_bytes: 0,
             maxmemory_policy: MemoryPolicy::DEFAULT.maxmemory_policy,
             maxmemory_samples: MemoryPolicy::DEFAULT.maxmemory_samples,
@@ -359,6 +363,7 @@ pub const DIRECTIVES: &[&str] = &[
     "requirepass",
     "save",
     "shutdown-timeout",
+    "stop-writes-on-bgsave-error",
 ];
 
 /// Old `slave` names and the directive they stand for.
@@ -685,6 +690,7 @@ impl Config {
             "appendonly" => self.appendonly = get_bool(v)?,
             "appendfsync" => self.appendfsync = get_enum(v, &APPENDFSYNC)?,
             "save" => self.save = parse_save(v)?,
+            "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error = get_bool(v)?,
             "maxmemory" => self.maxmemory_bytes = get_memory(v)?,
             "maxmemory-policy" => self.maxmemory_policy = get_enum(v, &MAXMEMORY_POLICIES)?,
             "maxmemory-samples" => self.maxmemory_samples = get_u32(v, 1, 64, "")?,

@@ -42,16 +42,22 @@
 //! is `err` and `serverCron` tries a save point again only
 //! `CONFIG_BGSAVE_RETRY_DELAY` (5 s) after the failed attempt.
 //!
+//! After a failed BGSAVE, with save points set and
+//! `stop-writes-on-bgsave-error yes`, clients' writes get `-MISCONF`
+//! (`writeCommandsDeniedByDiskError`) until a BGSAVE succeeds.
+//!
 //! Not modelled: AOF rewrites (`auto-aof-rewrite-*`) and their fork, a
-//! BGSAVE child failing to write, `-MISCONF` (`stop-writes-on-bgsave-error`),
-//! `SAVE`/`BGSAVE`/`SHUTDOWN` commands, and a BGSAVE child
-//! outliving its killed parent (it dies with it here).
+//! BGSAVE child failing to write, AOF write errors, a replica applying its
+//! master's write while its own BGSAVE failed (Redis panics unless
+//! `replica-ignore-disk-write-errors`), `SAVE`/`BGSAVE`/`SHUTDOWN`
+//! commands, and a BGSAVE child outliving its killed parent (it dies with
+//! it here).
 
 use std::rc::Rc;
 
 use crate::engine::SimTime;
 
-use super::config::Appendfsync;
+use super::config::{Appendfsync, Config};
 use super::keyspace::Keyspace;
 use super::mstime;
 use super::replication::rdb::{self, RdbSnapshot};
@@ -66,6 +72,9 @@ pub const OS_WRITEBACK_US: SimTime = 30_000_000;
 /// `CONFIG_BGSAVE_RETRY_DELAY`: seconds after a failed BGSAVE before a save
 /// point tries again.
 const CONFIG_BGSAVE_RETRY_DELAY: i64 = 5;
+
+/// `shared.bgsaveerr`, without the leading `-`.
+pub const MISCONF_ERR: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
 
 /// What persistence asks of the disk, and tells observers.
 #[derive(Clone, Debug)]
@@ -141,6 +150,12 @@ impl Persistence {
             aof_unsynced: false,
             loading_until: 0,
         }
+    }
+
+    /// `writeCommandsDeniedByDiskError`'s RDB case: the last BGSAVE failed,
+    /// save points are set and `stop-writes-on-bgsave-error yes`.
+    pub fn writes_denied_by_disk_error(&self, cfg: &Config) -> bool {
+        cfg.stop_writes_on_bgsave_error && !cfg.save.is_empty() && !self.lastbgsave_ok
     }
 
     /// A save point's child is running (`hasActiveChildProcess`, my part).

@@ -19,9 +19,10 @@
 //! Left out because nothing can produce them yet: MULTI/EXEC (all queued
 //! commands are routed together), MIGRATE (served locally in an open slot),
 //! shard pub/sub (`cluster-allow-pubsubshard-when-down`), TLS plaintext
-//! ports in redirections, `CLIENT PAUSE ALL`, and the other checks
-//! `processCommand()` makes between the redirection and the pause (OOM,
-//! MISCONF, MASTERDOWN, BUSY). `-READONLY You can't write against a read
+//! ports in redirections, `CLIENT PAUSE ALL`, and two of the checks
+//! `processCommand()` makes between the redirection and the pause
+//! (MASTERDOWN, BUSY; the OOM and MISCONF checks are made, the first in
+//! `serve.rs`). `-READONLY You can't write against a read
 //! only replica.` is checked, but cannot happen to a command with keys in
 //! cluster mode: a replica redirects a keyed write to its master
 //! (`-MOVED`) before that check; with cluster mode off (`replicaof`) it is
@@ -32,6 +33,7 @@ use super::command_table::{
     CMD_WRITE,
 };
 use super::config::EndpointType;
+use super::persistence::MISCONF_ERR;
 use super::render::{ip_str, CommandError};
 use super::replication::{LOADING_ERR, NOREPLICAS_ERR};
 use super::slots::key_hash_slot;
@@ -216,7 +218,15 @@ impl Node {
         cmd: &'static CommandSpec,
         client: ClientFlags,
     ) -> Result<(), Verdict> {
-        // processCommand's MISCONF check would come here.
+        // `-MISCONF`: writes refused after a failed BGSAVE, but my
+        // master's (Redis panics then, unless
+        // `replica-ignore-disk-write-errors`: not modelled).
+        if cmd.flags & CMD_WRITE != 0
+            && client.kind != ClientKind::Master
+            && self.persist.writes_denied_by_disk_error(&self.setup.config)
+        {
+            return Err(Verdict::Error(MISCONF_ERR.into()));
+        }
         if cmd.flags & CMD_WRITE != 0 && !self.repl.check_good_replicas_status(&self.setup.config) {
             return Err(Verdict::Error(NOREPLICAS_ERR.into()));
         }
