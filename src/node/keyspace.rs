@@ -251,7 +251,6 @@ pub fn key_memory(key_len: usize, entry: &Entry) -> u64 {
     DICT_ENTRY + sds_size(key_len as u64) + value + expire
 }
 
-/// A command as an owned argument vector (what is propagated).
 fn arity_error(name: &str) -> Reply {
     Reply::Error(format!(
         "ERR wrong number of arguments for '{}' command",
@@ -555,8 +554,6 @@ impl Keyspace {
         replica: bool,
         caller: Caller,
     ) -> Executed {
-        let mut propagate = Vec::new();
-        self.now_ms = now_ms;
         // The arguments as slices, without allocating for short commands.
         const SHORT: usize = 8;
         let mut short: [&[u8]; SHORT] = [&[]; SHORT];
@@ -570,23 +567,40 @@ impl Keyspace {
             long = argv.iter().map(AsRef::as_ref).collect();
             &long
         };
-        let reply = self.run(args, now_ms, replica, caller, &mut propagate);
+        match lookup_command(args) {
+            Ok(spec) => self.execute_command(spec.name, args, now_ms, replica, caller),
+            Err(e) => Executed {
+                reply: Reply::Error(e),
+                propagate: Vec::new(),
+            },
+        }
+    }
+
+    /// [`Keyspace::execute`] of a command already looked up: `name` is its
+    /// name in the command table (what `processCommand` found).
+    pub fn execute_command(
+        &mut self,
+        name: &str,
+        argv: &[&[u8]],
+        now_ms: i64,
+        replica: bool,
+        caller: Caller,
+    ) -> Executed {
+        let mut propagate = Vec::new();
+        self.now_ms = now_ms;
+        let reply = self.run(name, argv, now_ms, replica, caller, &mut propagate);
         Executed { reply, propagate }
     }
 
     fn run(
         &mut self,
+        name: &str,
         argv: &[&[u8]],
         now: i64,
         replica: bool,
         caller: Caller,
         prop: &mut Vec<Rc<ReplCommand>>,
     ) -> Reply {
-        let spec = match lookup_command(argv) {
-            Ok(spec) => spec,
-            Err(e) => return Reply::Error(e),
-        };
-        let name = spec.name;
         // msetGenericCommand's own check: key value pairs.
         if name == "mset" && argv.len().is_multiple_of(2) {
             return arity_error(name);

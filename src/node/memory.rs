@@ -115,7 +115,7 @@ impl Node {
             out.push(Effect::MaxmemoryBelowUsage { maxmemory, used });
         }
         let mut keyspace = std::mem::take(&mut self.keyspace);
-        keyspace.child_active = self.repl.has_child() || self.persist.has_child();
+        keyspace.child_active = self.has_active_child_process();
         let mut evicted = Vec::new();
         self.perform_evictions(&mut keyspace, &mut evicted);
         self.keyspace = keyspace;
@@ -159,7 +159,7 @@ impl Node {
             if !info.is_empty() {
                 info.push_str("\r\n");
             }
-            let bgsave = self.persist.has_child() || self.repl.has_child();
+            let bgsave = self.has_active_child_process();
             info.push_str(&self.persist.info(self.loading(), bgsave));
         }
         if want("stats") {
@@ -191,7 +191,7 @@ impl Node {
     /// are paused. Returns the `DEL`s to propagate.
     pub(super) fn databases_cron(&mut self) -> Vec<Rc<ReplCommand>> {
         let mut dels = Vec::new();
-        if !self.repl.has_child() && !self.persist.has_child() {
+        if !self.has_active_child_process() {
             self.keyspace.try_resize_hash_tables();
         }
         if !self.is_master() || self.writes_paused() || self.repl.replica.loading() {

@@ -608,6 +608,12 @@ impl Node {
         self.repl_out = effects;
     }
 
+    /// `hasActiveChildProcess`: a BGSAVE child runs, a save point's or a
+    /// full sync's.
+    pub(super) fn has_active_child_process(&self) -> bool {
+        self.repl.has_child() || self.persist.has_child()
+    }
+
     /// Whether a `fork()` now fails with `Cannot allocate memory`: my host
     /// has less free memory than I use, with `vm.overcommit_memory` 0.
     fn fork_enomem(&self) -> bool {

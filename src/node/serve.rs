@@ -148,7 +148,7 @@ impl Node {
         client: &mut ClientFlags,
     ) -> (ClientReply, Vec<Rc<ReplCommand>>) {
         let now_ms = self.now_ms;
-        keyspace.child_active = self.repl.has_child() || self.persist.has_child();
+        keyspace.child_active = self.has_active_child_process();
         let routed = {
             let ks: &Keyspace = keyspace;
             self.check_route(argv, *client, &|key| ks.exists_at(key, now_ms))
@@ -212,7 +212,13 @@ impl Node {
             _ => {
                 client.asking = false;
                 let replica = !self.is_master();
-                return ClientReply::Done(keyspace.execute(argv, now_ms, replica, Caller::Client));
+                return ClientReply::Done(keyspace.execute_command(
+                    name,
+                    argv,
+                    now_ms,
+                    replica,
+                    Caller::Client,
+                ));
             }
         };
         client.asking = false;

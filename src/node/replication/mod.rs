@@ -80,12 +80,11 @@ pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 pub const WRONGPASS_ERR: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// AUTH `<password>` to a server without `requirepass` (`authCommand`).
 pub const AUTH_NOPASS_ERR: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
-/// What replicas waiting for a full sync get when its `fork()` failed
-/// (`startBgsaveForReplication`).
 /// `CONFIG_REPL_BACKLOG_MIN_SIZE`: `CONFIG SET repl-backlog-size` raises a
 /// smaller value to it (`resizeReplicationBacklog`).
 pub const CONFIG_REPL_BACKLOG_MIN_SIZE: u64 = 16 * 1024;
-
+/// What replicas waiting for a full sync get when its `fork()` failed
+/// (`startBgsaveForReplication`).
 pub const BGSAVE_FAILED_ERR: &str = "ERR BGSAVE failed, replication can't continue";
 /// `syncCommand` on a replica whose own link is down.
 pub const NOMASTERLINK_ERR: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
