@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use redsim::client::{Cmd, OpRecord, Outcome};
 use redsim::engine::{SimTime, SEC};
 use redsim::node::Note;
 use redsim::scenario::{parse, Format, Scenario};
@@ -170,4 +171,26 @@ pub fn cache_run(
     let ratio = st.keyspace_hits as f64 / (st.keyspace_hits + st.keyspace_misses) as f64;
     assert!(n.used_memory_peak() <= n.maxmemory() + 4096, "{policy:?}");
     (ratio, st.evicted_keys, sim)
+}
+
+/// The client requests answered with an error, after checking that each
+/// was a write refused with `text` and that every read was served (a node
+/// refusing writes and serving reads).
+pub fn writes_refused_with<'a>(sim: &'a Simulation, text: &str) -> Vec<&'a OpRecord> {
+    let c = &sim.world.clients;
+    let refused: Vec<_> = c
+        .ops
+        .iter()
+        .filter(|r| r.outcome == Outcome::Error)
+        .collect();
+    for r in &refused {
+        assert!(r.cmd.is_write(), "{r:?}");
+        assert_eq!(c.errors.text(r.error), Some(text), "{r:?}");
+    }
+    assert!(c
+        .ops
+        .iter()
+        .filter(|r| r.cmd == Cmd::Get)
+        .all(|r| r.outcome.is_ok()));
+    refused
 }
